@@ -1,0 +1,2 @@
+-- back to initial: drop the people table
+DROP TABLE people;

@@ -1,0 +1,3 @@
+-- back to rev2: drop the email index and column
+DROP INDEX people_email_idx;
+ALTER TABLE people DROP COLUMN email;

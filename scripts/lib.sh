@@ -1,0 +1,150 @@
+# shellcheck shell=bash
+# scripts/lib.sh: helpers sourced by scripts/test.sh and scripts/demo.sh.
+#
+#   trek_install_deps          install missing Debian packages (apt-get, quiet)
+#   trek_build_install         build with -Werror and install the extension
+#   trek_cluster_start [NAME]  throwaway PostgreSQL 15 cluster; exports PGHOST,
+#                              PGPORT, PGUSER, PGDATABASE, TREK_CLUSTER_DIR and
+#                              stops/removes it on exit, failure or Ctrl-C
+#   trek_cluster_stop [DIR]    stop one cluster now (default: the last started)
+#
+# Also sets TREK_ROOT (project root), PGBIN and PG_CONFIG. Works from any cwd.
+
+PGBIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PGBIN/pg_config
+TREK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TREK_DEPS="build-essential postgresql-15 postgresql-server-dev-15
+	postgresql-plpython3-15 postgresql-15-cron python3-asyncpg python3-psycopg
+	python3-pytest libicu-dev nodejs npm"
+TREK_CLUSTERS=()
+
+trek_log() { echo "trek: $*" >&2; }
+
+# Run a command as root (directly, or through sudo when we are not root).
+_trek_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"
+	elif command -v sudo >/dev/null; then sudo "$@"
+	else trek_log "need root or sudo to run: $*"; return 1
+	fi
+}
+
+# Run a command as the cluster owner: postgres when we are root, else ourselves.
+# cd / first, so a cwd that postgres cannot enter does not matter.
+_trek_pg() {
+	if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@")
+	else "$@"
+	fi
+}
+
+trek_install_deps() {
+	local pkg missing=() log
+	for pkg in $TREK_DEPS; do
+		# NodeSource's nodejs bundles npm and conflicts with Debian's npm
+		# package, so a working node/npm on PATH counts as installed.
+		case $pkg in
+			nodejs) command -v node >/dev/null && continue ;;
+			npm) command -v npm >/dev/null && continue ;;
+		esac
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null |
+			grep -q 'install ok installed' || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	log=$(mktemp "${TMPDIR:-/tmp}/trek-apt.XXXXXX")
+	trek_log "installing ${missing[*]} (log: $log)"
+	if ! { _trek_root apt-get update &&
+		_trek_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+			--no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}"
+	} >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		trek_log "package installation failed (full log: $log)"
+		return 1
+	fi
+	rm -f "$log"
+}
+
+trek_build_install() {
+	make -C "$TREK_ROOT" -s PG_CONFIG="$PG_CONFIG" \
+		PG_CFLAGS="-Wall -Wextra -Werror -Wno-unused-parameter" &&
+	_trek_root make -C "$TREK_ROOT" -s PG_CONFIG="$PG_CONFIG" install
+}
+
+# Print the first TCP port from 54321 on that nothing listens to.
+_trek_free_port() {
+	local port=${1:-54321}
+	while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+		port=$((port + 1))
+	done
+	echo "$port"
+}
+
+trek_cluster_start() {
+	local name=${1:-trek} dir locale=C port _
+	if [ "$(id -u)" -eq 0 ] && ! _trek_pg test -r "$TREK_ROOT" -a -x "$TREK_ROOT"; then
+		trek_log "the server runs as OS user postgres, which cannot read $TREK_ROOT"
+		trek_log "make each parent directory traversable (chmod o+x DIR) or clone the project elsewhere (e.g. under /tmp)"
+		return 1
+	fi
+	locale -a 2>/dev/null | grep -qix 'c\.utf-\?8' && locale=C.UTF-8
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/trek-$name.XXXXXX") || return	# mode 700
+	TREK_CLUSTERS+=("$dir")
+	trap trek_cluster_stop_all EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM HUP
+	mkdir "$dir/sock" || return
+	if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$dir" || return; fi
+	if ! _trek_pg "$PGBIN/initdb" -D "$dir/data" --auth=trust -U postgres \
+		-E UTF8 --locale="$locale" >"$dir/initdb.log" 2>&1; then
+		cat "$dir/initdb.log" >&2
+		trek_log "initdb failed"
+		return 1
+	fi
+	cat >>"$dir/data/postgresql.conf" <<-EOF
+		# added by scripts/lib.sh
+		listen_addresses = '127.0.0.1'
+		unix_socket_directories = '$dir/sock'
+		shared_preload_libraries = 'pg_cron'
+		cron.database_name = 'postgres'
+		cron.host = '$dir/sock'
+	EOF
+	# Another process may grab the port between the check and the start: retry.
+	port=54321
+	for _ in 1 2 3 4 5; do
+		port=$(_trek_free_port "$port")
+		if _trek_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
+			-o "-p $port" -w -t 60 start >"$dir/pg_ctl.log" 2>&1; then
+			export PGHOST=$dir/sock PGPORT=$port PGUSER=postgres \
+				PGDATABASE=postgres TREK_CLUSTER_DIR=$dir
+			trek_log "cluster $name up on port $port ($dir)"
+			return 0
+		fi
+		port=$((port + 1))
+	done
+	tail -n 20 "$dir/server.log" >&2
+	trek_log "could not start the cluster (log: $dir/server.log)"
+	return 1
+}
+
+trek_cluster_stop() {
+	local dir=${1:-${TREK_CLUSTER_DIR:-}} i
+	[ -n "$dir" ] || return 0
+	if [ -f "$dir/data/postmaster.pid" ]; then
+		_trek_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop \
+			>>"$dir/pg_ctl.log" 2>&1 || true
+	fi
+	rm -rf "$dir"
+	for i in "${!TREK_CLUSTERS[@]}"; do
+		[ "${TREK_CLUSTERS[$i]}" = "$dir" ] && unset 'TREK_CLUSTERS[i]'
+	done
+	if [ "$dir" = "${TREK_CLUSTER_DIR:-}" ]; then
+		unset PGHOST PGPORT PGUSER PGDATABASE TREK_CLUSTER_DIR
+	fi
+	return 0
+}
+
+# EXIT trap: stop every cluster this shell started.
+trek_cluster_stop_all() {
+	local dir
+	for dir in "${TREK_CLUSTERS[@]}"; do
+		trek_cluster_stop "$dir"
+	done
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# scripts/test.sh: install dependencies, build and install trek, start a
+# throwaway cluster, run the pg_regress suite (make installcheck) and, when
+# test/integration/test_*.py exist, pytest against the same cluster.
+# The last line is always "N passed, M failed"; exit 0 only if all passed
+# and at least one test ran.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$TREK_ROOT"
+
+passed=0 failed=0
+rm -rf results regression.diffs regression.out
+
+finish() {
+	trek_cluster_stop_all
+	if [ "$failed" -gt 0 ] && [ -s regression.diffs ]; then
+		echo "---- regression.diffs (first 300 lines) ----"
+		head -n 300 regression.diffs
+	fi
+	[ "$passed" -eq 0 ] && [ "$failed" -eq 0 ] && echo "trek: no test ran"
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+	exit
+}
+
+# A setup step that fails counts as one failed test.
+setup() {
+	"$@" || { echo "trek: $* failed"; failed=1; finish; }
+}
+
+setup trek_install_deps
+setup trek_build_install
+setup trek_cluster_start test
+export TREK_ROOT PGBIN PG_CONFIG
+log=$TREK_CLUSTER_DIR/test-output.log	# removed with the cluster
+
+echo "== pg_regress (make installcheck)"
+rc=0
+make installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$log" || rc=$?
+# PG15: "test NAME ... ok  12 ms" / "... FAILED"; PG16+ TAP: "ok 1 - NAME".
+p=$(grep -cE '\.\.\. +ok( |$)|^ok [0-9]+ ' "$log" || true)
+f=$(grep -cE '\.\.\. +(FAILED|failed)|^not ok [0-9]+ ' "$log" || true)
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1	# pg_regress broke before counting
+passed=$((passed + p)) failed=$((failed + f))
+
+if compgen -G "test/integration/test_*.py" >/dev/null; then
+	# Debian's interpreter: the one python3-pytest/psycopg/asyncpg belong to
+	# (an earlier python3 on PATH, e.g. pyenv's, lacks them).
+	echo "== pytest (test/integration)"
+	rc=0
+	PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+		test/integration 2>&1 | tee "$log" || rc=$?
+	summary=$(grep -E '^=* ?[0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed|warnings?)\b' \
+		"$log" | tail -n 1 || true)
+	count() { grep -oE "[0-9]+ $1" <<<"$summary" | grep -oE '^[0-9]+' || echo 0; }
+	p=$(count passed)
+	f=$(($(count failed) + $(count 'errors?')))
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && [ "$f" -eq 0 ] && f=1	# 5: none collected
+	passed=$((passed + p)) failed=$((failed + f))
+fi
+
+finish

@@ -1,0 +1,459 @@
+/*-------------------------------------------------------------------------
+ *
+ * exec.c
+ *	  Running plans through SPI and keeping trek.history.
+ *
+ * Migrations run with the caller's rights, statement by statement, so a
+ * failing statement can be named by file and line.  trek's own state in
+ * schema trek is read and written with the rights of the schema's owner
+ * (the role that created the extension), so callers need no privileges on
+ * it and cannot rewrite it by hand.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "exec.h"
+#include "folder.h"
+#include "guard.h"
+#include "parse.h"
+
+/* first key of trek's advisory locks: "trek" in ASCII */
+#define TREK_LOCK_CLASS 0x7472656b
+
+/* what the error context callback knows about the step being run */
+typedef struct TrekStepInfo
+{
+	const char *file;
+	int			step;
+	int			nsteps;
+	const char *text;			/* file contents once read, else NULL */
+	int			offset;			/* byte offset of the current statement */
+	bool		parsing;		/* inside raw_parser */
+} TrekStepInfo;
+
+static SPIPlanPtr insert_plan = NULL;
+
+static Oid
+state_owner(void)
+{
+	Oid			nsp = get_namespace_oid("trek", false);
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Latest revision of track in trek.history, read with the given snapshot
+ * (NULL: the current one) as the owner of trek's state.  Needs SPI.
+ */
+static char *
+history_current(const char *track, Snapshot snapshot, MemoryContext cxt)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	SPIPlanPtr	plan;
+	int			rc;
+	char	   *result;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(state_owner(),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+
+	args[0] = CStringGetTextDatum(track);
+	plan = SPI_prepare("SELECT to_revision FROM trek.history"
+					   " WHERE track OPERATOR(pg_catalog.=) $1"
+					   " ORDER BY id DESC LIMIT 1",
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare query on trek.history: %s",
+			 SPI_result_code_string(SPI_result));
+	rc = SPI_execute_snapshot(plan, args, NULL, snapshot, InvalidSnapshot,
+							  snapshot == InvalidSnapshot, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read trek.history: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		result = MemoryContextStrdup(cxt, "initial");
+	else
+	{
+		char	   *rev = SPI_getvalue(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1);
+
+		result = MemoryContextStrdup(cxt, rev);
+	}
+	SPI_freeplan(plan);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return result;
+}
+
+/*
+ * The revision track is at: the newest history row's to_revision, or
+ * "initial".
+ */
+char *
+TrekHistoryCurrent(const char *track)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	char	   *result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	result = history_current(track, InvalidSnapshot, callercxt);
+	SPI_finish();
+	return result;
+}
+
+static void
+history_insert(TrekPlan *plan, TrekStep *s, TimestampTz started,
+			   TimestampTz finished, const char *applied_by)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Datum		args[9];
+	int			rc;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(state_owner(),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+
+	if (insert_plan == NULL)
+	{
+		Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID};
+		SPIPlanPtr	p;
+
+		p = SPI_prepare("INSERT INTO trek.history (track, from_revision,"
+						" to_revision, direction, file, sha256, applied_at,"
+						" applied_by, duration)"
+						" VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+						" $9 OPERATOR(pg_catalog.-) $7)",
+						9, argtypes);
+		if (p == NULL)
+			elog(ERROR, "could not prepare insert into trek.history: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		insert_plan = p;
+	}
+	args[0] = CStringGetTextDatum(plan->track);
+	args[1] = CStringGetTextDatum(s->from);
+	args[2] = CStringGetTextDatum(s->to);
+	args[3] = CStringGetTextDatum(plan->direction);
+	args[4] = CStringGetTextDatum(s->file);
+	args[5] = CStringGetTextDatum(s->sha256);
+	args[6] = TimestampTzGetDatum(started);
+	args[7] = CStringGetTextDatum(applied_by);
+	args[8] = TimestampTzGetDatum(finished);
+	rc = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into trek.history: %s",
+			 SPI_result_code_string(rc));
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+/* byte offset of the pos'th character (0-based) of text */
+static int
+char_offset(const char *text, int pos)
+{
+	int			off = 0;
+
+	while (pos-- > 0 && text[off] != '\0')
+		off += pg_mblen(text + off);
+	return off;
+}
+
+static void
+step_context(void *arg)
+{
+	TrekStepInfo *info = (TrekStepInfo *) arg;
+	int			offset = info->offset;
+
+	if (info->parsing)
+	{
+		int			pos = geterrposition();
+
+		if (pos > 0)
+		{
+			offset = char_offset(info->text, pos - 1);
+			errposition(0);		/* it is not a position in the caller's query */
+		}
+	}
+	if (geterrcode() == ERRCODE_OUT_OF_MEMORY)
+		errhint("A plan runs in one transaction. If the lock table is full, raise max_locks_per_transaction or migrate in smaller plans by naming intermediate targets.");
+
+	if (info->text != NULL && offset >= 0)
+		errcontext("migration \"%s\", step %d of %d, line %d",
+				   info->file, info->step, info->nsteps,
+				   TrekLineNumber(info->text, offset));
+	else
+		errcontext("migration \"%s\", step %d of %d",
+				   info->file, info->step, info->nsteps);
+}
+
+/*
+ * Refuse statements that cannot run inside trek's transaction through SPI.
+ */
+static void
+check_statement(TrekStepInfo *info, RawStmt *raw)
+{
+	Node	   *stmt = raw->stmt;
+
+	info->offset = TrekSkipBlanks(info->text, raw->stmt_location,
+								  strlen(info->text));
+	if (IsA(stmt, TransactionStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("transaction control statements are not allowed in migrations"),
+				 errdetail("trek runs the whole plan in one transaction, the caller's."),
+				 errhint("Remove BEGIN, COMMIT, ROLLBACK and SAVEPOINT statements from \"%s\".",
+						 info->file)));
+	if (IsA(stmt, CopyStmt) && ((CopyStmt *) stmt)->filename == NULL &&
+		!((CopyStmt *) stmt)->is_program)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("COPY %s is not supported in migrations",
+						((CopyStmt *) stmt)->is_from ? "FROM STDIN" : "TO STDOUT"),
+				 errhint("Load data with INSERT statements, or COPY from a file on the server.")));
+}
+
+/*
+ * Check and run the SQL text of one migration, statement by statement.
+ */
+static void
+run_sql(TrekStepInfo *info, char *text, int len)
+{
+	int			valid;
+	int			meta;
+	List	   *stmts;
+	ListCell   *lc;
+	MemoryContext stmtcxt;
+	MemoryContext oldcxt;
+
+	/* a UTF-8 byte order mark is not part of the SQL */
+	if (GetDatabaseEncoding() == PG_UTF8 && len >= 3 &&
+		memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+	{
+		memset(text, ' ', 3);
+	}
+
+	info->text = text;
+	valid = pg_encoding_verifymbstr(GetDatabaseEncoding(), text, len);
+	if (valid < len)
+	{
+		info->offset = valid;
+		ereport(ERROR,
+				(errcode(text[valid] == '\0' ? ERRCODE_UNTRANSLATABLE_CHARACTER :
+						 ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("migration \"%s\" is not valid in encoding \"%s\"",
+						info->file, GetDatabaseEncodingName()),
+				 errdetail("%s at byte offset %d.",
+						   text[valid] == '\0' ? "A NUL byte" : "An invalid byte sequence",
+						   valid),
+				 errhint("Save the file in the database encoding.")));
+	}
+
+	meta = TrekFindMetaCommand(text, len);
+	if (meta >= 0)
+	{
+		info->offset = meta;
+		if (meta + 1 < len && text[meta + 1] == '.')
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("COPY FROM STDIN is not supported in migrations"),
+					 errhint("Load data with INSERT statements, or COPY from a file on the server.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("psql meta-commands are not allowed in migrations"),
+				 errhint("trek runs migrations in the server, not in psql: replace backslash commands in \"%s\" with SQL.",
+						 info->file)));
+	}
+
+	info->parsing = true;
+	stmts = raw_parser(text, RAW_PARSE_DEFAULT);
+	info->parsing = false;
+
+	foreach(lc, stmts)
+		check_statement(info, lfirst_node(RawStmt, lc));
+
+	stmtcxt = AllocSetContextCreate(CurrentMemoryContext, "trek statement",
+									ALLOCSET_DEFAULT_SIZES);
+	foreach(lc, stmts)
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+		int			start = raw->stmt_location;
+		int			slen = raw->stmt_len > 0 ? raw->stmt_len : len - start;
+		char	   *sql;
+		int			rc;
+
+		CHECK_FOR_INTERRUPTS();
+		info->offset = TrekSkipBlanks(text, start, start + slen);
+		oldcxt = MemoryContextSwitchTo(stmtcxt);
+		sql = pnstrdup(text + info->offset, start + slen - info->offset);
+		rc = SPI_execute(sql, false, 0);
+		if (rc < 0)
+			elog(ERROR, "could not run statement: %s",
+				 SPI_result_code_string(rc));
+		MemoryContextSwitchTo(oldcxt);
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextReset(stmtcxt);
+	}
+	MemoryContextDelete(stmtcxt);
+}
+
+/*
+ * Re-read, check and run one step.
+ */
+static void
+run_step(TrekPlan *plan, int i, const char *dir)
+{
+	TrekStep   *s = &plan->steps[i];
+	TrekStepInfo info;
+	ErrorContextCallback cb;
+	char		sha256[TREK_SHA256_HEX_LEN + 1];
+	char	   *text;
+	int			len;
+
+	info.file = s->file;
+	info.step = i + 1;
+	info.nsteps = plan->nsteps;
+	info.text = NULL;
+	info.offset = -1;
+	info.parsing = false;
+
+	cb.callback = step_context;
+	cb.arg = &info;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+
+	text = TrekReadFile(dir, s->file, &len, sha256);
+	if (strcmp(sha256, s->sha256) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration file \"%s\" changed since the plan was made",
+						s->file),
+				 errdetail("The plan has SHA-256 %s, the file now has %s.",
+						   s->sha256, sha256),
+				 errhint("Make a new plan with trek_plan().")));
+
+	run_sql(&info, text, len);
+
+	error_context_stack = cb.previous;
+}
+
+static void
+lock_track(const char *track)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TREK_LOCK_CLASS,
+						 hash_bytes((const unsigned char *) track, strlen(track)),
+						 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * Run a plan in the caller's transaction and return the revision the track
+ * is at afterwards.
+ */
+char *
+TrekExecute(TrekPlan *plan)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext stepcxt;
+	char	   *dir;
+	char	   *current;
+	char	   *applied_by;
+
+	PreventCommandIfReadOnly("trek_execute()");
+	PreventCommandDuringRecovery("trek_execute()");
+
+	dir = TrekCheckFolder(plan->dir);
+	for (int i = 0; i < plan->nsteps; i++)
+		if (plan->steps[i].python)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("Python migrations are not supported yet"),
+					 errdetail("Step %d is \"%s\".", i + 1, plan->steps[i].file)));
+
+	applied_by = GetUserNameFromId(GetUserId(), false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * One plan per track at a time.  Once the lock is ours, read the track's
+	 * revision with a fresh snapshot: under REPEATABLE READ or SERIALIZABLE
+	 * the transaction's own snapshot may predate a plan that another session
+	 * committed while we waited.
+	 */
+	lock_track(plan->track);
+	current = history_current(plan->track, GetLatestSnapshot(), callercxt);
+
+	if (strcmp(current, plan->to) == 0)
+	{
+		ereport(NOTICE,
+				(errmsg("track \"%s\" is already at revision \"%s\", nothing to do",
+						plan->track, current)));
+		SPI_finish();
+		return current;
+	}
+	if (strcmp(current, plan->from) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("plan is stale: track \"%s\" is at revision \"%s\", not \"%s\"",
+						plan->track, current, plan->from),
+				 errhint("Make a new plan with trek_plan().")));
+
+	stepcxt = AllocSetContextCreate(CurrentMemoryContext, "trek step",
+									ALLOCSET_DEFAULT_SIZES);
+	for (int i = 0; i < plan->nsteps; i++)
+	{
+		TrekStep   *s = &plan->steps[i];
+		TimestampTz started = GetCurrentTimestamp();
+		TimestampTz finished;
+		MemoryContext oldcxt = MemoryContextSwitchTo(stepcxt);
+
+		CHECK_FOR_INTERRUPTS();
+		run_step(plan, i, dir);
+		finished = GetCurrentTimestamp();
+		history_insert(plan, s, started, finished, applied_by);
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(stepcxt);
+
+		ereport(NOTICE,
+				(errmsg("applied migration \"%s\" (%s -> %s)",
+						s->file, s->from, s->to),
+				 errdetail("Step %d of %d took %.3f ms.", i + 1, plan->nsteps,
+						   (double) (finished - started) / 1000.0)));
+	}
+	MemoryContextDelete(stepcxt);
+
+	SPI_finish();
+	return pstrdup(plan->to);
+}

@@ -1,0 +1,267 @@
+/*-------------------------------------------------------------------------
+ *
+ * folder.c
+ *	  Collecting the migrations of a folder and reading their files.
+ *
+ * Scanning a folder looks at names only; file contents are read just for
+ * the steps of a plan, so checking "am I at head?" never opens a file.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+
+#include "common/cryptohash.h"
+#include "common/file_utils.h"
+#include "common/sha2.h"
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "storage/fd.h"
+#include "utils/memutils.h"
+
+#include "folder.h"
+#include "guard.h"
+#include "parse.h"
+
+#define TREK_READ_CHUNK 65536
+
+static int
+name_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp(lfirst(a), lfirst(b));
+}
+
+static int
+migration_cmp(const void *a, const void *b)
+{
+	return strcmp(((const TrekMigration *) a)->file,
+				  ((const TrekMigration *) b)->file);
+}
+
+/*
+ * Collect the migrations of folder dir (absolute and canonical), sorted by
+ * file name so that nothing depends on the order the file system lists
+ * entries in.
+ */
+TrekMigration *
+TrekScanFolder(const char *dir, int *nmigrations)
+{
+	DIR		   *d;
+	struct dirent *de;
+	int			n = 0;
+	int			cap = 64;
+	TrekMigration *migrations = palloc(cap * sizeof(TrekMigration));
+	bool		has_initial = false;
+	List	   *invalid = NIL;
+	ListCell   *lc;
+
+	d = AllocateDir(dir);
+	if (d == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open migration folder \"%s\": %m", dir)));
+
+	while ((de = ReadDir(d, dir)) != NULL)
+	{
+		TrekName	name;
+		TrekNameResult res;
+		char		path[MAXPGPATH];
+		TrekMigration *m;
+
+		CHECK_FOR_INTERRUPTS();
+
+		res = TrekParseFileName(de->d_name, &name);
+		if (res == TREK_NAME_IGNORED)
+			continue;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (get_dirent_type(path, de, true, ERROR) != PGFILETYPE_REG)
+			continue;			/* folders and other non-files */
+
+		if (res == TREK_NAME_INVALID)
+		{
+			invalid = lappend(invalid, pstrdup(de->d_name));
+			continue;
+		}
+
+		if (n == cap)
+		{
+			if (cap >= (int) (MaxAllocSize / sizeof(TrekMigration) / 2))
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("migration folder \"%s\" has too many files",
+								dir)));
+			cap *= 2;
+			migrations = repalloc(migrations, cap * sizeof(TrekMigration));
+		}
+		m = &migrations[n++];
+		m->file = pstrdup(de->d_name);
+		m->from = pnstrdup(de->d_name + name.from_start, name.from_len);
+		m->to = pnstrdup(de->d_name + name.to_start, name.to_len);
+		m->up = name.up;
+		m->python = name.python;
+		if (strcmp(m->from, "initial") == 0)
+			has_initial = true;
+	}
+	FreeDir(d);
+
+	/* warn in name order, not in the file system's order */
+	list_sort(invalid, name_cmp);
+	foreach(lc, invalid)
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("ignoring file \"%s\" in migration folder \"%s\"",
+						(char *) lfirst(lc), dir),
+				 errdetail("Migration file names look like \"YYYYMMDD_<from>_up_<to>.sql\" or \"YYYYMMDD_<from>_down_<to>.py\", where revision names are ASCII letters, digits and underscores.")));
+
+	if (!has_initial)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration folder \"%s\" has no migration from revision \"initial\"",
+						dir),
+				 errhint("Every database starts at revision \"initial\"; add a file named like \"YYYYMMDD_initial_up_<revision>.sql\".")));
+
+	qsort(migrations, n, sizeof(TrekMigration), migration_cmp);
+	*nmigrations = n;
+	return migrations;
+}
+
+static void
+sha256_hex(const uint8 *digest, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+	{
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 0xF];
+	}
+	out[TREK_SHA256_HEX_LEN] = '\0';
+}
+
+/*
+ * Open a migration file for reading, after the folder rules allowed it.
+ */
+static FILE *
+open_migration(const char *dir, const char *file, char *path, off_t *size)
+{
+	struct stat st;
+	FILE	   *fp;
+
+	snprintf(path, MAXPGPATH, "%s/%s", dir, file);
+	TrekCheckFile(path);
+
+	fp = AllocateFile(path, PG_BINARY_R);
+	if (fp == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open migration file \"%s\": %m", path)));
+	if (fstat(fileno(fp), &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat migration file \"%s\": %m", path)));
+	if (!S_ISREG(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("migration \"%s\" is not a regular file", path)));
+	*size = st.st_size;
+	return fp;
+}
+
+static void
+hash_update(pg_cryptohash_ctx *ctx, const char *buf, size_t len)
+{
+	if (pg_cryptohash_update(ctx, (const uint8 *) buf, len) < 0)
+		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+}
+
+static pg_cryptohash_ctx *
+hash_begin(void)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialize SHA-256: %s",
+			 pg_cryptohash_error(ctx));
+	return ctx;
+}
+
+static void
+hash_end(pg_cryptohash_ctx *ctx, char *sha256)
+{
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+
+	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not finish SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	sha256_hex(digest, sha256);
+}
+
+/*
+ * SHA-256 of a migration file as 64 lower-case hex digits (sha256 must have
+ * room for TREK_SHA256_HEX_LEN + 1 bytes).  Reads in chunks, so memory use
+ * does not grow with the file.
+ */
+void
+TrekHashFile(const char *dir, const char *file, char *sha256)
+{
+	char		path[MAXPGPATH];
+	off_t		size;
+	FILE	   *fp = open_migration(dir, file, path, &size);
+	pg_cryptohash_ctx *ctx = hash_begin();
+	char	   *buf = palloc(TREK_READ_CHUNK);
+	size_t		got;
+
+	while ((got = fread(buf, 1, TREK_READ_CHUNK, fp)) > 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		hash_update(ctx, buf, got);
+	}
+	if (ferror(fp))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read migration file \"%s\": %m", path)));
+	FreeFile(fp);
+	pfree(buf);
+	hash_end(ctx, sha256);
+}
+
+/*
+ * Read a whole migration file into a NUL-terminated palloc'd buffer and
+ * compute its SHA-256 on the way.  The contents are not checked for encoding
+ * here: the caller does that so that errors can name the line.
+ */
+char *
+TrekReadFile(const char *dir, const char *file, int *len, char *sha256)
+{
+	char		path[MAXPGPATH];
+	off_t		size;
+	FILE	   *fp = open_migration(dir, file, path, &size);
+	pg_cryptohash_ctx *ctx;
+	char	   *buf;
+	size_t		got;
+
+	if (size > (off_t) (MaxAllocSize - 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("migration file \"%s\" is too large", path),
+				 errdetail("Migration files are limited to %zu bytes.",
+						   (size_t) (MaxAllocSize - 1))));
+
+	buf = palloc((Size) size + 1);
+	got = fread(buf, 1, (size_t) size, fp);
+	if (ferror(fp))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read migration file \"%s\": %m", path)));
+	FreeFile(fp);
+	buf[got] = '\0';
+
+	ctx = hash_begin();
+	hash_update(ctx, buf, got);
+	hash_end(ctx, sha256);
+
+	*len = (int) got;
+	return buf;
+}

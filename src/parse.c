@@ -1,0 +1,286 @@
+/*-------------------------------------------------------------------------
+ *
+ * parse.c
+ *	  Pure text scanning: migration file names and migration SQL text.
+ *
+ * The file-name grammar is that of asyncpg-trek, the regular expression
+ *	  ^\d{8}_(\w+)_(up|down)_(\w+)\.(sql|py)$
+ * restricted to ASCII.  Its first group is greedy, so the separator is the
+ * last "_up_" or "_down_" that leaves a non-empty revision on each side.
+ *
+ * The SQL scanner knows just enough of PostgreSQL's lexical rules (quoted
+ * strings, quoted identifiers, dollar quoting, comments) to find psql
+ * meta-commands and the first real token of a statement.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "parse.h"
+
+static bool
+is_word_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		(c >= '0' && c <= '9') || c == '_';
+}
+
+/*
+ * Is s[0..len) a revision name: one or more ASCII letters, digits or "_"?
+ */
+bool
+TrekIsRevisionName(const char *s, int len)
+{
+	if (len <= 0)
+		return false;
+	for (int i = 0; i < len; i++)
+		if (!is_word_char(s[i]))
+			return false;
+	return true;
+}
+
+static bool
+ends_with_ci(const char *s, int len, const char *suffix)
+{
+	int			slen = strlen(suffix);
+
+	return len >= slen && pg_strncasecmp(s + len - slen, suffix, slen) == 0;
+}
+
+/*
+ * Classify a directory entry's name, and for a migration fill in *out.
+ *
+ * Hidden names and names not ending in .sql or .py (in any letter case) are
+ * TREK_NAME_IGNORED; other names that break the grammar, such as
+ * "20240101_a_UP_b.sql" or "x.SQL", are TREK_NAME_INVALID so the caller can
+ * warn about what is almost always a typo.
+ */
+TrekNameResult
+TrekParseFileName(const char *name, TrekName *out)
+{
+	int			len = strlen(name);
+	int			stem;
+
+	if (len == 0 || name[0] == '.')
+		return TREK_NAME_IGNORED;
+
+	if (len >= 4 && strcmp(name + len - 4, ".sql") == 0)
+	{
+		out->python = false;
+		stem = len - 4;
+	}
+	else if (len >= 3 && strcmp(name + len - 3, ".py") == 0)
+	{
+		out->python = true;
+		stem = len - 3;
+	}
+	else if (ends_with_ci(name, len, ".sql") || ends_with_ci(name, len, ".py"))
+		return TREK_NAME_INVALID;
+	else
+		return TREK_NAME_IGNORED;
+
+	/* eight digits and "_" */
+	if (stem < 9)
+		return TREK_NAME_INVALID;
+	for (int i = 0; i < 8; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return TREK_NAME_INVALID;
+	if (name[8] != '_')
+		return TREK_NAME_INVALID;
+
+	/* the rest is word characters only */
+	if (!TrekIsRevisionName(name + 9, stem - 9))
+		return TREK_NAME_INVALID;
+
+	/*
+	 * Greedy first group: try separators from the right.  A separator at
+	 * position p is "_up_" or "_down_" with at least one character before p
+	 * (after the date) and one after it.
+	 */
+	for (int p = stem - 4; p > 9; p--)
+	{
+		int			seplen;
+
+		if (name[p] != '_')
+			continue;
+		if (p + 4 <= stem && strncmp(name + p, "_up_", 4) == 0)
+		{
+			seplen = 4;
+			out->up = true;
+		}
+		else if (p + 6 <= stem && strncmp(name + p, "_down_", 6) == 0)
+		{
+			seplen = 6;
+			out->up = false;
+		}
+		else
+			continue;
+
+		if (p + seplen >= stem)
+			continue;			/* empty "to" */
+		out->from_start = 9;
+		out->from_len = p - 9;
+		out->to_start = p + seplen;
+		out->to_len = stem - (p + seplen);
+		return TREK_NAME_OK;
+	}
+	return TREK_NAME_INVALID;
+}
+
+/*
+ * Skip a quoted string, identifier or comment starting at sql[i]; return
+ * the offset just past it, or i itself if nothing of the kind starts there.
+ * Unterminated constructs run to the end of the text.
+ */
+static int
+skip_token(const char *sql, int i, int len)
+{
+	char		c = sql[i];
+
+	if (c == '-' && i + 1 < len && sql[i + 1] == '-')
+	{
+		while (i < len && sql[i] != '\n')
+			i++;
+		return i;
+	}
+	if (c == '/' && i + 1 < len && sql[i + 1] == '*')
+	{
+		int			depth = 1;
+
+		i += 2;
+		while (i < len && depth > 0)
+		{
+			if (sql[i] == '/' && i + 1 < len && sql[i + 1] == '*')
+			{
+				depth++;
+				i += 2;
+			}
+			else if (sql[i] == '*' && i + 1 < len && sql[i + 1] == '/')
+			{
+				depth--;
+				i += 2;
+			}
+			else
+				i++;
+		}
+		return i;
+	}
+	if (c == '\'' || c == '"')
+	{
+		/* E'...' strings allow backslash escapes */
+		bool		escapes = (c == '\'' && i > 0 &&
+							   (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
+							   (i == 1 || !is_word_char(sql[i - 2])));
+
+		i++;
+		while (i < len)
+		{
+			if (escapes && sql[i] == '\\' && i + 1 < len)
+				i += 2;
+			else if (sql[i] == c)
+			{
+				if (i + 1 < len && sql[i + 1] == c)
+					i += 2;		/* doubled quote */
+				else
+					return i + 1;
+			}
+			else
+				i++;
+		}
+		return i;
+	}
+	if (c == '$' && (i == 0 || !is_word_char(sql[i - 1])))
+	{
+		/* $tag$ ... $tag$, where tag is empty or an identifier */
+		int			j = i + 1;
+		int			taglen;
+
+		if (j < len && sql[j] >= '0' && sql[j] <= '9')
+			return i;			/* a parameter like $1 */
+		while (j < len && (is_word_char(sql[j]) || (unsigned char) sql[j] >= 0x80))
+			j++;
+		if (j >= len || sql[j] != '$')
+			return i;
+		taglen = j - i + 1;
+		for (int k = j + 1; k + taglen <= len; k++)
+			if (sql[k] == '$' && memcmp(sql + k, sql + i, taglen) == 0)
+				return k + taglen;
+		return len;
+	}
+	return i;
+}
+
+/*
+ * Offset of the first psql meta-command ("\" as the first non-blank
+ * character of a line, outside quotes and comments), or -1 if none.
+ */
+int
+TrekFindMetaCommand(const char *sql, int len)
+{
+	bool		line_start = true;
+	int			i = 0;
+
+	while (i < len)
+	{
+		char		c = sql[i];
+		int			next;
+
+		if (c == '\n')
+		{
+			line_start = true;
+			i++;
+			continue;
+		}
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v')
+		{
+			i++;
+			continue;
+		}
+		if (c == '\\' && line_start)
+			return i;
+		line_start = false;
+		next = skip_token(sql, i, len);
+		i = (next > i) ? next : i + 1;
+	}
+	return -1;
+}
+
+/*
+ * Offset of the first character at or after start that is not white space
+ * or part of a comment (len if there is none).
+ */
+int
+TrekSkipBlanks(const char *sql, int start, int len)
+{
+	int			i = start;
+
+	while (i < len)
+	{
+		char		c = sql[i];
+
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+			c == '\v')
+			i++;
+		else if ((c == '-' && i + 1 < len && sql[i + 1] == '-') ||
+				 (c == '/' && i + 1 < len && sql[i + 1] == '*'))
+			i = skip_token(sql, i, len);
+		else
+			break;
+	}
+	return i;
+}
+
+/*
+ * 1-based line number of byte offset in sql.  Lines end with "\n", so CRLF
+ * files count the same as LF files.
+ */
+int
+TrekLineNumber(const char *sql, int offset)
+{
+	int			line = 1;
+
+	for (int i = 0; i < offset && sql[i] != '\0'; i++)
+		if (sql[i] == '\n')
+			line++;
+	return line;
+}

@@ -1,0 +1,432 @@
+/*-------------------------------------------------------------------------
+ *
+ * plan.c
+ *	  Making plans, and converting them to and from jsonb.
+ *
+ * A plan says which migration files take a track from one revision to
+ * another, with the SHA-256 of each file.  Plans travel as jsonb, so a plan
+ * coming back to trek_execute may have been edited or truncated: every key
+ * and type is checked, and the steps must form one chain that matches the
+ * file names, before anything is run.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/varlena.h"
+
+#include "exec.h"
+#include "graph.h"
+#include "guard.h"
+#include "parse.h"
+#include "plan.h"
+
+/* at most this many revision names in a hint */
+#define TREK_HINT_NAMES 10
+
+/*
+ * Append up to TREK_HINT_NAMES quoted revision names to buf.
+ */
+static void
+append_names(StringInfo buf, TrekGraph *g, const int *nodes, int n)
+{
+	for (int i = 0; i < n && i < TREK_HINT_NAMES; i++)
+		appendStringInfo(buf, "%s\"%s\"", i > 0 ? ", " : "",
+						 TrekGraphName(g, nodes[i]));
+	if (n > TREK_HINT_NAMES)
+		appendStringInfo(buf, " and %d more", n - TREK_HINT_NAMES);
+	if (n == 0)
+		appendStringInfoString(buf, "nothing");
+}
+
+static int
+resolve_head(TrekGraph *g, const char *dir)
+{
+	int			nheads;
+	int		   *heads = TrekGraphHeads(g, &nheads);
+	StringInfoData buf;
+
+	if (nheads == 1)
+		return heads[0];
+
+	if (nheads == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration folder \"%s\" has no head revision", dir),
+				 errdetail("Every revision reachable from \"initial\" by up migrations has an up migration of its own, so they form a cycle.")));
+
+	initStringInfo(&buf);
+	append_names(&buf, g, heads, nheads);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("migration folder \"%s\" has %d head revisions", dir, nheads),
+			 errdetail("Revisions without an up migration: %s.", buf.data),
+			 errhint("Name the target revision instead of \"head\", or join the branches with an up migration.")));
+	return -1;					/* keep compiler quiet */
+}
+
+/*
+ * Node of a target revision; an unknown name is an error whose hint lists
+ * the closest names the folder knows.
+ */
+static int
+resolve_target(TrekGraph *g, const char *target, const char *dir)
+{
+	int			node;
+	int			tlen = strlen(target);
+	int			best = INT_MAX;
+	int			close[TREK_HINT_NAMES];
+	int			nclose = 0;
+	StringInfoData buf;
+
+	if (strcmp(target, "head") == 0)
+		return resolve_head(g, dir);
+	node = TrekGraphFind(g, target);
+	if (node >= 0)
+		return node;
+
+	/* closest names by edit distance, ties in node order */
+	for (int n = 0; n < TrekGraphSize(g); n++)
+	{
+		const char *name = TrekGraphName(g, n);
+		int			d;
+
+		CHECK_FOR_INTERRUPTS();
+		d = varstr_levenshtein_less_equal(target, tlen, name, strlen(name),
+										  1, 1, 1, Min(best, Max(3, tlen / 2)),
+										  true);
+		if (d > Max(3, tlen / 2) || d > best)
+			continue;
+		if (d < best)
+		{
+			best = d;
+			nclose = 0;
+		}
+		if (nclose < TREK_HINT_NAMES)
+			close[nclose++] = n;
+	}
+
+	initStringInfo(&buf);
+	if (nclose > 0)
+	{
+		appendStringInfoString(&buf, "Perhaps you meant ");
+		append_names(&buf, g, close, nclose);
+		appendStringInfoString(&buf, ".");
+	}
+	else
+		appendStringInfoString(&buf,
+							   "Use \"head\", \"initial\" or a revision named in the folder's file names.");
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("revision \"%s\" does not exist in migration folder \"%s\"",
+					target, dir),
+			 errhint("%s", buf.data)));
+	return -1;					/* keep compiler quiet */
+}
+
+static void
+no_path(TrekGraph *g, int from, int to, const char *direction)
+{
+	StringInfoData buf;
+	int			n;
+	int		   *nodes;
+
+	initStringInfo(&buf);
+	nodes = TrekGraphReachable(g, from, true, &n);
+	appendStringInfoString(&buf, "Going up from there reaches ");
+	append_names(&buf, g, nodes, n);
+	nodes = TrekGraphReachable(g, from, false, &n);
+	appendStringInfoString(&buf, "; going down reaches ");
+	append_names(&buf, g, nodes, n);
+	appendStringInfoString(&buf, ".");
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("no path from \"%s\" to \"%s\"%s%s",
+					TrekGraphName(g, from), TrekGraphName(g, to),
+					strcmp(direction, "auto") == 0 ? "" : " going ",
+					strcmp(direction, "auto") == 0 ? "" : direction),
+			 errhint("%s", buf.data)));
+}
+
+/*
+ * Plan the shortest way for track from the revision it is at to target in
+ * folder dir.  Reads no file but those of the planned steps, writes nothing.
+ */
+TrekPlan *
+TrekPlanMake(const char *dir, const char *target, const char *direction,
+			 const char *track)
+{
+	TrekPlan   *plan = palloc0(sizeof(TrekPlan));
+	TrekMigration *migrations;
+	int			nmigrations;
+	TrekGraph  *g;
+	int			from;
+	int			to;
+	int		   *path = NULL;
+	int			nsteps = 0;
+	bool		up = true;
+
+	if (strcmp(direction, "up") != 0 && strcmp(direction, "down") != 0 &&
+		strcmp(direction, "auto") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid direction \"%s\"", direction),
+				 errhint("Use \"up\", \"down\" or \"auto\".")));
+
+	plan->track = pstrdup(track);
+	plan->dir = TrekCheckFolder(dir);
+	migrations = TrekScanFolder(plan->dir, &nmigrations);
+	g = TrekGraphBuild(migrations, nmigrations);
+
+	plan->from = TrekHistoryCurrent(track);
+	from = TrekGraphFind(g, plan->from);
+	if (from < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("track \"%s\" is at revision \"%s\", which migration folder \"%s\" does not know",
+						track, plan->from, plan->dir),
+				 errhint("Check that the folder belongs to this track, and that no migration file was renamed or removed; trek.history shows how the track got there.")));
+
+	if (strcmp(target, "initial") == 0)
+		to = TrekGraphFind(g, "initial");
+	else
+		to = resolve_target(g, target, plan->dir);
+	plan->to = pstrdup(TrekGraphName(g, to));
+
+	if (from == to)
+	{
+		plan->direction = "none";
+		return plan;
+	}
+
+	if (strcmp(direction, "down") != 0)
+		path = TrekGraphShortestPath(g, from, to, true, &nsteps);
+	if (path == NULL && strcmp(direction, "up") != 0)
+	{
+		up = false;
+		path = TrekGraphShortestPath(g, from, to, false, &nsteps);
+	}
+	if (path == NULL)
+		no_path(g, from, to, direction);
+
+	plan->direction = up ? "up" : "down";
+	plan->nsteps = nsteps;
+	plan->steps = palloc0(nsteps * sizeof(TrekStep));
+	for (int i = 0; i < nsteps; i++)
+	{
+		TrekMigration *m = &migrations[path[i]];
+		TrekStep   *s = &plan->steps[i];
+
+		CHECK_FOR_INTERRUPTS();
+		s->file = m->file;
+		s->from = m->from;
+		s->to = m->to;
+		s->python = m->python;
+		TrekHashFile(plan->dir, m->file, s->sha256);
+	}
+	return plan;
+}
+
+static void
+append_pair(StringInfo buf, const char *key, const char *value, bool comma)
+{
+	if (comma)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	escape_json(buf, value);
+}
+
+Jsonb *
+TrekPlanToJsonb(TrekPlan *plan)
+{
+	StringInfoData buf;
+	const char *stepdir = strcmp(plan->direction, "none") == 0 ? "" : plan->direction;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"format\": %d", TREK_PLAN_FORMAT);
+	append_pair(&buf, "track", plan->track, true);
+	append_pair(&buf, "dir", plan->dir, true);
+	append_pair(&buf, "from", plan->from, true);
+	append_pair(&buf, "to", plan->to, true);
+	append_pair(&buf, "direction", plan->direction, true);
+	appendStringInfoString(&buf, ", \"steps\": [");
+	for (int i = 0; i < plan->nsteps; i++)
+	{
+		TrekStep   *s = &plan->steps[i];
+
+		CHECK_FOR_INTERRUPTS();
+		appendStringInfoString(&buf, i > 0 ? ", {" : "{");
+		append_pair(&buf, "file", s->file, false);
+		append_pair(&buf, "from", s->from, true);
+		append_pair(&buf, "to", s->to, true);
+		append_pair(&buf, "direction", stepdir, true);
+		append_pair(&buf, "sha256", s->sha256, true);
+		appendStringInfoChar(&buf, '}');
+	}
+	appendStringInfoString(&buf, "]}");
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+static void
+malformed(const char *detail, const char *arg, int step)
+{
+	char	   *d = psprintf(detail, arg);
+
+	/* "Key ..." becomes "In step 2, key ..." */
+	if (step > 0)
+	{
+		d[0] = pg_tolower((unsigned char) d[0]);
+		d = psprintf("In step %d, %s", step, d);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("malformed trek plan"),
+			 errdetail("%s", d),
+			 errhint("Pass the result of trek_plan() to trek_execute() unchanged.")));
+}
+
+/*
+ * The string value of key in an object container; a missing key or a value
+ * of another type is an error.  step > 0 names the step in the message.
+ */
+static char *
+get_string(JsonbContainer *obj, const char *key, int step)
+{
+	JsonbValue	v;
+
+	if (getKeyJsonValueFromContainer(obj, key, strlen(key), &v) == NULL)
+		malformed("Key \"%s\" is missing.", key, step);
+	if (v.type != jbvString)
+		malformed("Key \"%s\" must be a string.", key, step);
+	return pnstrdup(v.val.string.val, v.val.string.len);
+}
+
+static char *
+get_revision(JsonbContainer *obj, const char *key, int step)
+{
+	char	   *s = get_string(obj, key, step);
+
+	if (!TrekIsRevisionName(s, strlen(s)))
+		malformed("Key \"%s\" is not a revision name.", key, step);
+	return s;
+}
+
+static void
+check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
+{
+	TrekName	name;
+	char	   *direction;
+	char	   *sha;
+
+	s->file = get_string(obj, "file", step);
+	s->from = get_revision(obj, "from", step);
+	s->to = get_revision(obj, "to", step);
+	direction = get_string(obj, "direction", step);
+	sha = get_string(obj, "sha256", step);
+
+	if (strcmp(direction, plan->direction) != 0)
+		malformed("Direction \"%s\" is not the plan's direction.", direction, step);
+	if (strlen(sha) != TREK_SHA256_HEX_LEN ||
+		strspn(sha, "0123456789abcdef") != TREK_SHA256_HEX_LEN)
+		malformed("Key \"%s\" must be 64 lower-case hexadecimal digits.",
+				  "sha256", step);
+	memcpy(s->sha256, sha, TREK_SHA256_HEX_LEN + 1);
+
+	/* the file name is the edge: a plain name in the folder, same revisions */
+	if (strchr(s->file, '/') != NULL ||
+		TrekParseFileName(s->file, &name) != TREK_NAME_OK ||
+		name.up != (strcmp(plan->direction, "up") == 0) ||
+		name.from_len != (int) strlen(s->from) ||
+		strncmp(s->file + name.from_start, s->from, name.from_len) != 0 ||
+		name.to_len != (int) strlen(s->to) ||
+		strncmp(s->file + name.to_start, s->to, name.to_len) != 0)
+		malformed("File \"%s\" is not the migration file of this step.",
+				  s->file, step);
+	s->python = name.python;
+}
+
+/*
+ * Check a plan made by trek_plan and possibly changed since, and unpack it.
+ */
+TrekPlan *
+TrekPlanFromJsonb(Jsonb *jb)
+{
+	TrekPlan   *plan = palloc0(sizeof(TrekPlan));
+	JsonbContainer *root = &jb->root;
+	JsonbValue	v;
+	JsonbContainer *steps;
+	const char *prev;
+
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		malformed("The plan is not a JSON object%s.", "", 0);
+
+	if (getKeyJsonValueFromContainer(root, "format", 6, &v) == NULL)
+		malformed("Key \"%s\" is missing.", "format", 0);
+	if (v.type != jbvNumeric ||
+		strcmp(DatumGetCString(DirectFunctionCall1(numeric_out,
+												   NumericGetDatum(v.val.numeric))),
+			   CppAsString2(TREK_PLAN_FORMAT)) != 0)
+		malformed("Key \"%s\" must be the number " CppAsString2(TREK_PLAN_FORMAT) ".",
+				  "format", 0);
+
+	plan->track = get_string(root, "track", 0);
+	plan->dir = get_string(root, "dir", 0);
+	plan->from = get_revision(root, "from", 0);
+	plan->to = get_revision(root, "to", 0);
+	plan->direction = get_string(root, "direction", 0);
+	if (strcmp(plan->direction, "up") != 0 &&
+		strcmp(plan->direction, "down") != 0 &&
+		strcmp(plan->direction, "none") != 0)
+		malformed("Direction \"%s\" is not \"up\", \"down\" or \"none\".",
+				  plan->direction, 0);
+
+	if (getKeyJsonValueFromContainer(root, "steps", 5, &v) == NULL)
+		malformed("Key \"%s\" is missing.", "steps", 0);
+	if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
+		malformed("Key \"%s\" must be an array.", "steps", 0);
+	steps = v.val.binary.data;
+	plan->nsteps = JsonContainerSize(steps);
+	plan->steps = palloc0(Max(plan->nsteps, 1) * sizeof(TrekStep));
+
+	if (strcmp(plan->direction, "none") == 0)
+	{
+		if (plan->nsteps != 0 || strcmp(plan->from, plan->to) != 0)
+			malformed("A plan with direction \"%s\" has no steps and the same \"from\" and \"to\".",
+					  "none", 0);
+		return plan;
+	}
+	if (plan->nsteps == 0)
+		malformed("A plan with direction \"%s\" needs at least one step.",
+				  plan->direction, 0);
+
+	prev = plan->from;
+	for (int i = 0; i < plan->nsteps; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(steps, i);
+		TrekStep   *s = &plan->steps[i];
+
+		CHECK_FOR_INTERRUPTS();
+		if (elem == NULL || elem->type != jbvBinary ||
+			!JsonContainerIsObject(elem->val.binary.data))
+			malformed("The step is not a JSON object%s.", "", i + 1);
+		check_step(plan, s, elem->val.binary.data, i + 1);
+		if (strcmp(s->from, prev) != 0)
+			malformed("Key \"from\" is \"%s\", not where the previous step ended.",
+					  s->from, i + 1);
+		prev = s->to;
+	}
+	if (strcmp(prev, plan->to) != 0)
+		malformed("The last step ends at \"%s\", not at the plan's \"to\".",
+				  prev, 0);
+	return plan;
+}

@@ -1,0 +1,72 @@
+/*-------------------------------------------------------------------------
+ *
+ * trek.c
+ *	  Module magic, settings and the SQL-callable functions of trek.
+ *
+ * Each entry point unpacks its arguments, calls one module function and
+ * packs the result.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "exec.h"
+#include "guard.h"
+#include "plan.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	TrekDefineSettings();
+}
+
+static char *
+text_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"%s\" must not be null", name)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+PG_FUNCTION_INFO_V1(trek_plan);
+Datum
+trek_plan(PG_FUNCTION_ARGS)
+{
+	TrekPlan   *plan = TrekPlanMake(text_arg(fcinfo, 0, "dir"),
+									text_arg(fcinfo, 1, "target"),
+									text_arg(fcinfo, 2, "direction"),
+									text_arg(fcinfo, 3, "track"));
+
+	PG_RETURN_JSONB_P(TrekPlanToJsonb(plan));
+}
+
+PG_FUNCTION_INFO_V1(trek_execute);
+Datum
+trek_execute(PG_FUNCTION_ARGS)
+{
+	TrekPlan   *plan;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"%s\" must not be null", "plan")));
+	plan = TrekPlanFromJsonb(PG_GETARG_JSONB_P(0));
+	PG_RETURN_TEXT_P(cstring_to_text(TrekExecute(plan)));
+}
+
+PG_FUNCTION_INFO_V1(trek_current);
+Datum
+trek_current(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(TrekHistoryCurrent(text_arg(fcinfo, 0, "track"))));
+}
