@@ -18,6 +18,10 @@ SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_m
 SELECT c.relname FROM pg_extension e, unnest(e.extconfig) AS cfg(oid)
   JOIN pg_class c ON c.oid = cfg.oid WHERE e.extname = 'trek' ORDER BY 1;
 
+-- (roles outlive the test database: start from none)
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_trek_app, regress_trek_reader, regress_trek_nobody;
+RESET client_min_messages;
 CREATE ROLE regress_trek_app LOGIN;
 CREATE ROLE regress_trek_reader LOGIN IN ROLE pg_read_server_files;
 CREATE ROLE regress_trek_nobody LOGIN;
