@@ -9,8 +9,10 @@
 #   trek_cluster_stop [DIR]    stop one cluster now (default: the last started)
 #
 # Also sets TREK_ROOT (project root), PGBIN and PG_CONFIG. Works from any cwd.
+# TREK_PGBIN selects another PostgreSQL 15 bin folder (for example a relocated
+# copy of the packaged one, so that builds do not replace the system's trek).
 
-PGBIN=/usr/lib/postgresql/15/bin
+PGBIN=${TREK_PGBIN:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PGBIN/pg_config
 TREK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TREK_DEPS="build-essential postgresql-15 postgresql-server-dev-15
