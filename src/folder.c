@@ -15,6 +15,7 @@
 #include "common/cryptohash.h"
 #include "common/file_utils.h"
 #include "common/sha2.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "storage/fd.h"
@@ -55,6 +56,9 @@ TrekScanFolder(const char *dir, int *nmigrations)
 	bool		has_initial = false;
 	List	   *invalid = NIL;
 	ListCell   *lc;
+	StringInfoData path;
+
+	initStringInfo(&path);
 
 	d = AllocateDir(dir);
 	if (d == NULL)
@@ -66,7 +70,6 @@ TrekScanFolder(const char *dir, int *nmigrations)
 	{
 		TrekName	name;
 		TrekNameResult res;
-		char		path[MAXPGPATH];
 		TrekMigration *m;
 
 		CHECK_FOR_INTERRUPTS();
@@ -75,8 +78,9 @@ TrekScanFolder(const char *dir, int *nmigrations)
 		if (res == TREK_NAME_IGNORED)
 			continue;
 
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (get_dirent_type(path, de, true, ERROR) != PGFILETYPE_REG)
+		resetStringInfo(&path);
+		appendStringInfo(&path, "%s/%s", dir, de->d_name);
+		if (get_dirent_type(path.data, de, true, ERROR) != PGFILETYPE_REG)
 			continue;			/* folders and other non-files */
 
 		if (res == TREK_NAME_INVALID)
@@ -144,12 +148,13 @@ sha256_hex(const uint8 *digest, char *out)
  * Open a migration file for reading, after the folder rules allowed it.
  */
 static FILE *
-open_migration(const char *dir, const char *file, char *path, off_t *size)
+open_migration(const char *dir, const char *file, char **pathp, off_t *size)
 {
 	struct stat st;
 	FILE	   *fp;
+	char	   *path = psprintf("%s/%s", dir, file);
 
-	snprintf(path, MAXPGPATH, "%s/%s", dir, file);
+	*pathp = path;
 	TrekCheckFile(path);
 
 	fp = AllocateFile(path, PG_BINARY_R);
@@ -206,9 +211,9 @@ hash_end(pg_cryptohash_ctx *ctx, char *sha256)
 void
 TrekHashFile(const char *dir, const char *file, char *sha256)
 {
-	char		path[MAXPGPATH];
+	char	   *path;
 	off_t		size;
-	FILE	   *fp = open_migration(dir, file, path, &size);
+	FILE	   *fp = open_migration(dir, file, &path, &size);
 	pg_cryptohash_ctx *ctx = hash_begin();
 	char	   *buf = palloc(TREK_READ_CHUNK);
 	size_t		got;
@@ -235,9 +240,9 @@ TrekHashFile(const char *dir, const char *file, char *sha256)
 char *
 TrekReadFile(const char *dir, const char *file, int *len, char *sha256)
 {
-	char		path[MAXPGPATH];
+	char	   *path;
 	off_t		size;
-	FILE	   *fp = open_migration(dir, file, path, &size);
+	FILE	   *fp = open_migration(dir, file, &path, &size);
 	pg_cryptohash_ctx *ctx;
 	char	   *buf;
 	size_t		got;
