@@ -69,10 +69,19 @@ SELECT trek_execute(:'scratch_plan');
 SELECT trek_current('scratch'), (SELECT count(*) FROM trek.history WHERE track = 'scratch') AS history;
 \! rm -rf "$SCRATCH"
 
--- a Python step is refused before any step runs
+-- a Python step needs language plpython3u: without it, planning works but
+-- the plan is refused before any step runs (trek never installs it)
 \set py '/tmp/trek_regress/fixtures/python'
+SELECT jsonb_array_length(trek_plan(:'py', 'head', track => 'python') -> 'steps') AS steps;
 SELECT trek_execute(trek_plan(:'py', 'head', track => 'python'));
-SELECT to_regclass('py_t') AS py_t, trek_current('python');
+SELECT to_regclass('py_rows') AS py_rows, trek_current('python');
+SELECT count(*) AS plpython3u FROM pg_language WHERE lanname = 'plpython3u';
+-- with it, the plan runs
+CREATE EXTENSION plpython3u;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'py', 'head', track => 'python'));
+\set VERBOSITY default
+SELECT *, trek_current('python') FROM py_rows;
 
 -- history: one row per step
 SELECT track, from_revision, to_revision, direction, file, applied_by,

@@ -36,6 +36,7 @@
 #include "folder.h"
 #include "guard.h"
 #include "parse.h"
+#include "python.h"
 
 /* first key of trek's advisory locks: "trek" in ASCII */
 #define TREK_LOCK_CLASS 0x7472656b
@@ -49,6 +50,7 @@ typedef struct TrekStepInfo
 	const char *text;			/* file contents once read, else NULL */
 	int			offset;			/* byte offset of the current statement */
 	bool		parsing;		/* inside raw_parser */
+	int			line;			/* line a Python step failed at, else 0 */
 } TrekStepInfo;
 
 static SPIPlanPtr insert_plan = NULL;
@@ -193,6 +195,7 @@ step_context(void *arg)
 {
 	TrekStepInfo *info = (TrekStepInfo *) arg;
 	int			offset = info->offset;
+	int			line = info->line;
 
 	if (info->parsing)
 	{
@@ -207,10 +210,11 @@ step_context(void *arg)
 	if (geterrcode() == ERRCODE_OUT_OF_MEMORY)
 		errhint("A plan runs in one transaction. If the lock table is full, raise max_locks_per_transaction or migrate in smaller plans by naming intermediate targets.");
 
-	if (info->text != NULL && offset >= 0)
+	if (line == 0 && info->text != NULL && offset >= 0)
+		line = TrekLineNumber(info->text, offset);
+	if (line > 0)
 		errcontext("migration \"%s\", step %d of %d, line %d",
-				   info->file, info->step, info->nsteps,
-				   TrekLineNumber(info->text, offset));
+				   info->file, info->step, info->nsteps, line);
 	else
 		errcontext("migration \"%s\", step %d of %d",
 				   info->file, info->step, info->nsteps);
@@ -345,6 +349,7 @@ run_step(TrekPlan *plan, int i, const char *dir)
 	info.text = NULL;
 	info.offset = -1;
 	info.parsing = false;
+	info.line = 0;
 
 	cb.callback = step_context;
 	cb.arg = &info;
@@ -361,7 +366,10 @@ run_step(TrekPlan *plan, int i, const char *dir)
 						   s->sha256, sha256),
 				 errhint("Make a new plan with trek_plan().")));
 
-	run_sql(&info, text, len);
+	if (s->python)
+		TrekPythonRun(s->file, text, len, &info.line);
+	else
+		run_sql(&info, text, len);
 
 	error_context_stack = cb.previous;
 }
@@ -395,11 +403,13 @@ TrekExecute(TrekPlan *plan)
 
 	dir = TrekCheckFolder(plan->dir);
 	for (int i = 0; i < plan->nsteps; i++)
+	{
 		if (plan->steps[i].python)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("Python migrations are not supported yet"),
-					 errdetail("Step %d is \"%s\".", i + 1, plan->steps[i].file)));
+		{
+			TrekPythonCheck(plan->steps[i].file, i + 1, plan->nsteps);
+			break;
+		}
+	}
 
 	applied_by = GetUserNameFromId(GetUserId(), false);
 
