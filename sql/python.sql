@@ -79,9 +79,19 @@ SELECT trek_execute(trek_plan(:'dir', 'sqlerror', track => 'pyerrors'));
 SELECT trek_execute(trek_plan(:'dir', 'sqlsyntax', track => 'pyerrors'));
 \echo :LAST_ERROR_SQLSTATE
 -- detail and object names survive
-\set VERBOSITY verbose
 SELECT trek_execute(trek_plan(:'dir', 'unique', track => 'pyerrors'));
-\set VERBOSITY default
+DO $$
+DECLARE
+	st text; sch text; tbl text; con text;
+BEGIN
+	PERFORM trek_execute(trek_plan('/tmp/trek_regress/fixtures/python_errors',
+								   'unique', track => 'pyerrors'));
+EXCEPTION WHEN unique_violation THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, sch = SCHEMA_NAME,
+		tbl = TABLE_NAME, con = CONSTRAINT_NAME;
+	RAISE NOTICE 'sqlstate %, schema %, table %, constraint %', st, sch, tbl, con;
+END
+$$;
 -- a Python exception: 38000, the traceback through the file, the line
 SELECT trek_execute(trek_plan(:'dir', 'pyerror', track => 'pyerrors'));
 \echo :LAST_ERROR_SQLSTATE
@@ -131,3 +141,13 @@ SELECT trek_current('pyreader'), count(*) FROM trek.history WHERE track = 'pyrea
 SET ROLE regress_trek_reader;
 SELECT jsonb_array_length(trek_plan(:'dir', 'rev2', track => 'pyreader') -> 'steps') AS steps;
 RESET ROLE;
+
+-- a migration that takes trek's module out of sys.modules: the next Python
+-- step says so, and the one after loads the module again
+\set dir :fixtures '/python_reload'
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'dir', 'drop', track => 'pyreload'));
+SELECT trek_execute(trek_plan(:'dir', 'again', track => 'pyreload'));
+SELECT trek_execute(trek_plan(:'dir', 'again', track => 'pyreload'));
+\set VERBOSITY default
+SELECT to_regclass('reload_py') AS reload_py;

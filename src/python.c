@@ -51,6 +51,9 @@
 /* room for the DO block around the two base64 texts */
 #define TREK_BLOCK_OVERHEAD 1024
 
+/* whether the Python module is loaded in this session's interpreter */
+static bool module_loaded = false;
+
 /*
  * Refuse a plan with Python steps, before any step runs, if this database
  * has no plpython3u or the current role may not use it.  trek never
@@ -114,7 +117,9 @@ encode_base64(const char *data, int len)
 
 /*
  * The DO block that runs one migration.  Its text only ever holds base64
- * and fixed lines, so the dollar quote cannot be ended early.
+ * and fixed lines, so the dollar quote cannot be ended early.  The
+ * module's text (some 40 kB) goes in only until the module is known to be
+ * loaded in this session.
  */
 static char *
 python_block(const char *file, const char *text, int len)
@@ -141,14 +146,21 @@ python_block(const char *file, const char *text, int len)
 	appendStringInfo(&buf,
 					 "DO LANGUAGE %s $trek$\n"
 					 "import sys\n"
-					 "m = sys.modules.get(\"%s\")\n"
-					 "if m is None:\n"
-					 "    import base64, types\n"
-					 "    m = types.ModuleType(\"%s\")\n"
-					 "    exec(compile(base64.b64decode(\"%s\"),"
-					 " \"trek python module\", \"exec\"), m.__dict__)\n"
-					 "    sys.modules[m.__name__] = m\n",
-					 TREK_PYTHON_LANGUAGE, module, module, trek_python_shim);
+					 "m = sys.modules.get(\"%s\")\n",
+					 TREK_PYTHON_LANGUAGE, module);
+	if (module_loaded)
+		appendStringInfoString(&buf,
+							   "if m is None:\n"
+							   "    plpy.error(\"trek's Python module was removed from sys.modules\")\n");
+	else
+		appendStringInfo(&buf,
+						 "if m is None:\n"
+						 "    import base64, types\n"
+						 "    m = types.ModuleType(\"%s\")\n"
+						 "    exec(compile(base64.b64decode(\"%s\"),"
+						 " \"trek python module\", \"exec\"), m.__dict__)\n"
+						 "    sys.modules[m.__name__] = m\n",
+						 module, trek_python_shim);
 	appendStringInfo(&buf, "m.run(\"%s\", \"", encode_base64(file, strlen(file)));
 	appendStringInfoString(&buf, encode_base64(text, len));
 	appendStringInfoString(&buf, "\")\n$trek$");
@@ -212,6 +224,9 @@ rethrow(ErrorData *edata, int *line)
 
 	if (!parse_failure(edata->message, line, &pycontext, &pylen, &message))
 	{
+		/* whatever went wrong, send the module again next time */
+		module_loaded = false;
+
 		/*
 		 * The block failed outside the module's care (PL/Python could not
 		 * start, say): keep its message and the context lines from inside
@@ -302,6 +317,7 @@ TrekPythonRun(const char *file, const char *text, int len, int *line)
 		rethrow(edata, line);
 	}
 	PG_END_TRY();
+	module_loaded = true;
 
 	/* an error leaves the setting to the transaction's abort */
 	if (nestlevel >= 0)

@@ -377,6 +377,12 @@ def infer_param_types(query):
     except _Inferred as inferred:
         return inferred.rows
     except plpy.SPIError:
+        # prepared statements outlive a rollback: a statement after the
+        # one prepared may have failed, so make sure the name is gone
+        try:
+            plpy.execute("DEALLOCATE %s" % name)
+        except plpy.SPIError:
+            pass
         return None
 
 
@@ -386,8 +392,10 @@ class Statement:
 
     def __init__(self, query, args):
         types = infer_param_types(query)
+        self.value_types = None
         if types is None:
             names = [type_of_value(a) for a in args]
+            self.value_types = names
             self.kinds = [{"jsonb": "json", "interval": "interval",
                            "jsonb[]": "json[]",
                            "interval[]": "interval[]"}.get(n) for n in names]
@@ -477,6 +485,9 @@ class Session:
             if not args:
                 return plpy.execute(query)
             stmt = self.statements.get(query)
+            if stmt is not None and stmt.value_types is not None and \
+                    stmt.value_types != [type_of_value(a) for a in args]:
+                stmt = None
             if stmt is None:
                 stmt = Statement(query, args)
                 self.statements[query] = stmt
