@@ -48,7 +48,8 @@
 /* the class of the one exception the Python module lets out */
 #define TREK_FAILURE_PREFIX "TrekMigrationFailure: "
 
-/* room for the DO block around the two base64 texts */
+/* how the DO block starts, and room for it around the two base64 texts */
+#define TREK_BLOCK_START "DO LANGUAGE " TREK_PYTHON_LANGUAGE " $trek$"
 #define TREK_BLOCK_OVERHEAD 1024
 
 /* whether the Python module is loaded in this session's interpreter */
@@ -144,10 +145,10 @@ python_block(const char *file, const char *text, int len)
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf,
-					 "DO LANGUAGE %s $trek$\n"
+					 TREK_BLOCK_START "\n"
 					 "import sys\n"
 					 "m = sys.modules.get(\"%s\")\n",
-					 TREK_PYTHON_LANGUAGE, module);
+					 module);
 	if (module_loaded)
 		appendStringInfoString(&buf,
 							   "if m is None:\n"
@@ -235,15 +236,18 @@ rethrow(ErrorData *edata, int *line)
 		message = edata->message ? edata->message : "unknown error";
 		if (edata->context != NULL)
 		{
-			char	   *cut = strstr(edata->context, "SQL statement \"DO ");
+			char	   *cut;
 
 			context = pstrdup(edata->context);
+			cut = strstr(context, TREK_BLOCK_START);
 			if (cut != NULL)
 			{
-				context[cut - edata->context] = '\0';
-				while (context[0] != '\0' &&
-					   context[strlen(context) - 1] == '\n')
-					context[strlen(context) - 1] = '\0';
+				/* cut from the start of the line that quotes the block */
+				while (cut > context && cut[-1] != '\n')
+					cut--;
+				while (cut > context && cut[-1] == '\n')
+					cut--;
+				*cut = '\0';
 			}
 			if (context[0] == '\0')
 				context = NULL;
@@ -311,6 +315,11 @@ TrekPythonRun(const char *file, const char *text, int len, int *line)
 	{
 		ErrorData  *edata;
 
+		/*
+		 * Nothing runs between catching and raising the error again (the
+		 * same error, reworded), so the transaction's abort cleans up as
+		 * after PG_RE_THROW().
+		 */
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
