@@ -96,9 +96,10 @@ $$;
 SELECT trek_execute(trek_plan(:'dir', 'pyerror', track => 'pyerrors'));
 \echo :LAST_ERROR_SQLSTATE
 SELECT trek_execute(trek_plan(:'dir', 'pysyntax', track => 'pyerrors'));
--- no run_migration
+-- no run_migration, or one that is a generator (it would never run)
 SELECT trek_execute(trek_plan(:'dir', 'norun', track => 'pyerrors'));
 \echo :LAST_ERROR_SQLSTATE
+SELECT trek_execute(trek_plan(:'dir', 'generator', track => 'pyerrors'));
 -- awaiting what needs an event loop
 SELECT trek_execute(trek_plan(:'dir', 'await', track => 'pyerrors'));
 -- transaction control, and a savepoint left open

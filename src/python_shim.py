@@ -866,6 +866,12 @@ def run(filename_b64, source_b64):
                 result = func(Connection(session))
             if inspect.isawaitable(result):
                 drive(result)
+            elif inspect.isgenerator(result) or inspect.isasyncgen(result):
+                raise MigrationError(
+                    INVALID_FUNCTION_DEFINITION,
+                    "run_migration(conn) is a generator, so it would not run",
+                    "Define it with \"async def\" or \"def\", without "
+                    "\"yield\".")
             if session.open:
                 raise MigrationError(
                     INVALID_TRANSACTION_STATE,
