@@ -74,4 +74,9 @@ done
 awk -v a="$(median <<<"${times[py-noop]}")" -v b="$(median <<<"${times[sql-empty]}")" -v n="$n" \
 	'BEGIN { printf "overhead per step: py-noop %.3f ms, sql-empty %.3f ms\n", a / n, b / n }'
 awk -v a="$(median <<<"${times[py-table]}")" -v b="$(median <<<"${times[sql-table]}")" \
-	'BEGIN { printf "py-table / sql-table = %.2f\n", a / b }'
+	'BEGIN { printf "py-table / sql-table = %.2f (medians)\n", a / b }'
+# the same ratio within each round, where both ran under the same load
+paste -d' ' <(tr ' ' '\n' <<<"${times[py-table]}" | grep .) \
+	<(tr ' ' '\n' <<<"${times[sql-table]}" | grep .) |
+	awk '{ printf "%.2f ", $1 / $2 }' | median |
+	awk '{ printf "py-table / sql-table = %.2f (median of per-round ratios)\n", $1 }'
