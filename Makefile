@@ -5,9 +5,10 @@ MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/exec.o src/guard.o src/python.o
 DATA         = $(wildcard trek--*.sql)
-REGRESS      = setup folder graph plan execute privileges python errors
+REGRESS      = setup folder graph plan execute privileges python errors hardening
 PG_CPPFLAGS  = -I$(srcdir)/src
-EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h
+EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h \
+               $(FUZZ_TARGETS) fuzz/work
 
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
@@ -26,3 +27,27 @@ demo:
 
 test:
 	bash scripts/test.sh
+
+# Robustness checks kept out of `make test` (see README, "Robustness"):
+#   make fuzz      libFuzzer over the pure C parts (parse.c), FUZZ_SECONDS each
+#   make sanitize  the regression suite against a trek built with ASan+UBSan
+.PHONY: fuzz fuzz-build sanitize
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_LIBDIR  ?= $(shell $(PG_CONFIG) --pkglibdir)
+FUZZ_TARGETS  = fuzz/fuzz_names fuzz/fuzz_sql fuzz/fuzz_path
+FUZZ_CFLAGS   = -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -Wall -Wno-ignored-attributes \
+                -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir-server)
+
+fuzz/fuzz_%: fuzz/fuzz_%.c src/parse.c src/parse.h
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< src/parse.c -L$(FUZZ_LIBDIR) -lpgport
+
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh $(FUZZ_TARGETS)
+
+sanitize:
+	bash scripts/sanitize.sh

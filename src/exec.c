@@ -55,6 +55,9 @@ typedef struct TrekStepInfo
 
 static SPIPlanPtr insert_plan = NULL;
 
+/* set while a plan runs, to refuse trek_execute() from inside a migration */
+static bool executing = false;
+
 static Oid
 state_owner(void)
 {
@@ -224,12 +227,11 @@ step_context(void *arg)
  * Refuse statements that cannot run inside trek's transaction through SPI.
  */
 static void
-check_statement(TrekStepInfo *info, RawStmt *raw)
+check_statement(TrekStepInfo *info, RawStmt *raw, int len)
 {
 	Node	   *stmt = raw->stmt;
 
-	info->offset = TrekSkipBlanks(info->text, raw->stmt_location,
-								  strlen(info->text));
+	info->offset = TrekSkipBlanks(info->text, raw->stmt_location, len);
 	if (IsA(stmt, TransactionStmt))
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
@@ -303,7 +305,10 @@ run_sql(TrekStepInfo *info, char *text, int len)
 	info->parsing = false;
 
 	foreach(lc, stmts)
-		check_statement(info, lfirst_node(RawStmt, lc));
+	{
+		CHECK_FOR_INTERRUPTS();
+		check_statement(info, lfirst_node(RawStmt, lc), len);
+	}
 
 	stmtcxt = AllocSetContextCreate(CurrentMemoryContext, "trek statement",
 									ALLOCSET_DEFAULT_SIZES);
@@ -389,8 +394,8 @@ lock_track(const char *track)
  * Run a plan in the caller's transaction and return the revision the track
  * is at afterwards.
  */
-char *
-TrekExecute(TrekPlan *plan)
+static char *
+execute_plan(TrekPlan *plan)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext stepcxt;
@@ -466,4 +471,34 @@ TrekExecute(TrekPlan *plan)
 
 	SPI_finish();
 	return pstrdup(plan->to);
+}
+
+/*
+ * Run a plan, refusing to be called from one of its own migrations: the
+ * inner call would see the track half-way through a step and re-apply it
+ * (a migration that runs trek_execute(trek_plan(...)) would recurse until
+ * the stack ran out).
+ */
+char *
+TrekExecute(TrekPlan *plan)
+{
+	char	   *volatile result = NULL;
+
+	if (executing)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("trek_execute() cannot be called from inside a migration"),
+				 errhint("Run the other plan before or after this one, in the same transaction if need be.")));
+
+	executing = true;
+	PG_TRY();
+	{
+		result = execute_plan(plan);
+	}
+	PG_FINALLY();
+	{
+		executing = false;
+	}
+	PG_END_TRY();
+	return result;
 }

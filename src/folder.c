@@ -16,6 +16,7 @@
 #include "common/file_utils.h"
 #include "common/sha2.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "storage/fd.h"
@@ -38,6 +39,29 @@ migration_cmp(const void *a, const void *b)
 {
 	return strcmp(((const TrekMigration *) a)->file,
 				  ((const TrekMigration *) b)->file);
+}
+
+/*
+ * A file name as a message can show it: a name that is not valid in the
+ * database encoding would make the message invalid too, so such a name is
+ * shown with its non-ASCII and control bytes as \xNN.
+ */
+static char *
+printable_name(const char *name)
+{
+	StringInfoData buf;
+
+	if (pg_verifymbstr(name, strlen(name), true))
+		return pstrdup(name);
+	initStringInfo(&buf);
+	for (const unsigned char *p = (const unsigned char *) name; *p; p++)
+	{
+		if (*p >= 0x80 || *p < 0x20)
+			appendStringInfo(&buf, "\\x%02x", *p);
+		else
+			appendStringInfoChar(&buf, (char) *p);
+	}
+	return buf.data;
 }
 
 /*
@@ -85,7 +109,7 @@ TrekScanFolder(const char *dir, int *nmigrations)
 
 		if (res == TREK_NAME_INVALID)
 		{
-			invalid = lappend(invalid, pstrdup(de->d_name));
+			invalid = lappend(invalid, printable_name(de->d_name));
 			continue;
 		}
 
@@ -157,6 +181,12 @@ open_migration(const char *dir, const char *file, char **pathp, off_t *size)
 	*pathp = path;
 	TrekCheckFile(path);
 
+	/* opening a FIFO would wait for a writer, uninterruptibly: look first */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("migration \"%s\" is not a regular file", path)));
+
 	fp = AllocateFile(path, PG_BINARY_R);
 	if (fp == NULL)
 		ereport(ERROR,
@@ -170,6 +200,15 @@ open_migration(const char *dir, const char *file, char **pathp, off_t *size)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("migration \"%s\" is not a regular file", path)));
+	if (st.st_size > (off_t) TrekMaxFileSize * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("migration file \"%s\" is too large", path),
+				 errdetail("The file has %lld bytes, more than \"%s\" (%d kB).",
+						   (long long) st.st_size, "trek.max_file_size",
+						   TrekMaxFileSize),
+				 errhint("Split the migration into several files, or raise \"%s\".",
+						 "trek.max_file_size")));
 	*size = st.st_size;
 	return fp;
 }

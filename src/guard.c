@@ -16,16 +16,20 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "catalog/pg_authid.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/varlena.h"
 
 #include "guard.h"
+#include "parse.h"
 
 char	   *TrekAllowedDirectories = NULL;
+int			TrekMaxFileSize = TREK_DEFAULT_MAX_FILE_SIZE;
 
 static bool
 check_allowed_directories(char **newval, void **extra, GucSource source)
@@ -65,6 +69,18 @@ TrekDefineSettings(void)
 							   check_allowed_directories,
 							   NULL,
 							   NULL);
+	DefineCustomIntVariable("trek.max_file_size",
+							"Largest migration file trek reads.",
+							"A migration is parsed as a whole before it runs, so memory grows with the size of the file.",
+							&TrekMaxFileSize,
+							TREK_DEFAULT_MAX_FILE_SIZE,
+							1,
+							(int) ((MaxAllocSize - 1) / 1024),
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL,
+							NULL,
+							NULL);
 	MarkGUCPrefixReserved("trek");
 }
 
@@ -75,11 +91,12 @@ may_read_anything(void)
 }
 
 /*
- * Is path (canonical; resolved with realpath() if resolved) inside one of
- * the allowed folders?
+ * Is path (absolute, canonical, symbolic links resolved) inside one of the
+ * allowed folders?  Each allowed folder is resolved the same way; one that
+ * does not exist allows nothing.
  */
 static bool
-inside_allowed(const char *path, bool resolved)
+inside_allowed(const char *path)
 {
 	char	   *raw = pstrdup(TrekAllowedDirectories ? TrekAllowedDirectories : "");
 	List	   *dirs;
@@ -92,16 +109,46 @@ inside_allowed(const char *path, bool resolved)
 		char	   *allowed = lfirst(lc);
 		char		real[PATH_MAX];
 
-		if (resolved)
-		{
-			if (realpath(allowed, real) == NULL)
-				continue;		/* a missing allowed folder allows nothing */
-			allowed = real;
-		}
-		if (path_is_prefix_of_path(allowed, path))
+		canonicalize_path(allowed);
+		if (realpath(allowed, real) == NULL)
+			continue;
+		if (TrekPathWithin(real, path))
 			return true;
 	}
 	return false;
+}
+
+/*
+ * May a role without pg_read_server_files be told why path (absolute and
+ * canonical) cannot be resolved?  Only if the longest leading part of it
+ * that resolves lies in an allowed folder, and the first part that does not
+ * resolve is no symbolic link: a dangling or looping link could point
+ * anywhere, and its error would tell what exists there.
+ */
+static bool
+may_explain(const char *path)
+{
+	char	   *p = pstrdup(path);
+	char	   *first_missing = NULL;
+	char		real[PATH_MAX];
+	struct stat st;
+
+	while (realpath(p, real) == NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (strcmp(p, "/") == 0)
+			return false;
+		first_missing = pstrdup(p);
+		get_parent_directory(p);
+		if (p[0] == '\0')
+			strcpy(p, "/");
+	}
+	if (!inside_allowed(real))
+		return false;
+	if (first_missing != NULL && lstat(first_missing, &st) == 0 &&
+		S_ISLNK(st.st_mode))
+		return false;
+	return true;
 }
 
 static void
@@ -136,15 +183,22 @@ TrekCheckFolder(const char *dir)
 
 	if (realpath(path, real) == NULL)
 	{
-		/* don't tell unprivileged roles what exists outside their folders */
-		if (!privileged && !inside_allowed(path, false))
+		int			save_errno = errno;
+
+		/*
+		 * Don't tell unprivileged roles what exists outside their folders:
+		 * judge the part of the path that does exist.
+		 */
+		if (!privileged && !may_explain(path))
 			deny(dir);
+		errno = save_errno;
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open migration folder \"%s\": %m", dir)));
 	}
-	if (!privileged && !inside_allowed(real, true))
+	if (!privileged && !inside_allowed(real))
 		deny(dir);
+
 	return pstrdup(real);
 }
 
@@ -160,7 +214,11 @@ TrekCheckFile(const char *path)
 	if (may_read_anything())
 		return;
 	if (realpath(path, real) == NULL)
+	{
+		if (!may_explain(path))
+			deny(path);
 		return;					/* opening it reports the problem */
-	if (!inside_allowed(real, true))
+	}
+	if (!inside_allowed(real))
 		deny(path);
 }

@@ -8,7 +8,11 @@
 #ifndef TREK_GUARD_H
 #define TREK_GUARD_H
 
+/* trek.max_file_size, in kB */
+#define TREK_DEFAULT_MAX_FILE_SIZE (64 * 1024)
+
 extern char *TrekAllowedDirectories;
+extern int	TrekMaxFileSize;
 
 extern void TrekDefineSettings(void);
 extern char *TrekCheckFolder(const char *dir);

@@ -12,6 +12,9 @@
  * strings, quoted identifiers, dollar quoting, comments) to find psql
  * meta-commands and the first real token of a statement.
  *
+ * TrekPathWithin is the lexical half of the allowed-folder test: whether one
+ * canonical absolute path lies inside another.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -23,6 +26,16 @@ is_word_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		(c >= '0' && c <= '9') || c == '_';
+}
+
+/*
+ * Can c continue an SQL identifier?  PostgreSQL also takes every byte with
+ * the high bit set (part of a multibyte character) and "$".
+ */
+static bool
+is_ident_char(char c)
+{
+	return is_word_char(c) || c == '$' || (unsigned char) c >= 0x80;
 }
 
 /*
@@ -128,7 +141,8 @@ TrekParseFileName(const char *name, TrekName *out)
 }
 
 /*
- * Skip a quoted string, identifier or comment starting at sql[i]; return
+ * Skip a quoted string, identifier, key word or comment starting at sql[i];
+ * return
  * the offset just past it, or i itself if nothing of the kind starts there.
  * Unterminated constructs run to the end of the text.
  */
@@ -170,7 +184,7 @@ skip_token(const char *sql, int i, int len)
 		/* E'...' strings allow backslash escapes */
 		bool		escapes = (c == '\'' && i > 0 &&
 							   (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
-							   (i == 1 || !is_word_char(sql[i - 2])));
+							   (i == 1 || !is_ident_char(sql[i - 2])));
 
 		i++;
 		while (i < len)
@@ -189,7 +203,15 @@ skip_token(const char *sql, int i, int len)
 		}
 		return i;
 	}
-	if (c == '$' && (i == 0 || !is_word_char(sql[i - 1])))
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		(unsigned char) c >= 0x80)
+	{
+		/* an identifier or key word, which may contain "$" */
+		while (i < len && is_ident_char(sql[i]))
+			i++;
+		return i;
+	}
+	if (c == '$' && (i == 0 || !is_ident_char(sql[i - 1])))
 	{
 		/* $tag$ ... $tag$, where tag is empty or an identifier */
 		int			j = i + 1;
@@ -283,4 +305,21 @@ TrekLineNumber(const char *sql, int offset)
 		if (sql[i] == '\n')
 			line++;
 	return line;
+}
+
+/*
+ * Is path inside folder dir (or dir itself)?  Both are canonical absolute
+ * paths, as canonicalize_path() or realpath() leave them: no trailing "/"
+ * except for the root folder, which contains every path.
+ */
+bool
+TrekPathWithin(const char *dir, const char *path)
+{
+	size_t		n = strlen(dir);
+
+	if (n == 0 || dir[0] != '/' || path[0] != '/')
+		return false;
+	if (strcmp(dir, "/") == 0)
+		return true;
+	return strncmp(dir, path, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * parse.h
- *	  Pure text scanning: migration file names and migration SQL text.
+ *	  Pure text scanning: migration file names, migration SQL text, paths.
  *
  * Nothing here allocates memory or reports errors, so the code can also be
  * linked into stand-alone fuzzing programs.
@@ -34,5 +34,7 @@ extern bool TrekIsRevisionName(const char *s, int len);
 extern int	TrekFindMetaCommand(const char *sql, int len);
 extern int	TrekSkipBlanks(const char *sql, int start, int len);
 extern int	TrekLineNumber(const char *sql, int offset);
+
+extern bool TrekPathWithin(const char *dir, const char *path);
 
 #endif							/* TREK_PARSE_H */

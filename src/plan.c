@@ -89,6 +89,12 @@ resolve_target(TrekGraph *g, const char *target, const char *dir)
 
 	if (strcmp(target, "head") == 0)
 		return resolve_head(g, dir);
+	if (!TrekIsRevisionName(target, tlen))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid target revision \"%s\"", target),
+				 errdetail("Revision names are ASCII letters, digits and underscores."),
+				 errhint("Use \"head\", \"initial\" or a revision named in the folder's file names.")));
 	node = TrekGraphFind(g, target);
 	if (node >= 0)
 		return node;
