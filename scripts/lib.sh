@@ -11,6 +11,8 @@
 # Also sets TREK_ROOT (project root), PGBIN and PG_CONFIG. Works from any cwd.
 # TREK_PGBIN selects another PostgreSQL 15 bin folder (for example a relocated
 # copy of the packaged one, so that builds do not replace the system's trek).
+# TREK_POSTGRES names another program to start as the server (the memory
+# check runs postgres under valgrind through a wrapper script).
 
 PGBIN=${TREK_PGBIN:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PGBIN/pg_config
@@ -113,6 +115,7 @@ trek_cluster_start() {
 	for _ in 1 2 3 4 5; do
 		port=$(_trek_free_port "$port")
 		if _trek_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
+			${TREK_POSTGRES:+-p "$TREK_POSTGRES"} \
 			-o "-p $port" -w -t 60 start >"$dir/pg_ctl.log" 2>&1; then
 			export PGHOST=$dir/sock PGPORT=$port PGUSER=postgres \
 				PGDATABASE=postgres TREK_CLUSTER_DIR=$dir
@@ -121,7 +124,7 @@ trek_cluster_start() {
 		fi
 		port=$((port + 1))
 	done
-	tail -n 20 "$dir/server.log" >&2
+	tail -n 20 "$dir/pg_ctl.log" "$dir/server.log" >&2 2>/dev/null
 	trek_log "could not start the cluster (log: $dir/server.log)"
 	return 1
 }
