@@ -64,8 +64,10 @@ SELECT track, from_revision, to_revision FROM trek.history
 \! cd "$HARD" && ln -s loop loop && mkdir linkfile && cp "$FIXTURES/app/20240101_initial_up_one.sql" linkfile/ && ln -s 20240102_one_up_two.sql linkfile/20240102_one_up_two.sql
 \! mkdir "$HARD/dangling" && cp "$FIXTURES/app/20240101_initial_up_one.sql" "$HARD/dangling/" && ln -s "$HARD/nowhere.sql" "$HARD/dangling/20240102_one_up_two.sql"
 SELECT trek_plan(:'hard' || '/loop', 'head', track => 'hard');
+\echo :LAST_ERROR_SQLSTATE
 SELECT trek_plan(:'hard' || '/loop/sub', 'head', track => 'hard');
 SELECT trek_plan(:'hard' || '/linkfile', 'head', track => 'hard');
+\echo :LAST_ERROR_SQLSTATE
 SELECT trek_plan(:'hard' || '/dangling', 'head', track => 'hard');
 -- a folder and a file the server may not read (mode 000), and a folder it
 -- may not enter

@@ -42,6 +42,18 @@ migration_cmp(const void *a, const void *b)
 }
 
 /*
+ * Did the last file operation fail on a loop of symbolic links?  There is
+ * no file there, which errcode_for_file_access() would call an internal
+ * error (XX000).  Called among ereport()'s arguments, where errno is still
+ * the failed call's (errstart() saves it for %m and changes nothing).
+ */
+static bool
+loop_errno(void)
+{
+	return errno == ELOOP;
+}
+
+/*
  * A file name as a message can show it: a name that is not valid in the
  * database encoding would make the message invalid too, so such a name is
  * shown with its non-ASCII and control bytes as \xNN.
@@ -94,6 +106,7 @@ TrekScanFolder(const char *dir, int *nmigrations)
 	{
 		TrekName	name;
 		TrekNameResult res;
+		PGFileType	type;
 		TrekMigration *m;
 
 		CHECK_FOR_INTERRUPTS();
@@ -104,7 +117,21 @@ TrekScanFolder(const char *dir, int *nmigrations)
 
 		resetStringInfo(&path);
 		appendStringInfo(&path, "%s/%s", dir, de->d_name);
-		if (get_dirent_type(path.data, de, true, ERROR) != PGFILETYPE_REG)
+		type = get_dirent_type(path.data, de, true, DEBUG1);
+		if (type == PGFILETYPE_ERROR)
+		{
+			/* a dangling link, or a loop of links, named like a migration */
+			struct stat st;
+
+			if (stat(path.data, &st) != 0)
+				ereport(ERROR,
+						(loop_errno() ? errcode(ERRCODE_UNDEFINED_FILE) :
+						 errcode_for_file_access(),
+						 errmsg("could not stat migration file \"%s\": %m",
+								path.data)));
+			type = S_ISREG(st.st_mode) ? PGFILETYPE_REG : PGFILETYPE_UNKNOWN;
+		}
+		if (type != PGFILETYPE_REG)
 			continue;			/* folders and other non-files */
 
 		if (res == TREK_NAME_INVALID)
@@ -190,7 +217,8 @@ open_migration(const char *dir, const char *file, char **pathp, off_t *size)
 	fp = AllocateFile(path, PG_BINARY_R);
 	if (fp == NULL)
 		ereport(ERROR,
-				(errcode_for_file_access(),
+				(loop_errno() ? errcode(ERRCODE_UNDEFINED_FILE) :
+				 errcode_for_file_access(),
 				 errmsg("could not open migration file \"%s\": %m", path)));
 	if (fstat(fileno(fp), &st) != 0)
 		ereport(ERROR,

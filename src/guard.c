@@ -193,7 +193,8 @@ TrekCheckFolder(const char *dir)
 			deny(dir);
 		errno = save_errno;
 		ereport(ERROR,
-				(errcode_for_file_access(),
+				(save_errno == ELOOP ? errcode(ERRCODE_UNDEFINED_FILE) :
+				 errcode_for_file_access(),
 				 errmsg("could not open migration folder \"%s\": %m", dir)));
 	}
 	if (!privileged && !inside_allowed(real))
