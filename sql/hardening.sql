@@ -171,6 +171,7 @@ SELECT trek_current('hard_nested'), to_regclass('hard_nested_t') AS hard_nested_
 SET trek.max_file_size = '2kB';
 SELECT trek_plan(:'hard' || '/size', 'head', track => 'hard_size');
 RESET trek.max_file_size;
+SHOW trek.max_file_size;
 SELECT hard_steps(trek_plan(:'hard' || '/size', 'head', track => 'hard_size'));
 SET ROLE regress_trek_app;
 SET trek.max_file_size = '1GB';

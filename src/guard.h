@@ -9,7 +9,7 @@
 #define TREK_GUARD_H
 
 /* trek.max_file_size, in kB */
-#define TREK_DEFAULT_MAX_FILE_SIZE (64 * 1024)
+#define TREK_DEFAULT_MAX_FILE_SIZE (16 * 1024)
 
 extern char *TrekAllowedDirectories;
 extern int	TrekMaxFileSize;
