@@ -30,7 +30,7 @@ test:
 
 # Robustness checks kept out of `make test` (see README, "Robustness"):
 #   make fuzz      libFuzzer over the pure C parts (parse.c), FUZZ_SECONDS each
-#   make sanitize  the regression suite against a trek built with ASan+UBSan
+#   make sanitize  the regression suite under valgrind, trek built with UBSan
 .PHONY: fuzz fuzz-build sanitize
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60

@@ -43,7 +43,10 @@ fi
 cat >"$reports/postgres" <<-WRAPPER
 	#!/bin/sh
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$reports/ubsan
-	export UBSAN_OPTIONS
+	# PL/Python: plain malloc, which valgrind understands (pymalloc's
+	# arena checks read uninitialised memory by design)
+	PYTHONMALLOC=malloc
+	export UBSAN_OPTIONS PYTHONMALLOC
 	exec valgrind --quiet --leak-check=no --error-limit=no --num-callers=30 \\
 		--suppressions=$TREK_ROOT/scripts/valgrind.supp \\
 		--log-file=$reports/valgrind.%p "$PGBIN/postgres" "\$@"
