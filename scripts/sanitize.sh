@@ -49,7 +49,7 @@ cat >"$reports/postgres" <<-WRAPPER
 	export UBSAN_OPTIONS PYTHONMALLOC
 	exec valgrind --quiet --leak-check=no --error-limit=no --num-callers=30 \\
 		--suppressions=$TREK_ROOT/scripts/valgrind.supp \\
-		--log-file=$reports/valgrind.%p "$PGBIN/postgres" "\$@"
+		--track-origins=yes --log-file=$reports/valgrind.%p "$PGBIN/postgres" "\$@"
 WRAPPER
 chmod 755 "$reports/postgres"
 if [ "$(id -u)" -eq 0 ]; then chown postgres: "$reports"; fi
