@@ -43,6 +43,7 @@ class Caller(threading.Thread):
         self.attempts = attempts
         self.target = target
         self.result = None          # revision returned by trek_execute
+        self.seen = None            # trek_current() later in its transaction
         self.errors = []            # (SQLSTATE, message) of failed attempts
         self.notices = []
         self.crash = None           # anything unexpected
@@ -61,6 +62,9 @@ class Caller(threading.Thread):
                     row = conn.execute(
                         "SELECT trek_execute(trek_plan(%s, %s))",
                         (folder, target)).fetchone()
+                    # what the rest of the caller's transaction sees
+                    self.seen = conn.execute(
+                        "SELECT trek_current()").fetchone()[0]
                     conn.commit()
                     self.result = row[0]
                     break
@@ -136,6 +140,12 @@ def test_start_up_race(cluster, database, make_folder, level):
         if c is not workers[0]:
             assert 'track "default" is already at revision "rev4", nothing to do' \
                 in c.notices, c.notices
+            # the rest of a waiting caller's transaction sees the work done
+            # only under READ COMMITTED; the others keep their snapshot
+            # (README, "At application start-up")
+            assert c.seen == ("rev4" if level == "read committed" or c.errors
+                              else "initial")
+    assert workers[0].seen == "rev4"
 
     with cluster.connect(database) as conn:
         assert history(conn) == [
@@ -278,3 +288,21 @@ def test_deadlock(cluster, database, make_folder):
         assert [r[1] for r in history(conn)] == ["rev1", "rev2"]
         assert conn.execute("SELECT count(*) FROM information_schema.columns"
                             " WHERE table_name = 'accounts'").fetchone()[0] == 2
+
+
+def test_older_instance_meets_newer_database(cluster, database, make_folder):
+    """During a rolling deploy, an instance still carrying the old folder
+    starts after a new one migrated further: trek refuses to plan rather
+    than take the database anywhere."""
+    old = str(make_folder(chain(2)))
+    new = str(make_folder(chain(3)))
+    cluster.query(MIGRATION_LOG, dbname=database)
+    with cluster.connect(database) as conn:
+        conn.execute("SELECT trek_execute(trek_plan(%s, 'head'))", (new,))
+        with pytest.raises(psycopg.errors.UndefinedObject) as err:
+            conn.execute("SELECT trek_execute(trek_plan(%s, 'head'))", (old,))
+        assert err.value.diag.message_primary == (
+            'track "default" is at revision "rev3", which migration folder'
+            ' "%s" does not know' % old)
+        assert conn.execute("SELECT trek_current()").fetchone()[0] == "rev3"
+        assert tables(conn) == ["t1", "t2", "t3"]

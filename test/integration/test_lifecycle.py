@@ -131,3 +131,31 @@ def test_schema_name_taken(cluster):
                                 " WHERE extname = 'trek'").fetchone()[0] == 0
     finally:
         cluster.drop_database(db)
+
+
+def test_history_readable_when_granted(cluster, database, make_folder):
+    """README's admin endpoint: a role granted USAGE on schema trek and
+    SELECT on trek.history reads the history, and nothing more."""
+    folder = str(make_folder(chain(1)))
+    role = "regress_trek_audit_%s" % database[-8:]
+    cluster.query(MIGRATION_LOG, dbname=database)
+    cluster.query("CREATE ROLE %s LOGIN" % role)
+    try:
+        with cluster.connect(database) as conn:
+            conn.execute("SELECT trek_execute(trek_plan(%s, 'head'))",
+                         (folder,))
+            conn.execute("SET ROLE %s" % role)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT count(*) FROM trek.history")
+            conn.execute("RESET ROLE")
+            conn.execute("GRANT USAGE ON SCHEMA trek TO %s" % role)
+            conn.execute("GRANT SELECT ON trek.history TO %s" % role)
+            conn.execute("SET ROLE %s" % role)
+            assert conn.execute("SELECT file, applied_by FROM trek.history"
+                                ).fetchall() == [
+                ("20240101_initial_up_rev1.sql", "postgres")]
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("DELETE FROM trek.history")
+    finally:
+        cluster.drop_database(database)
+        cluster.query("DROP ROLE %s" % role)
