@@ -4,8 +4,8 @@ The tests run against real PostgreSQL 15 servers.  `cluster` is the one
 scripts/test.sh started (found through PGHOST and PGPORT); when those are
 not set, for example when pytest is run by hand after `make install`, a
 throwaway cluster is started here instead.  Tests that crash or replicate a
-server start clusters of their own with `new_cluster`, and every cluster
-started here is stopped and removed again.
+server start clusters of their own with Cluster.create or
+Cluster.replica_of, and remove them again with Cluster.destroy.
 
 Servers run as the OS user postgres when the tests run as root, so migration
 folders are written under a directory that every user may read.
@@ -35,10 +35,11 @@ TREK_LOCK_CLASS = 0x7472656B
 def run_as_owner(args, check=True, timeout=120):
     """Run a server program as the cluster owner (postgres when we are
     root) from /, so that our working directory does not matter."""
+    args = [str(a) for a in args]
     if IS_ROOT:
-        args = ["runuser", "-u", "postgres", "--"] + [str(a) for a in args]
-    p = subprocess.run([str(a) for a in args], cwd="/", capture_output=True,
-                       text=True, timeout=timeout)
+        args = ["runuser", "-u", "postgres", "--"] + args
+    p = subprocess.run(args, cwd="/", capture_output=True, text=True,
+                       timeout=timeout)
     if check and p.returncode != 0:
         raise RuntimeError("%s failed (exit %d):\n%s%s" % (
             " ".join(args), p.returncode, p.stdout, p.stderr))
@@ -74,15 +75,19 @@ class Cluster:
         self.datadir = datadir
 
     @classmethod
-    def create(cls, name, settings=None):
-        """initdb a new cluster (not started)."""
+    def _new(cls, name):
         base = Path(tempfile.mkdtemp(prefix="trek-%s." % name))
         (base / "sock").mkdir()
         if IS_ROOT:
             shutil.chown(base, "postgres", "postgres")
             shutil.chown(base / "sock", "postgres", "postgres")
-        cluster = cls(name, base=base, host=str(base / "sock"),
-                      datadir=base / "data")
+        return cls(name, base=base, host=str(base / "sock"),
+                   datadir=base / "data")
+
+    @classmethod
+    def create(cls, name, settings=None):
+        """initdb a new cluster (not started)."""
+        cluster = cls._new(name)
         run_as_owner([PGBIN / "initdb", "-D", cluster.datadir, "--auth=trust",
                       "-U", "postgres", "-E", "UTF8", "--locale=C",
                       "--no-sync"])
@@ -93,18 +98,12 @@ class Cluster:
     @classmethod
     def replica_of(cls, name, primary):
         """pg_basebackup -R of a running cluster: a hot standby (not started)."""
-        base = Path(tempfile.mkdtemp(prefix="trek-%s." % name))
-        (base / "sock").mkdir()
-        if IS_ROOT:
-            shutil.chown(base, "postgres", "postgres")
-            shutil.chown(base / "sock", "postgres", "postgres")
-        cluster = cls(name, base=base, host=str(base / "sock"),
-                      datadir=base / "data")
+        cluster = cls._new(name)
         run_as_owner([PGBIN / "pg_basebackup", "-D", cluster.datadir, "-R",
                       "-X", "stream", "-c", "fast", "--no-sync",
                       "-h", primary.host, "-p", primary.port, "-U", "postgres"])
         # the copy carries the primary's socket folder: give it its own
-        cluster.configure({"unix_socket_directories": str(base / "sock")})
+        cluster.configure({"unix_socket_directories": cluster.host})
         return cluster
 
     def configure(self, settings):
@@ -122,24 +121,16 @@ class Cluster:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def start(self):
+        """Start on a free port, or the one used before; Unix socket only."""
         if self.port is None:
-            for _ in range(5):
-                port = free_port()
-                if self._pg_ctl_start(port):
-                    self.port = port
-                    return self
-            raise RuntimeError("could not start cluster %s:\n%s"
-                               % (self.name, self.log_text()[-3000:]))
-        if not self._pg_ctl_start(self.port):
+            self.port = free_port()
+        p = run_as_owner([PGBIN / "pg_ctl", "-D", self.datadir, "-l", self.log,
+                          "-o", "-p %d -c listen_addresses=''" % self.port,
+                          "-w", "-t", "60", "start"], check=False)
+        if p.returncode != 0:
             raise RuntimeError("could not start cluster %s:\n%s"
                                % (self.name, self.log_text()[-3000:]))
         return self
-
-    def _pg_ctl_start(self, port):
-        p = run_as_owner([PGBIN / "pg_ctl", "-D", self.datadir, "-l", self.log,
-                          "-o", "-p %d -c listen_addresses=''" % port,
-                          "-w", "-t", "60", "start"], check=False)
-        return p.returncode == 0
 
     def stop(self, mode="fast"):
         if self.datadir and (self.datadir / "postmaster.pid").exists():
@@ -189,11 +180,8 @@ class Cluster:
 def cluster():
     """The cluster scripts/test.sh started, or one of our own."""
     if os.environ.get("PGHOST") and os.environ.get("PGPORT"):
-        datadir = None
-        if os.environ.get("TREK_CLUSTER_DIR"):
-            datadir = Path(os.environ["TREK_CLUSTER_DIR"]) / "data"
         yield Cluster("test", host=os.environ["PGHOST"],
-                      port=int(os.environ["PGPORT"]), datadir=datadir)
+                      port=int(os.environ["PGPORT"]))
         return
     own = Cluster.create("test")
     own.configure({"shared_preload_libraries": "pg_cron",
@@ -203,22 +191,6 @@ def cluster():
         yield own.start()
     finally:
         own.destroy()
-
-
-@pytest.fixture
-def new_cluster():
-    """Factory of extra clusters, stopped and removed after the test."""
-    made = []
-
-    def make(name, settings=None, start=True):
-        c = Cluster.create(name, settings)
-        made.append(c)
-        return c.start() if start else c
-
-    make.made = made
-    yield make
-    for c in reversed(made):
-        c.destroy()
 
 
 @pytest.fixture

@@ -152,10 +152,16 @@ def node_pg():
     return node
 
 
+def client_env(cluster, database):
+    """Environment of a client program: libpq's PG* variables, and where
+    node finds node-postgres."""
+    return dict(os.environ, PGHOST=cluster.host, PGPORT=str(cluster.port),
+                PGUSER="postgres", PGDATABASE=database,
+                NODE_PATH=str(NODE_DIR / "node_modules"))
+
+
 def test_node_pg(cluster, database, folder, node_pg):
-    env = dict(os.environ, PGHOST=cluster.host, PGPORT=str(cluster.port),
-               PGUSER="postgres", PGDATABASE=database,
-               NODE_PATH=str(NODE_DIR / "node_modules"))
+    env = client_env(cluster, database)
     p = subprocess.run([node_pg, str(NODE_DIR / "scenario.js"), folder,
                         json.dumps(TARGETS)], env=env, capture_output=True,
                        text=True, timeout=60)
@@ -168,9 +174,7 @@ def test_node_pg(cluster, database, folder, node_pg):
 def test_examples_as_programs(cluster, database, folder, node_pg, name):
     """Each example runs on its own, as README says: it prints the NOTICEs
     and the revision, or the error, and exits non-zero on failure."""
-    env = dict(os.environ, PGHOST=cluster.host, PGPORT=str(cluster.port),
-               PGUSER="postgres", PGDATABASE=database,
-               NODE_PATH=str(NODE_DIR / "node_modules"))
+    env = client_env(cluster, database)
     run = [node_pg] if name.endswith(".js") else ["/usr/bin/python3"]
     p = subprocess.run(run + [str(EXAMPLES / name), folder, "rev2"], env=env,
                        capture_output=True, text=True, timeout=60)
