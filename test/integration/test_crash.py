@@ -112,10 +112,13 @@ def test_backend_killed(crash_cluster, crash_db):
     assert isinstance(outcome["result"], psycopg.OperationalError)
     gate.close()
 
+    # the postmaster notices the loss, stops every backend, recovers
+    wait_for(lambda: "all server processes terminated; reinitializing"
+             in crash_cluster.log_text()[log_before:], 60,
+             "the postmaster to reinitialize")
     wait_for(crash_cluster.ready, 60, "the server to restart after the crash")
     log = crash_cluster.log_text()[log_before:]
     assert "(PID %d) was terminated by signal 9" % pid in log
-    assert "all server processes terminated; reinitializing" in log
     assert_untouched_then_complete(crash_cluster, db, folder)
 
 
