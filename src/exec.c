@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
@@ -403,8 +404,13 @@ execute_plan(TrekPlan *plan)
 	char	   *current;
 	char	   *applied_by;
 
+	/* on a hot standby, say so rather than "read-only transaction" */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot execute %s during recovery", "trek_execute()"),
+				 errhint("Connect to the primary server to apply migrations; standbys receive them through replication.")));
 	PreventCommandIfReadOnly("trek_execute()");
-	PreventCommandDuringRecovery("trek_execute()");
 
 	dir = TrekCheckFolder(plan->dir);
 	for (int i = 0; i < plan->nsteps; i++)

@@ -1,0 +1,49 @@
+// Bring a database to a revision of its migration folder with node-postgres.
+//
+//     node migrate.js /srv/app/migrations [target]
+//
+// Connection settings come from the PG* environment variables.  Call
+// migrate() at application start-up, from every replica at once if you
+// like: trek lets one of them apply the plan and the others find the work
+// done.
+const { Client } = require('pg');
+
+// Errors a concurrent caller can meet; planning again in a new transaction
+// resolves them: serialization_failure, deadlock_detected, lock_not_available
+// (lock_timeout) and object_not_in_prerequisite_state (a stale plan).
+const RETRYABLE = new Set(['40001', '40P01', '55P03', '55000']);
+
+async function migrate(client, folder, target = 'head', attempts = 5) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await client.query(
+        'SELECT trek_execute(trek_plan($1, $2)) AS revision', [folder, target]);
+      return res.rows[0].revision;
+    } catch (err) {
+      if (!RETRYABLE.has(err.code) || attempt >= attempts) throw err;
+      console.warn(`${err.message} (retrying)`);
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
+}
+
+async function main(folder, target = 'head') {
+  const client = new Client();
+  client.on('notice', (msg) =>
+    console.log(msg.message + (msg.detail ? ` (${msg.detail})` : '')));
+  await client.connect();
+  try {
+    console.log(await migrate(client, folder, target));
+  } finally {
+    await client.end();
+  }
+}
+
+if (require.main === module) {
+  main(...process.argv.slice(2)).catch((err) => {
+    console.error(`${err.code}: ${err.message}${err.where ? `\n${err.where}` : ''}`);
+    process.exitCode = 1;
+  });
+}
+
+module.exports = { migrate };

@@ -1,0 +1,54 @@
+"""Bring a database to a revision of its migration folder with asyncpg.
+
+    python3 migrate_asyncpg.py /srv/app/migrations [target]
+
+Connection settings come from the PG* environment variables.  Call
+migrate() at application start-up, from every replica at once if you like:
+trek lets one of them apply the plan and the others find the work done.
+"""
+import asyncio
+import logging
+import sys
+
+import asyncpg
+
+log = logging.getLogger("trek")
+
+# Errors a concurrent caller can meet; planning again in a new transaction
+# resolves them: serialization_failure, deadlock_detected, lock_not_available
+# (lock_timeout) and object_not_in_prerequisite_state (a stale plan).
+RETRYABLE = {"40001", "40P01", "55P03", "55000"}
+
+
+async def migrate(conn, folder, target="head", attempts=5):
+    """Plan and apply in one statement; return the revision reached."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await conn.fetchval(
+                "SELECT trek_execute(trek_plan($1, $2))", folder, target)
+        except asyncpg.PostgresError as e:
+            if e.sqlstate not in RETRYABLE or attempt == attempts:
+                raise
+            log.warning("%s (retrying)", e)
+            await asyncio.sleep(0.1 * attempt)
+
+
+def log_notice(conn, msg):
+    log.info("%s%s", msg.message, " (%s)" % msg.detail if msg.detail else "")
+
+
+async def main(folder, target="head"):
+    conn = await asyncpg.connect()
+    conn.add_log_listener(log_notice)
+    try:
+        print(await migrate(conn, folder, target))
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        asyncio.run(main(*sys.argv[1:]))
+    except asyncpg.PostgresError as e:
+        sys.exit("%s: %s\n%s" % (e.sqlstate, e.message, e.context or ""))

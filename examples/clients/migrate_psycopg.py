@@ -1,0 +1,54 @@
+"""Bring a database to a revision of its migration folder with psycopg 3.
+
+    python3 migrate_psycopg.py /srv/app/migrations [target]
+
+Connection settings come from the PG* environment variables.  Call
+migrate() at application start-up, from every replica at once if you like:
+trek lets one of them apply the plan and the others find the work done.
+"""
+import logging
+import sys
+import time
+
+import psycopg
+
+log = logging.getLogger("trek")
+
+# Errors a concurrent caller can meet; planning again in a new transaction
+# resolves them: serialization_failure, deadlock_detected, lock_not_available
+# (lock_timeout) and object_not_in_prerequisite_state (a stale plan).
+RETRYABLE = {"40001", "40P01", "55P03", "55000"}
+
+
+def migrate(conn, folder, target="head", attempts=5):
+    """Plan and apply in one transaction; return the revision reached."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with conn.transaction():
+                return conn.execute("SELECT trek_execute(trek_plan(%s, %s))",
+                                    (folder, target)).fetchone()[0]
+        except psycopg.Error as e:
+            if e.sqlstate not in RETRYABLE or attempt == attempts:
+                raise
+            log.warning("%s (retrying)", e.diag.message_primary)
+            time.sleep(0.1 * attempt)
+
+
+def log_notice(diag):
+    log.info("%s%s", diag.message_primary,
+             " (%s)" % diag.message_detail if diag.message_detail else "")
+
+
+def main(folder, target="head"):
+    with psycopg.connect(autocommit=True) as conn:
+        conn.add_notice_handler(log_notice)
+        print(migrate(conn, folder, target))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        main(*sys.argv[1:])
+    except psycopg.Error as e:
+        sys.exit("%s: %s\n%s" % (e.sqlstate, e.diag.message_primary,
+                                 e.diag.context or ""))
