@@ -11,8 +11,14 @@ EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h \
                $(FUZZ_TARGETS) fuzz/work
 
 PG_CONFIG   ?= pg_config
-PGXS        := $(shell $(PG_CONFIG) --pgxs)
+PGXS        := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
+else
+# Without the server headers only the targets that install them work.
+all install installcheck:
+	@echo "PostgreSQL's PGXS is missing: install postgresql-server-dev-15, or run 'make demo' or 'make test', which install it" >&2; exit 1
+endif
 
 # The Python half of Python migrations, built into the library as base64.
 src/python.o src/python.bc: src/python_shim.h
