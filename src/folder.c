@@ -10,7 +10,9 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/cryptohash.h"
 #include "common/file_utils.h"
@@ -196,13 +198,16 @@ sha256_hex(const uint8 *digest, char *out)
 }
 
 /*
- * Open a migration file for reading, after the folder rules allowed it.
+ * Open a migration file for reading, after the folder rules allowed it, and
+ * return its descriptor and size.  Plain read() calls on a transient file
+ * (closed on abort like AllocateFile's) cost one system call per file less
+ * than stdio, which matters when a plan has thousands of steps.
  */
-static FILE *
+static int
 open_migration(const char *dir, const char *file, char **pathp, off_t *size)
 {
 	struct stat st;
-	FILE	   *fp;
+	int			fd;
 	char	   *path = psprintf("%s/%s", dir, file);
 
 	*pathp = path;
@@ -214,13 +219,13 @@ open_migration(const char *dir, const char *file, char **pathp, off_t *size)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("migration \"%s\" is not a regular file", path)));
 
-	fp = AllocateFile(path, PG_BINARY_R);
-	if (fp == NULL)
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
 		ereport(ERROR,
 				(loop_errno() ? errcode(ERRCODE_UNDEFINED_FILE) :
 				 errcode_for_file_access(),
 				 errmsg("could not open migration file \"%s\": %m", path)));
-	if (fstat(fileno(fp), &st) != 0)
+	if (fstat(fd, &st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat migration file \"%s\": %m", path)));
@@ -238,7 +243,41 @@ open_migration(const char *dir, const char *file, char **pathp, off_t *size)
 				 errhint("Split the migration into several files, or raise \"%s\".",
 						 "trek.max_file_size")));
 	*size = st.st_size;
-	return fp;
+	return fd;
+}
+
+/*
+ * Read up to len bytes; fewer only if the file ends first.
+ */
+static size_t
+read_migration(int fd, char *buf, size_t len, const char *path)
+{
+	size_t		got = 0;
+
+	while (got < len)
+	{
+		ssize_t		r = read(fd, buf + got, len - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read migration file \"%s\": %m", path)));
+		if (r == 0)
+			break;
+		got += r;
+	}
+	return got;
+}
+
+static void
+close_migration(int fd, const char *path)
+{
+	if (CloseTransientFile(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close migration file \"%s\": %m", path)));
 }
 
 static void
@@ -272,30 +311,33 @@ hash_end(pg_cryptohash_ctx *ctx, char *sha256)
 
 /*
  * SHA-256 of a migration file as 64 lower-case hex digits (sha256 must have
- * room for TREK_SHA256_HEX_LEN + 1 bytes).  Reads in chunks, so memory use
- * does not grow with the file.
+ * room for TREK_SHA256_HEX_LEN + 1 bytes).  Reads the size fstat() reported,
+ * in chunks, so memory use does not grow with the file; a file that grows
+ * later gets another hash when trek_execute reads it.
  */
 void
 TrekHashFile(const char *dir, const char *file, char *sha256)
 {
 	char	   *path;
 	off_t		size;
-	FILE	   *fp = open_migration(dir, file, &path, &size);
+	int			fd = open_migration(dir, file, &path, &size);
 	pg_cryptohash_ctx *ctx = hash_begin();
-	char	   *buf = palloc(TREK_READ_CHUNK);
-	size_t		got;
+	size_t		chunk = (size_t) Max(Min(size, TREK_READ_CHUNK), 1);
+	char	   *buf = palloc(chunk);
 
-	while ((got = fread(buf, 1, TREK_READ_CHUNK, fp)) > 0)
+	while (size > 0)
 	{
+		size_t		got = read_migration(fd, buf, Min((off_t) chunk, size), path);
+
 		CHECK_FOR_INTERRUPTS();
+		if (got == 0)
+			break;
 		hash_update(ctx, buf, got);
+		size -= got;
 	}
-	if (ferror(fp))
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read migration file \"%s\": %m", path)));
-	FreeFile(fp);
+	close_migration(fd, path);
 	pfree(buf);
+	pfree(path);
 	hash_end(ctx, sha256);
 }
 
@@ -309,7 +351,7 @@ TrekReadFile(const char *dir, const char *file, int *len, char *sha256)
 {
 	char	   *path;
 	off_t		size;
-	FILE	   *fp = open_migration(dir, file, &path, &size);
+	int			fd = open_migration(dir, file, &path, &size);
 	pg_cryptohash_ctx *ctx;
 	char	   *buf;
 	size_t		got;
@@ -322,12 +364,8 @@ TrekReadFile(const char *dir, const char *file, int *len, char *sha256)
 						   (size_t) (MaxAllocSize - 1))));
 
 	buf = palloc((Size) size + 1);
-	got = fread(buf, 1, (size_t) size, fp);
-	if (ferror(fp))
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read migration file \"%s\": %m", path)));
-	FreeFile(fp);
+	got = read_migration(fd, buf, (size_t) size, path);
+	close_migration(fd, path);
 	buf[got] = '\0';
 
 	ctx = hash_begin();
