@@ -19,8 +19,8 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/varlena.h"
 
 #include "exec.h"
@@ -243,44 +243,64 @@ TrekPlanMake(const char *dir, const char *target, const char *direction,
 }
 
 static void
-append_pair(StringInfo buf, const char *key, const char *value, bool comma)
+push_string(JsonbParseState **state, JsonbIteratorToken token,
+			const char *value)
 {
-	if (comma)
-		appendStringInfoString(buf, ", ");
-	escape_json(buf, key);
-	appendStringInfoString(buf, ": ");
-	escape_json(buf, value);
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	(void) pushJsonbValue(state, token, &v);
 }
 
+static void
+push_pair(JsonbParseState **state, const char *key, const char *value)
+{
+	push_string(state, WJB_KEY, key);
+	push_string(state, WJB_VALUE, value);
+}
+
+/*
+ * The plan as jsonb, built value by value: no JSON text is printed and
+ * parsed again, which is most of the cost for plans of many steps.
+ */
 Jsonb *
 TrekPlanToJsonb(TrekPlan *plan)
 {
-	StringInfoData buf;
+	JsonbParseState *state = NULL;
+	JsonbValue	format;
+	JsonbValue *result;
 	const char *stepdir = strcmp(plan->direction, "none") == 0 ? "" : plan->direction;
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"format\": %d", TREK_PLAN_FORMAT);
-	append_pair(&buf, "track", plan->track, true);
-	append_pair(&buf, "dir", plan->dir, true);
-	append_pair(&buf, "from", plan->from, true);
-	append_pair(&buf, "to", plan->to, true);
-	append_pair(&buf, "direction", plan->direction, true);
-	appendStringInfoString(&buf, ", \"steps\": [");
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	push_string(&state, WJB_KEY, "format");
+	format.type = jbvNumeric;
+	format.val.numeric = int64_to_numeric(TREK_PLAN_FORMAT);
+	(void) pushJsonbValue(&state, WJB_VALUE, &format);
+	push_pair(&state, "track", plan->track);
+	push_pair(&state, "dir", plan->dir);
+	push_pair(&state, "from", plan->from);
+	push_pair(&state, "to", plan->to);
+	push_pair(&state, "direction", plan->direction);
+	push_string(&state, WJB_KEY, "steps");
+	(void) pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	for (int i = 0; i < plan->nsteps; i++)
 	{
 		TrekStep   *s = &plan->steps[i];
 
 		CHECK_FOR_INTERRUPTS();
-		appendStringInfoString(&buf, i > 0 ? ", {" : "{");
-		append_pair(&buf, "file", s->file, false);
-		append_pair(&buf, "from", s->from, true);
-		append_pair(&buf, "to", s->to, true);
-		append_pair(&buf, "direction", stepdir, true);
-		append_pair(&buf, "sha256", s->sha256, true);
-		appendStringInfoChar(&buf, '}');
+		(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		push_pair(&state, "file", s->file);
+		push_pair(&state, "from", s->from);
+		push_pair(&state, "to", s->to);
+		push_pair(&state, "direction", stepdir);
+		push_pair(&state, "sha256", s->sha256);
+		(void) pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}
-	appendStringInfoString(&buf, "]}");
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	(void) pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
 }
 
 static void
