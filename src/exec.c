@@ -27,6 +27,7 @@
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "tcop/utility.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -136,13 +137,48 @@ TrekHistoryCurrent(const char *track)
 	return result;
 }
 
+static Datum
+timestamptz_array(const TimestampTz *values, int n)
+{
+	Datum	   *elems = palloc(n * sizeof(Datum));
+
+	for (int i = 0; i < n; i++)
+		elems[i] = TimestampTzGetDatum(values[i]);
+	return PointerGetDatum(construct_array(elems, n, TIMESTAMPTZOID,
+										   sizeof(TimestampTz), FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
+/* one text[] of a string field of every step */
+static Datum
+text_array(TrekPlan *plan, size_t field)
+{
+	Datum	   *elems = palloc(plan->nsteps * sizeof(Datum));
+
+	for (int i = 0; i < plan->nsteps; i++)
+	{
+		char	   *value = *(char **) ((char *) &plan->steps[i] + field);
+
+		elems[i] = CStringGetTextDatum(value);
+	}
+	return PointerGetDatum(construct_array(elems, plan->nsteps, TEXTOID, -1,
+										   false, TYPALIGN_INT));
+}
+
+/*
+ * Record the applied steps of a plan in trek.history, one row per step in
+ * step order, with one INSERT for the whole plan: starting an executor per
+ * row costs more than a trivial migration does.  The rows commit or roll
+ * back with the migrations, as the transaction is the same.  Needs SPI.
+ */
 static void
-history_insert(TrekPlan *plan, TrekStep *s, TimestampTz started,
-			   TimestampTz finished, const char *applied_by)
+history_insert(TrekPlan *plan, TimestampTz *started, TimestampTz *finished,
+			   const char *applied_by)
 {
 	Oid			save_userid;
 	int			save_sec;
 	Datum		args[9];
+	Datum	   *sha = palloc(plan->nsteps * sizeof(Datum));
 	int			rc;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
@@ -151,15 +187,21 @@ history_insert(TrekPlan *plan, TrekStep *s, TimestampTz started,
 
 	if (insert_plan == NULL)
 	{
-		Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		TEXTOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID};
+		Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+		TIMESTAMPTZARRAYOID};
 		SPIPlanPtr	p;
 
 		p = SPI_prepare("INSERT INTO trek.history (track, from_revision,"
 						" to_revision, direction, file, sha256, applied_at,"
 						" applied_by, duration)"
-						" VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-						" $9 OPERATOR(pg_catalog.-) $7)",
+						" SELECT $1, s.f, s.t, $2, s.file, s.sha, s.started, $3,"
+						" s.finished OPERATOR(pg_catalog.-) s.started"
+						" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
+						" pg_catalog.unnest($6), pg_catalog.unnest($7),"
+						" pg_catalog.unnest($8), pg_catalog.unnest($9))"
+						" WITH ORDINALITY AS s(f, t, file, sha, started, finished, n)"
+						" ORDER BY s.n",
 						9, argtypes);
 		if (p == NULL)
 			elog(ERROR, "could not prepare insert into trek.history: %s",
@@ -167,17 +209,20 @@ history_insert(TrekPlan *plan, TrekStep *s, TimestampTz started,
 		SPI_keepplan(p);
 		insert_plan = p;
 	}
+	for (int i = 0; i < plan->nsteps; i++)
+		sha[i] = CStringGetTextDatum(plan->steps[i].sha256);
 	args[0] = CStringGetTextDatum(plan->track);
-	args[1] = CStringGetTextDatum(s->from);
-	args[2] = CStringGetTextDatum(s->to);
-	args[3] = CStringGetTextDatum(plan->direction);
-	args[4] = CStringGetTextDatum(s->file);
-	args[5] = CStringGetTextDatum(s->sha256);
-	args[6] = TimestampTzGetDatum(started);
-	args[7] = CStringGetTextDatum(applied_by);
-	args[8] = TimestampTzGetDatum(finished);
+	args[1] = CStringGetTextDatum(plan->direction);
+	args[2] = CStringGetTextDatum(applied_by);
+	args[3] = text_array(plan, offsetof(TrekStep, from));
+	args[4] = text_array(plan, offsetof(TrekStep, to));
+	args[5] = text_array(plan, offsetof(TrekStep, file));
+	args[6] = PointerGetDatum(construct_array(sha, plan->nsteps, TEXTOID, -1,
+											  false, TYPALIGN_INT));
+	args[7] = timestamptz_array(started, plan->nsteps);
+	args[8] = timestamptz_array(finished, plan->nsteps);
 	rc = SPI_execute_plan(insert_plan, args, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) plan->nsteps)
 		elog(ERROR, "could not insert into trek.history: %s",
 			 SPI_result_code_string(rc));
 	SetUserIdAndSecContext(save_userid, save_sec);
@@ -403,6 +448,8 @@ execute_plan(TrekPlan *plan)
 	char	   *dir;
 	char	   *current;
 	char	   *applied_by;
+	TimestampTz *started;
+	TimestampTz *finished;
 
 	/* on a hot standby, say so rather than "read-only transaction" */
 	if (RecoveryInProgress())
@@ -451,19 +498,19 @@ execute_plan(TrekPlan *plan)
 						plan->track, current, plan->from),
 				 errhint("Make a new plan with trek_plan().")));
 
+	started = palloc(plan->nsteps * sizeof(TimestampTz));
+	finished = palloc(plan->nsteps * sizeof(TimestampTz));
 	stepcxt = AllocSetContextCreate(CurrentMemoryContext, "trek step",
 									ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < plan->nsteps; i++)
 	{
 		TrekStep   *s = &plan->steps[i];
-		TimestampTz started = GetCurrentTimestamp();
-		TimestampTz finished;
 		MemoryContext oldcxt = MemoryContextSwitchTo(stepcxt);
 
 		CHECK_FOR_INTERRUPTS();
+		started[i] = GetCurrentTimestamp();
 		run_step(plan, i, dir);
-		finished = GetCurrentTimestamp();
-		history_insert(plan, s, started, finished, applied_by);
+		finished[i] = GetCurrentTimestamp();
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(stepcxt);
 
@@ -471,9 +518,10 @@ execute_plan(TrekPlan *plan)
 				(errmsg("applied migration \"%s\" (%s -> %s)",
 						s->file, s->from, s->to),
 				 errdetail("Step %d of %d took %.3f ms.", i + 1, plan->nsteps,
-						   (double) (finished - started) / 1000.0)));
+						   (double) (finished[i] - started[i]) / 1000.0)));
 	}
 	MemoryContextDelete(stepcxt);
+	history_insert(plan, started, finished, applied_by);
 
 	SPI_finish();
 	return pstrdup(plan->to);
