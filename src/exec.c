@@ -55,6 +55,8 @@ typedef struct TrekStepInfo
 	int			line;			/* line a Python step failed at, else 0 */
 } TrekStepInfo;
 
+/* statements on trek.history, prepared once per backend */
+static SPIPlanPtr current_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 
 /* set while a plan runs, to refuse trek_execute() from inside a migration */
@@ -85,7 +87,6 @@ history_current(const char *track, Snapshot snapshot, MemoryContext cxt)
 	int			save_sec;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
-	SPIPlanPtr	plan;
 	int			rc;
 	char	   *result;
 
@@ -94,14 +95,20 @@ history_current(const char *track, Snapshot snapshot, MemoryContext cxt)
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 
 	args[0] = CStringGetTextDatum(track);
-	plan = SPI_prepare("SELECT to_revision FROM trek.history"
-					   " WHERE track OPERATOR(pg_catalog.=) $1"
-					   " ORDER BY id DESC LIMIT 1",
-					   1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare query on trek.history: %s",
-			 SPI_result_code_string(SPI_result));
-	rc = SPI_execute_snapshot(plan, args, NULL, snapshot, InvalidSnapshot,
+	if (current_plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT to_revision FROM trek.history"
+									" WHERE track OPERATOR(pg_catalog.=) $1"
+									" ORDER BY id DESC LIMIT 1",
+									1, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "could not prepare query on trek.history: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		current_plan = p;
+	}
+	rc = SPI_execute_snapshot(current_plan, args, NULL, snapshot, InvalidSnapshot,
 							  snapshot == InvalidSnapshot, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read trek.history: %s",
@@ -115,7 +122,6 @@ history_current(const char *track, Snapshot snapshot, MemoryContext cxt)
 
 		result = MemoryContextStrdup(cxt, rev);
 	}
-	SPI_freeplan(plan);
 	SetUserIdAndSecContext(save_userid, save_sec);
 	return result;
 }
