@@ -1,4 +1,4 @@
-# trek: PGXS build, regression tests and the two entry points of README.md
+# trek: PGXS build, regression tests and the entry points of README.md
 EXTENSION    = trek
 EXTVERSION   = 0.1
 MODULE_big   = trek
@@ -27,7 +27,10 @@ src/python_shim.h: src/python_shim.py
 	  printf 'static const char trek_python_shim[] = "'; \
 	  base64 -w0 $<; printf '";\n'; } > $@
 
-.PHONY: demo test
+.PHONY: bench demo test
+bench:
+	bash bench/run.sh
+
 demo:
 	bash scripts/demo.sh
 

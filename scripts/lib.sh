@@ -19,7 +19,7 @@ PG_CONFIG=$PGBIN/pg_config
 TREK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TREK_DEPS="build-essential postgresql-15 postgresql-server-dev-15
 	postgresql-plpython3-15 postgresql-15-cron python3-asyncpg python3-psycopg
-	python3-pytest libicu-dev nodejs npm"
+	python3-pytest libicu-dev nodejs npm sqitch libdbd-pg-perl strace"
 TREK_CLUSTERS=()
 
 trek_log() { echo "trek: $*" >&2; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh: install dependencies, build and install trek, start a
 # throwaway cluster, run the pg_regress suite (make installcheck) and, when
-# test/integration/test_*.py exist, pytest against the same cluster.
+# test/integration/test_*.py exist, pytest against the same cluster; then
+# the benchmark harness once at N = 10 (bench/run.sh --quick, one test).
 # The last line is always "N passed, M failed"; exit 0 only if all passed
 # and at least one test ran.
 set -euo pipefail
@@ -58,6 +59,18 @@ if compgen -G "test/integration/test_*.py" >/dev/null; then
 	f=$(($(count failed) + $(count 'errors?')))
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && [ "$f" -eq 0 ] && f=1	# 5: none collected
 	passed=$((passed + p)) failed=$((failed + f))
+fi
+
+# The benchmark harness once, small, so that it cannot rot: one test.
+echo "== benchmark harness (bench/run.sh --quick: every workload once at N = 10)"
+if bash bench/run.sh --quick --no-build >"$log" 2>&1; then
+	tail -n 1 "$log"
+	echo "benchmark harness ... ok"
+	passed=$((passed + 1))
+else
+	tail -n 60 "$log"
+	echo "benchmark harness ... FAILED"
+	failed=$((failed + 1))
 fi
 
 finish
