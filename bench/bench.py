@@ -444,6 +444,15 @@ def cell_text(c):
     return f"{fmt(c['median'])}{runs}", f"{fmt(c['min'])}–{fmt(c['max'])}"
 
 
+def paired_ratio(c, limit):
+    """Median over repetitions of the tool's time over the limit's time in
+    the same repetition (runs next to each other share the machine's mood)."""
+    pairs = [a / b for a, b in zip(c["times"], limit["times"])]
+    if len(pairs) < 2:
+        return ""
+    return f"{statistics.median(pairs):.2f} ({min(pairs):.2f}–{max(pairs):.2f})"
+
+
 def report(results, info, args):
     out = []
     for workload, title in (("ddl", "DDL: CREATE TABLE + INSERT per migration"),
@@ -451,15 +460,19 @@ def report(results, info, args):
         if workload not in results:
             continue
         out += [f"### {title}", "",
-                "| N | tool | median | min–max | × one-string | ms a migration |",
-                "|---:|---|---:|---:|---:|---:|"]
+                "| N | tool | median | min–max | × one-string | × one-string,"
+                " same repetition | ms a migration |",
+                "|---:|---|---:|---:|---:|---:|---:|"]
         for n, cell in results[workload].items():
-            limit = cell["one-string"]["median"]
+            limit = cell["one-string"]
             for t, c in cell.items():
                 med, rng = cell_text(c)
-                ratio = "" if c.get("skipped") else f"{c['median'] / limit:.2f}"
-                per = "" if c.get("skipped") else f"{c['median'] * 1000 / int(n):.2f}"
-                out.append(f"| {int(n):,} | {t} | {med} | {rng} | {ratio} | {per} |")
+                ratio = paired = per = ""
+                if not c.get("skipped"):
+                    ratio = f"{c['median'] / limit['median']:.2f}"
+                    paired = paired_ratio(c, limit)
+                    per = f"{c['median'] * 1000 / int(n):.2f}"
+                out.append(f"| {int(n):,} | {t} | {med} | {rng} | {ratio} | {paired} | {per} |")
         out.append("")
     if "noop" in results:
         out += ["### No-op: migrate to head when already there", "",
@@ -528,6 +541,15 @@ def main():
     ap.add_argument("--tools", default=",".join(APPLY_TOOLS),
                     help="comma-separated tools to compare (one-string always runs)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--report", metavar="JSON",
+                    help="print the tables of an earlier run's .json and exit")
+    if "--report" in sys.argv:		# needs no cluster and no --work
+        i = sys.argv.index("--report")
+        with open(sys.argv[i + 1]) as f:
+            saved = json.load(f)
+        print(report(saved["results"], saved["machine"],
+                     argparse.Namespace(argv=saved["argv"])))
+        return
     args = ap.parse_args()
     args.argv, skip = [], False
     for a in sys.argv[1:]:		# the command line minus run.sh's own options
