@@ -88,3 +88,19 @@ SELECT track, from_revision, to_revision, direction, file, applied_by,
 	   sha256 ~ '^[0-9a-f]{64}$' AS sha_ok, duration >= '0'::interval AS timed
   FROM trek.history WHERE track = 'default' ORDER BY id;
 
+
+-- small files are read by name in the open folder, files over 64 kB by full
+-- path in chunks: both give the SHA-256 of the whole file and run all of it
+\! mkdir -p /tmp/trek_regress/big && printf 'CREATE TABLE big_t (v text);\n' > /tmp/trek_regress/big/20240101_initial_up_small.sql && { printf 'INSERT INTO big_t VALUES (\047'; head -c 70000 /dev/zero | tr '\0' x; printf '\047);\n'; } > /tmp/trek_regress/big/20240102_small_up_big.sql && chmod -R a+rX /tmp/trek_regress/big
+\set big '/tmp/trek_regress/big'
+SELECT s->>'file' AS file,
+	   s->>'sha256' = encode(sha256(pg_read_binary_file(:'big' || '/' || (s->>'file'))), 'hex') AS sha256_ok
+  FROM jsonb_array_elements(trek_plan(:'big', 'head', track => 'big') -> 'steps') AS s;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'big', 'head', track => 'big'));
+\set VERBOSITY default
+SELECT length(v) FROM big_t;
+SELECT file, sha256 = encode(sha256(pg_read_binary_file(:'big' || '/' || file)), 'hex') AS sha256_ok
+  FROM trek.history WHERE track = 'big' ORDER BY id;
+DROP TABLE big_t;
+\! rm -rf /tmp/trek_regress/big

@@ -391,7 +391,7 @@ run_sql(TrekStepInfo *info, char *text, int len)
  * Re-read, check and run one step.
  */
 static void
-run_step(TrekPlan *plan, int i, const char *dir)
+run_step(TrekPlan *plan, int i, const char *dir, int dirfd)
 {
 	TrekStep   *s = &plan->steps[i];
 	TrekStepInfo info;
@@ -413,7 +413,7 @@ run_step(TrekPlan *plan, int i, const char *dir)
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
 
-	text = TrekReadFile(dir, s->file, &len, sha256);
+	text = TrekReadFile(dir, dirfd, s->file, &len, sha256);
 	if (strcmp(sha256, s->sha256) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -452,6 +452,7 @@ execute_plan(TrekPlan *plan)
 	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext stepcxt;
 	char	   *dir;
+	int			dirfd;
 	char	   *current;
 	char	   *applied_by;
 	TimestampTz *started;
@@ -506,6 +507,7 @@ execute_plan(TrekPlan *plan)
 
 	started = palloc(plan->nsteps * sizeof(TimestampTz));
 	finished = palloc(plan->nsteps * sizeof(TimestampTz));
+	dirfd = TrekOpenFolder(dir);
 	stepcxt = AllocSetContextCreate(CurrentMemoryContext, "trek step",
 									ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < plan->nsteps; i++)
@@ -515,7 +517,7 @@ execute_plan(TrekPlan *plan)
 
 		CHECK_FOR_INTERRUPTS();
 		started[i] = GetCurrentTimestamp();
-		run_step(plan, i, dir);
+		run_step(plan, i, dir, dirfd);
 		finished[i] = GetCurrentTimestamp();
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(stepcxt);
@@ -527,6 +529,7 @@ execute_plan(TrekPlan *plan)
 						   (double) (finished[i] - started[i]) / 1000.0)));
 	}
 	MemoryContextDelete(stepcxt);
+	TrekCloseFolder(dirfd);
 	history_insert(plan, started, finished, applied_by);
 
 	SPI_finish();

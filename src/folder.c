@@ -198,20 +198,16 @@ sha256_hex(const uint8 *digest, char *out)
 }
 
 /*
- * Open a migration file for reading, after the folder rules allowed it, and
- * return its descriptor and size.  Plain read() calls on a transient file
+ * Open a migration file by its full path, after the folder rules allowed
+ * it, and return its descriptor and size.  Plain read() calls on a transient file
  * (closed on abort like AllocateFile's) cost one system call per file less
  * than stdio, which matters when a plan has thousands of steps.
  */
 static int
-open_migration(const char *dir, const char *file, char **pathp, off_t *size)
+open_migration(const char *path, off_t *size)
 {
 	struct stat st;
 	int			fd;
-	char	   *path = psprintf("%s/%s", dir, file);
-
-	*pathp = path;
-	TrekCheckFile(path);
 
 	/* opening a FIFO would wait for a writer, uninterruptibly: look first */
 	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
@@ -310,32 +306,117 @@ hash_end(pg_cryptohash_ctx *ctx, char *sha256)
 }
 
 /*
+ * Open folder dir (absolute and canonical) for reading its files by name
+ * with read_small().  Returns -1, reporting nothing, if that fails: files
+ * are then read by full path, which reports any problem.  The descriptor
+ * is closed by TrekCloseFolder() or at the end of the transaction.
+ */
+int
+TrekOpenFolder(const char *dir)
+{
+	return OpenTransientFile(dir, O_RDONLY | O_DIRECTORY | PG_BINARY);
+}
+
+void
+TrekCloseFolder(int dirfd)
+{
+	if (dirfd >= 0)
+		(void) CloseTransientFile(dirfd);
+}
+
+/*
+ * Read a small regular file of the folder open as dirfd, by its name: the
+ * kernel then looks up one name instead of walking the folder's whole path
+ * again for every file, which is a fair part of a trivial step's cost.
+ *
+ * The descriptor is a plain one that fd.c does not know, so nothing here
+ * may throw while it is open.  Anything but a readable regular file of at
+ * most TREK_READ_CHUNK bytes gives NULL, with the file closed, and the
+ * caller takes the general path, which reports errors.
+ */
+static char *
+read_small(int dirfd, const char *file, size_t *len)
+{
+	struct stat st;
+	char	   *buf;
+	size_t		got = 0;
+	ssize_t		r = 0;
+	int			fd;
+
+	if (dirfd < 0)
+		return NULL;
+	fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC | PG_BINARY);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		st.st_size > TREK_READ_CHUNK ||
+		(buf = palloc_extended(st.st_size + 1, MCXT_ALLOC_NO_OOM)) == NULL)
+	{
+		close(fd);
+		return NULL;
+	}
+	while (got < (size_t) st.st_size)
+	{
+		r = read(fd, buf + got, st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	close(fd);
+	if (r < 0)
+	{
+		pfree(buf);
+		return NULL;
+	}
+	buf[got] = '\0';
+	*len = got;
+	return buf;
+}
+
+/*
  * SHA-256 of a migration file as 64 lower-case hex digits (sha256 must have
- * room for TREK_SHA256_HEX_LEN + 1 bytes).  Reads the size fstat() reported,
- * in chunks, so memory use does not grow with the file; a file that grows
- * later gets another hash when trek_execute reads it.
+ * room for TREK_SHA256_HEX_LEN + 1 bytes).  Small files are read by name in
+ * folder dirfd (see read_small), others by full path in chunks of the size
+ * fstat() reported, so memory use does not grow with the file; a file that
+ * grows later gets another hash when trek_execute reads it.
  */
 void
-TrekHashFile(const char *dir, const char *file, char *sha256)
+TrekHashFile(const char *dir, int dirfd, const char *file, char *sha256)
 {
-	char	   *path;
-	off_t		size;
-	int			fd = open_migration(dir, file, &path, &size);
-	pg_cryptohash_ctx *ctx = hash_begin();
-	size_t		chunk = (size_t) Max(Min(size, TREK_READ_CHUNK), 1);
-	char	   *buf = palloc(chunk);
+	char	   *path = psprintf("%s/%s", dir, file);
+	pg_cryptohash_ctx *ctx;
+	char	   *buf;
+	size_t		len;
 
-	while (size > 0)
+	TrekCheckFile(path);
+	buf = read_small(dirfd, file, &len);
+	if (buf != NULL)
 	{
-		size_t		got = read_migration(fd, buf, Min((off_t) chunk, size), path);
-
-		CHECK_FOR_INTERRUPTS();
-		if (got == 0)
-			break;
-		hash_update(ctx, buf, got);
-		size -= got;
+		ctx = hash_begin();
+		hash_update(ctx, buf, len);
 	}
-	close_migration(fd, path);
+	else
+	{
+		off_t		size;
+		int			fd = open_migration(path, &size);
+		size_t		chunk = (size_t) Max(Min(size, TREK_READ_CHUNK), 1);
+
+		ctx = hash_begin();
+		buf = palloc(chunk);
+		while (size > 0)
+		{
+			size_t		got = read_migration(fd, buf, Min((off_t) chunk, size), path);
+
+			CHECK_FOR_INTERRUPTS();
+			if (got == 0)
+				break;
+			hash_update(ctx, buf, got);
+			size -= got;
+		}
+		close_migration(fd, path);
+	}
 	pfree(buf);
 	pfree(path);
 	hash_end(ctx, sha256);
@@ -347,26 +428,34 @@ TrekHashFile(const char *dir, const char *file, char *sha256)
  * here: the caller does that so that errors can name the line.
  */
 char *
-TrekReadFile(const char *dir, const char *file, int *len, char *sha256)
+TrekReadFile(const char *dir, int dirfd, const char *file, int *len,
+			 char *sha256)
 {
-	char	   *path;
-	off_t		size;
-	int			fd = open_migration(dir, file, &path, &size);
+	char	   *path = psprintf("%s/%s", dir, file);
 	pg_cryptohash_ctx *ctx;
 	char	   *buf;
 	size_t		got;
 
-	if (size > (off_t) (MaxAllocSize - 1))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("migration file \"%s\" is too large", path),
-				 errdetail("Migration files are limited to %zu bytes.",
-						   (size_t) (MaxAllocSize - 1))));
+	TrekCheckFile(path);
+	buf = read_small(dirfd, file, &got);
+	if (buf == NULL)
+	{
+		off_t		size;
+		int			fd = open_migration(path, &size);
 
-	buf = palloc((Size) size + 1);
-	got = read_migration(fd, buf, (size_t) size, path);
-	close_migration(fd, path);
-	buf[got] = '\0';
+		if (size > (off_t) (MaxAllocSize - 1))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("migration file \"%s\" is too large", path),
+					 errdetail("Migration files are limited to %zu bytes.",
+							   (size_t) (MaxAllocSize - 1))));
+
+		buf = palloc((Size) size + 1);
+		got = read_migration(fd, buf, (size_t) size, path);
+		close_migration(fd, path);
+		buf[got] = '\0';
+	}
+	pfree(path);
 
 	ctx = hash_begin();
 	hash_update(ctx, buf, got);

@@ -20,8 +20,11 @@ typedef struct TrekMigration
 } TrekMigration;
 
 extern TrekMigration *TrekScanFolder(const char *dir, int *nmigrations);
-extern char *TrekReadFile(const char *dir, const char *file, int *len,
-						  char *sha256);
-extern void TrekHashFile(const char *dir, const char *file, char *sha256);
+extern int	TrekOpenFolder(const char *dir);
+extern void TrekCloseFolder(int dirfd);
+extern char *TrekReadFile(const char *dir, int dirfd, const char *file,
+						  int *len, char *sha256);
+extern void TrekHashFile(const char *dir, int dirfd, const char *file,
+						 char *sha256);
 
 #endif							/* TREK_FOLDER_H */

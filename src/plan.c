@@ -180,6 +180,7 @@ TrekPlanMake(const char *dir, const char *target, const char *direction,
 	int		   *path = NULL;
 	int			nsteps = 0;
 	bool		up = true;
+	int			dirfd;
 
 	if (strcmp(direction, "up") != 0 && strcmp(direction, "down") != 0 &&
 		strcmp(direction, "auto") != 0)
@@ -226,6 +227,7 @@ TrekPlanMake(const char *dir, const char *target, const char *direction,
 
 	plan->direction = up ? "up" : "down";
 	plan->nsteps = nsteps;
+	dirfd = TrekOpenFolder(plan->dir);
 	plan->steps = palloc0(nsteps * sizeof(TrekStep));
 	for (int i = 0; i < nsteps; i++)
 	{
@@ -237,8 +239,9 @@ TrekPlanMake(const char *dir, const char *target, const char *direction,
 		s->from = m->from;
 		s->to = m->to;
 		s->python = m->python;
-		TrekHashFile(plan->dir, m->file, s->sha256);
+		TrekHashFile(plan->dir, dirfd, m->file, s->sha256);
 	}
+	TrekCloseFolder(dirfd);
 	return plan;
 }
 
