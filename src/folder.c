@@ -331,8 +331,8 @@ TrekCloseFolder(int dirfd)
  *
  * The descriptor is a plain one that fd.c does not know, so nothing here
  * may throw while it is open.  Anything but a readable regular file of at
- * most TREK_READ_CHUNK bytes gives NULL, with the file closed, and the
- * caller takes the general path, which reports errors.
+ * most TREK_READ_CHUNK bytes (and trek.max_file_size) gives NULL, with the
+ * file closed, and the caller takes the general path, which reports errors.
  */
 static char *
 read_small(int dirfd, const char *file, size_t *len)
@@ -345,11 +345,13 @@ read_small(int dirfd, const char *file, size_t *len)
 
 	if (dirfd < 0)
 		return NULL;
-	fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC | PG_BINARY);
+	/* O_NONBLOCK: a FIFO put in the file's place must not make us wait */
+	fd = openat(dirfd, file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | PG_BINARY);
 	if (fd < 0)
 		return NULL;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 		st.st_size > TREK_READ_CHUNK ||
+		st.st_size > (off_t) TrekMaxFileSize * 1024 ||
 		(buf = palloc_extended(st.st_size + 1, MCXT_ALLOC_NO_OOM)) == NULL)
 	{
 		close(fd);
