@@ -155,20 +155,11 @@ timestamptz_array(const TimestampTz *values, int n)
 										   TYPALIGN_DOUBLE));
 }
 
-/* one text[] of a string field of every step */
 static Datum
-text_array(TrekPlan *plan, size_t field)
+text_array(Datum *elems, int n)
 {
-	Datum	   *elems = palloc(plan->nsteps * sizeof(Datum));
-
-	for (int i = 0; i < plan->nsteps; i++)
-	{
-		char	   *value = *(char **) ((char *) &plan->steps[i] + field);
-
-		elems[i] = CStringGetTextDatum(value);
-	}
-	return PointerGetDatum(construct_array(elems, plan->nsteps, TEXTOID, -1,
-										   false, TYPALIGN_INT));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+										   TYPALIGN_INT));
 }
 
 /*
@@ -184,6 +175,9 @@ history_insert(TrekPlan *plan, TimestampTz *started, TimestampTz *finished,
 	Oid			save_userid;
 	int			save_sec;
 	Datum		args[9];
+	Datum	   *from = palloc(plan->nsteps * sizeof(Datum));
+	Datum	   *to = palloc(plan->nsteps * sizeof(Datum));
+	Datum	   *file = palloc(plan->nsteps * sizeof(Datum));
 	Datum	   *sha = palloc(plan->nsteps * sizeof(Datum));
 	int			rc;
 
@@ -216,15 +210,19 @@ history_insert(TrekPlan *plan, TimestampTz *started, TimestampTz *finished,
 		insert_plan = p;
 	}
 	for (int i = 0; i < plan->nsteps; i++)
+	{
+		from[i] = CStringGetTextDatum(plan->steps[i].from);
+		to[i] = CStringGetTextDatum(plan->steps[i].to);
+		file[i] = CStringGetTextDatum(plan->steps[i].file);
 		sha[i] = CStringGetTextDatum(plan->steps[i].sha256);
+	}
 	args[0] = CStringGetTextDatum(plan->track);
 	args[1] = CStringGetTextDatum(plan->direction);
 	args[2] = CStringGetTextDatum(applied_by);
-	args[3] = text_array(plan, offsetof(TrekStep, from));
-	args[4] = text_array(plan, offsetof(TrekStep, to));
-	args[5] = text_array(plan, offsetof(TrekStep, file));
-	args[6] = PointerGetDatum(construct_array(sha, plan->nsteps, TEXTOID, -1,
-											  false, TYPALIGN_INT));
+	args[3] = text_array(from, plan->nsteps);
+	args[4] = text_array(to, plan->nsteps);
+	args[5] = text_array(file, plan->nsteps);
+	args[6] = text_array(sha, plan->nsteps);
 	args[7] = timestamptz_array(started, plan->nsteps);
 	args[8] = timestamptz_array(finished, plan->nsteps);
 	rc = SPI_execute_plan(insert_plan, args, NULL, false, 0);
