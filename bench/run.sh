@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh: benchmark trek against raw SQL and other migration tools.
 #
-#   bash bench/run.sh              the full run (about an hour on 2 cores)
+#   bash bench/run.sh              the full run (about 40 minutes on 2 cores)
 #   bash bench/run.sh --quick      every workload once at N = 10 (a smoke test)
 #   bash bench/run.sh --help       all options of bench/bench.py
 #
