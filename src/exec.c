@@ -62,6 +62,21 @@ static SPIPlanPtr insert_plan = NULL;
 /* set while a plan runs, to refuse trek_execute() from inside a migration */
 static bool executing = false;
 
+/*
+ * Prepare a statement on trek's own state once per backend and keep it.
+ */
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+	if (p == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(p);
+	return p;
+}
+
 static Oid
 state_owner(void)
 {
@@ -96,18 +111,10 @@ history_current(const char *track, Snapshot snapshot, MemoryContext cxt)
 
 	args[0] = CStringGetTextDatum(track);
 	if (current_plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT to_revision FROM trek.history"
+		current_plan = prepare_kept("SELECT to_revision FROM trek.history"
 									" WHERE track OPERATOR(pg_catalog.=) $1"
 									" ORDER BY id DESC LIMIT 1",
 									1, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "could not prepare query on trek.history: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		current_plan = p;
-	}
 	rc = SPI_execute_snapshot(current_plan, args, NULL, snapshot, InvalidSnapshot,
 							  snapshot == InvalidSnapshot, false, 1);
 	if (rc != SPI_OK_SELECT)
@@ -190,24 +197,18 @@ history_insert(TrekPlan *plan, TimestampTz *started, TimestampTz *finished,
 		Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID,
 			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 		TIMESTAMPTZARRAYOID};
-		SPIPlanPtr	p;
 
-		p = SPI_prepare("INSERT INTO trek.history (track, from_revision,"
-						" to_revision, direction, file, sha256, applied_at,"
-						" applied_by, duration)"
-						" SELECT $1, s.f, s.t, $2, s.file, s.sha, s.started, $3,"
-						" s.finished OPERATOR(pg_catalog.-) s.started"
-						" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
-						" pg_catalog.unnest($6), pg_catalog.unnest($7),"
-						" pg_catalog.unnest($8), pg_catalog.unnest($9))"
-						" WITH ORDINALITY AS s(f, t, file, sha, started, finished, n)"
-						" ORDER BY s.n",
-						9, argtypes);
-		if (p == NULL)
-			elog(ERROR, "could not prepare insert into trek.history: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		insert_plan = p;
+		insert_plan = prepare_kept("INSERT INTO trek.history (track, from_revision,"
+												   " to_revision, direction, file, sha256, applied_at,"
+												   " applied_by, duration)"
+												   " SELECT $1, s.f, s.t, $2, s.file, s.sha, s.started, $3,"
+												   " s.finished OPERATOR(pg_catalog.-) s.started"
+												   " FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
+												   " pg_catalog.unnest($6), pg_catalog.unnest($7),"
+												   " pg_catalog.unnest($8), pg_catalog.unnest($9))"
+												   " WITH ORDINALITY AS s(f, t, file, sha, started, finished, n)"
+												   " ORDER BY s.n",
+												   9, argtypes);
 	}
 	for (int i = 0; i < plan->nsteps; i++)
 	{
