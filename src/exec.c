@@ -303,6 +303,7 @@ execute_plan(TrekPlan *plan)
 	MemoryContext stepcxt;
 	TrekFolder *folder;
 	char	   *current;
+	bool		owned;
 	Oid			owner;
 	TimestampTz *started;
 	TimestampTz *finished;
@@ -330,8 +331,8 @@ execute_plan(TrekPlan *plan)
 
 	/* one run per track at a time; then where is it, and whose is it? */
 	TrekStateLock(plan->track, false);
-	current = TrekStateRead(plan->track, &owner, callercxt);
-	TrekStateCheckOwner(plan->track, owner, "migrate");
+	current = TrekStateRead(plan->track, &owned, &owner, callercxt);
+	TrekStateCheckOwner(plan->track, owned, owner, "migrate");
 
 	if (strcmp(current, plan->to) == 0)
 	{
@@ -373,7 +374,7 @@ execute_plan(TrekPlan *plan)
 	}
 	MemoryContextDelete(stepcxt);
 	TrekStateRecord(plan, folder->path, 0, plan->nsteps, started, finished,
-					owner);
+					owned);
 	TrekFolderClose(folder);
 
 	SPI_finish();

@@ -249,11 +249,12 @@ TrekStateCurrent(const char *track)
  * Where track is and who owns it, read with the latest snapshot: once the
  * track lock is ours, a transaction under REPEATABLE READ or SERIALIZABLE
  * may still have a snapshot older than a run that another session
- * committed while we waited.  Returns the revision in cxt; *owner is
- * InvalidOid for a track that no one has applied a step to yet.
+ * committed while we waited.  Returns the revision in cxt; *owned says
+ * whether the track has an owner yet (a step was applied or stamped), and
+ * *owner who it is.
  */
 char *
-TrekStateRead(const char *track, Oid *owner, MemoryContext cxt)
+TrekStateRead(const char *track, bool *owned, Oid *owner, MemoryContext cxt)
 {
 	TrekOwnerSave save;
 	Oid			argtypes[1] = {TEXTOID};
@@ -286,8 +287,7 @@ TrekStateRead(const char *track, Oid *owner, MemoryContext cxt)
 	*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 2,
 											&isnull));
-	if (isnull)
-		*owner = InvalidOid;
+	*owned = !isnull;
 	owner_leave(&save);
 	return result;
 }
@@ -297,11 +297,12 @@ TrekStateRead(const char *track, Oid *owner, MemoryContext cxt)
  * does not have (superusers have every role's).  what names the action.
  */
 void
-TrekStateCheckOwner(const char *track, Oid owner, const char *what)
+TrekStateCheckOwner(const char *track, bool owned, Oid owner,
+					const char *what)
 {
 	char	   *name;
 
-	if (!OidIsValid(owner) || has_privs_of_role(GetUserId(), owner))
+	if (!owned || has_privs_of_role(GetUserId(), owner))
 		return;
 	name = GetUserNameFromId(owner, true);
 	ereport(ERROR,
@@ -338,12 +339,12 @@ timestamptz_array(const TimestampTz *values, int n)
  * folder dir between started[i] and finished[i], in trek.history: one row
  * per step in step order, with one INSERT, since starting an executor per
  * row costs more than a trivial migration does.  A track without an owner
- * (owner InvalidOid) gets the current user as its owner first.  The rows
- * commit or roll back with the migrations.
+ * (!owned) gets the current user as its owner first.  The rows commit or
+ * roll back with the migrations.
  */
 void
 TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
-				TimestampTz *started, TimestampTz *finished, Oid owner)
+				TimestampTz *started, TimestampTz *finished, bool owned)
 {
 	TrekOwnerSave save;
 	Oid			nsp = state_namespace();
@@ -359,7 +360,7 @@ TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 	(void) own_table(nsp, "tracks");
 	owner_enter(&save);
 
-	if (!OidIsValid(owner))
+	if (!owned)
 	{
 		Oid			argtypes[2] = {TEXTOID, OIDOID};
 		Datum		targs[2];

@@ -16,11 +16,12 @@
 extern void TrekStateLock(const char *track, bool session);
 extern void TrekStateUnlock(const char *track, bool session);
 extern char *TrekStateCurrent(const char *track);
-extern char *TrekStateRead(const char *track, Oid *owner, MemoryContext cxt);
-extern void TrekStateCheckOwner(const char *track, Oid owner,
+extern char *TrekStateRead(const char *track, bool *owned, Oid *owner,
+						   MemoryContext cxt);
+extern void TrekStateCheckOwner(const char *track, bool owned, Oid owner,
 								const char *what);
 extern void TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 							TimestampTz *started, TimestampTz *finished,
-							Oid owner);
+							bool owned);
 
 #endif							/* TREK_STATE_H */
