@@ -39,6 +39,25 @@ demo:
 test:
 	bash scripts/test.sh
 
+# Releases: `make dist` writes trek-$(DISTVERSION).zip (the archive PGXN
+# takes) from the committed tree, every file under trek-$(DISTVERSION)/;
+# DISTDIR=folder puts it elsewhere. `make test-release` checks META.json,
+# the versions and the archive; `make test-deb ROOT=dir` builds and tests
+# the Debian package in copies of a pristine Debian root.
+DISTVERSION  = $(EXTVERSION).0
+DISTDIR     ?= .
+.PHONY: dist test-release test-deb
+dist:
+	git archive --format=zip --prefix=trek-$(DISTVERSION)/ \
+	  -o '$(abspath $(DISTDIR))/trek-$(DISTVERSION).zip' HEAD
+
+test-release:
+	bash scripts/test-release.sh
+
+test-deb:
+	@test -n '$(ROOT)' || { echo "usage: make test-deb ROOT=/path/to/pristine/debian/root" >&2; exit 2; }
+	bash scripts/test-deb.sh '$(ROOT)'
+
 # Robustness checks kept out of `make test` (see README, "Robustness"):
 #   make fuzz      libFuzzer over the pure C parts (parse.c), FUZZ_SECONDS each
 #   make sanitize  the regression suite under valgrind, trek built with UBSan
