@@ -19,8 +19,10 @@
 # of step 2; a stage that fails before them counts as one failed test.
 # Needs root (chroot, mount) and network access to the root's apt sources.
 # Environment: TREK_DEB_OUTPUT=DIR copies the built .deb files to DIR;
-# DEB_BUILD_OPTIONS is passed to dpkg-buildpackage; TMPDIR (default
-# /var/tmp) holds the copies.
+# TREK_DEB_CACHE=DIR (default /var/cache/trek-deb) keeps the downloaded
+# packages between the copies and between runs, one folder per release and
+# architecture ("none" turns this off); DEB_BUILD_OPTIONS is passed to
+# dpkg-buildpackage; TMPDIR (default /var/tmp) holds the copies.
 set -euo pipefail
 
 TREK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -121,6 +123,11 @@ make_root() {
 		esac
 		mounts+=("$root/$m")
 	done
+	if [ -n "$cache" ]; then
+		mkdir -p "$root/var/cache/apt/archives"
+		mount --bind "$cache" "$root/var/cache/apt/archives"
+		mounts+=("$root/var/cache/apt/archives")
+	fi
 	rm -f "$root/etc/resolv.conf"
 	cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 	[ -s "$root/etc/hosts" ] ||
@@ -176,6 +183,14 @@ work=$(mktemp -d "${TMPDIR:-/var/tmp}/trek-deb.XXXXXX")
 chmod 755 "$work"
 start=$SECONDS
 release=$(. "$ROOT/etc/os-release" && echo "${VERSION_CODENAME:-$ID}")
+arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
+cache=${TREK_DEB_CACHE:-/var/cache/trek-deb}
+if [ "$cache" = none ]; then
+	cache=''
+else
+	cache=$cache/$release-$arch
+	mkdir -p "$cache/partial"
+fi
 log "release $release, working in $work"
 
 # 1. Build the package.
