@@ -28,7 +28,7 @@ PGBIN = Path(os.environ.get("PGBIN") or os.environ.get("TREK_PGBIN")
              or "/usr/lib/postgresql/15/bin")
 IS_ROOT = os.geteuid() == 0
 
-# first key of trek's advisory lock on a track (src/exec.c): "trek" in ASCII
+# first key of trek's lock on a track (src/state.c): "trek" in ASCII
 TREK_LOCK_CLASS = 0x7472656B
 
 
