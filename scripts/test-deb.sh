@@ -18,7 +18,8 @@
 # The last line is "N passed, M failed": N and M count the regression tests
 # of step 2; a stage that fails before them counts as one failed test.
 # Needs root (chroot, mount) and network access to the root's apt sources.
-# Environment: TREK_DEB_OUTPUT=DIR copies the built .deb files to DIR;
+# Environment: TREK_DEB_OUTPUT=DIR copies the built .deb files and the logs
+# (build.log, test.log, installcheck.log) to DIR;
 # TREK_DEB_CACHE=DIR (default /var/cache/trek-deb) keeps the downloaded
 # packages between the copies and between runs, one folder per release and
 # architecture ("none" turns this off); DEB_BUILD_OPTIONS is passed to
@@ -83,6 +84,9 @@ remove_tree() {
 cleanup() {
 	local rc=$?
 	if [ -n "$work" ]; then
+		if [ -n "${TREK_DEB_OUTPUT:-}" ] && compgen -G "$work/*.log" >/dev/null; then
+			mkdir -p "$TREK_DEB_OUTPUT" && cp "$work"/*.log "$TREK_DEB_OUTPUT"/
+		fi
 		[ -d "$work/build" ] && release_root "$work/build"
 		[ -d "$work/test" ] && release_root "$work/test"
 		remove_tree "$work" || true
