@@ -6,7 +6,7 @@
 #             --variant=apt); it is only read: the work happens in two
 #             throwaway copies of it in a temporary folder.
 #
-# 1. build: in a copy of ROOT_DIR, install postgresql-common, adapt
+# 1. build: in a copy of ROOT_DIR, install pg_buildext, adapt
 #    debian/control to the release's PostgreSQL majors (pg_buildext
 #    updatecontrol), install the build dependencies and run
 #    `dpkg-buildpackage -us -uc -b` (which runs the regression suite against
@@ -206,6 +206,8 @@ log "building the package (log: $blog)"
 if ! in_root "$work/build" "
 	$APT update
 	$APT install build-essential dpkg-dev postgresql-common
+	# pg_buildext moved to postgresql-common-dev after Debian 13
+	command -v pg_buildext >/dev/null || $APT install postgresql-common-dev
 	cd /build/trek
 	pg_buildext updatecontrol
 	$APT build-dep ./
