@@ -206,7 +206,7 @@ log "building the package (log: $blog)"
 if ! in_root "$work/build" "
 	$APT update
 	$APT install build-essential dpkg-dev postgresql-common
-	# pg_buildext moved to postgresql-common-dev after Debian 13
+	# newer releases ship pg_buildext in postgresql-common-dev
 	command -v pg_buildext >/dev/null || $APT install postgresql-common-dev
 	cd /build/trek
 	pg_buildext updatecontrol
