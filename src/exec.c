@@ -851,7 +851,7 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("trek_migrate() cannot run inside a transaction block"),
-				 errdetail("trek_migrate() commits each step, so it must be called on its own, outside BEGIN ... COMMIT, a function or a DO block."),
+				 errdetail("trek_migrate() commits each step, so it must be called on its own, not inside BEGIN ... COMMIT or a function."),
 				 errhint("Call it in autocommit mode, or use SELECT trek_execute(trek_plan(...)) to apply the whole plan in one transaction.")));
 	if (RecoveryInProgress())
 		ereport(ERROR,
