@@ -20,7 +20,9 @@ SELECT mig_call();
 SELECT trek_current('mig'), count(*) FROM trek.history WHERE track = 'mig';
 
 -- each step commits with its history row; a run is recorded
+\set VERBOSITY terse
 CALL trek_migrate(:'dir', 'rev2', track => 'mig');
+\set VERBOSITY default
 SELECT from_revision, to_revision, direction, file, dir = :'dir' AS dir_ok
   FROM trek.history WHERE track = 'mig' ORDER BY id;
 SELECT track, from_revision, target, call, state, steps_done, steps_planned,

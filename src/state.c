@@ -465,7 +465,8 @@ TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
  * trek_execute() or trek_migrate() (call) on track, from revision from
  * towards target, over nsteps steps read from canonical folder dir.  state
  * is "running" for a run that commits its row before its first step, or
- * "done" for a run recorded at its end (trek_execute()).
+ * "done" for a run recorded at its end (trek_execute()).  Objects of 0.1
+ * have no trek.runs: then nothing is recorded, and the id is -1.
  */
 int64
 TrekStateRunStart(TrekPlan *plan, const char *dir, const char *call,
@@ -480,6 +481,8 @@ TrekStateRunStart(TrekPlan *plan, const char *dir, const char *call,
 	int64		id;
 	int			rc;
 
+	if (objects_are_0_1(nsp))
+		return -1;
 	(void) own_table(nsp, "runs");
 	owner_enter(&save);
 	if (run_plan == NULL)
@@ -540,6 +543,8 @@ TrekStateRunUpdate(int64 id, int steps_done, const char *current_file,
 	char		nulls[6];
 	int			rc;
 
+	if (id < 0)
+		return;
 	(void) own_table(nsp, "runs");
 	owner_enter(&save);
 	if (update_plan == NULL)
