@@ -64,9 +64,10 @@ INTERVAL_RE = re.compile(
     r"(?:(?P<sign>[+-]?)(?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?))?$")
 
 # SPI result codes (executor/spi.h) and the command tags asyncpg returns
+# (19, SPI_OK_MERGE_RETURNING, since PostgreSQL 17)
 STATUS_TAGS = {5: "SELECT", 6: "SELECT", 7: "INSERT 0", 8: "DELETE",
                9: "UPDATE", 11: "INSERT 0", 12: "DELETE", 13: "UPDATE",
-               18: "MERGE"}
+               18: "MERGE", 19: "MERGE"}
 
 
 def encode_sqlstate(code):
@@ -434,16 +435,41 @@ def real_asyncpg():
     return _real_asyncpg[0]
 
 
+def error_attributes(exc, message, spidata, sqlstate):
+    """The attributes asyncpg's PostgresError carries, from plpy's spidata."""
+    detail, hint, query, position = spidata[1:5]
+    return {
+        "sqlstate": sqlstate, "severity": "ERROR", "message": message,
+        "detail": detail, "hint": hint, "internal_query": query,
+        "internal_position": str(position) if position else None,
+        "schema_name": spidata[5], "table_name": spidata[6],
+        "column_name": spidata[7], "data_type_name": spidata[8],
+        "constraint_name": spidata[9], "query": None}
+
+
 def translate(exc):
     """An SQL error from plpy, as an exception that is both the plpy class
     (spiexceptions.UniqueViolation) and, when asyncpg is installed, the
-    asyncpg class (asyncpg.UniqueViolationError)."""
+    asyncpg class (asyncpg.UniqueViolationError).  Without asyncpg, the
+    plpy exception itself gets asyncpg's attributes (constraint_name, ...)
+    and as_dict(), so that the stand-in reads the same."""
     spidata = getattr(exc, "spidata", None)
     sqlstate = getattr(exc, "sqlstate", None)
     if spidata is None or not valid_sqlstate(sqlstate):
         return exc
+    message = exc.args[0] if exc.args else ""
+    try:
+        attrs = error_attributes(exc, message, spidata, sqlstate)
+    except Exception:
+        return exc
     asyncpg = real_asyncpg()
     if asyncpg is None:
+        try:
+            exc.__dict__.update(attrs)
+            exc.as_dict = lambda: {k: v for k, v in attrs.items()
+                                   if v is not None}
+        except Exception:
+            pass
         return exc
     try:
         apg_cls = type(asyncpg.PostgresError).get_message_class_for_sqlstate(
@@ -454,17 +480,9 @@ def translate(exc):
             cls = type(apg_cls.__name__, (apg_cls, type(exc)),
                        {"__module__": "trek"})
             _combined[key] = cls
-        message = exc.args[0] if exc.args else ""
         new = cls(message)
-        detail, hint, query, position = spidata[1:5]
-        new.__dict__.update({
-            "spidata": spidata, "sqlstate": sqlstate, "severity": "ERROR",
-            "message": message, "detail": detail, "hint": hint,
-            "internal_query": query,
-            "internal_position": str(position) if position else None,
-            "schema_name": spidata[5], "table_name": spidata[6],
-            "column_name": spidata[7], "data_type_name": spidata[8],
-            "constraint_name": spidata[9], "query": None})
+        new.__dict__.update(attrs)
+        new.__dict__["spidata"] = spidata
         return new
     except Exception:
         return exc
