@@ -8,7 +8,10 @@
  * Checked for every input:
  *	- TrekFindMetaCommand returns -1 or the offset of a "\" that only blanks
  *	  separate from the start of its line, and nothing earlier is found in
- *	  the text cut just before it;
+ *	  the text cut just before it, with standard_conforming_strings on
+ *	  and off;
+ *	- TrekStatementBounds gives a statement that holds its offset and lies
+ *	  within the text;
  *	- TrekSkipBlanks stays within [start, len], is idempotent, and skips only
  *	  white space and comments (what it skips contains no other token start);
  *	- TrekLineNumber counts "\n" bytes.
@@ -44,16 +47,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sql = malloc(size > 0 ? size : 1);
 	memcpy(sql, data, size);
 
-	meta = TrekFindMetaCommand(sql, len);
-	if (meta != -1)
+	for (int std = 0; std <= 1; std++)
 	{
-		if (meta < 0 || meta >= len || sql[meta] != '\\')
-			abort();
-		for (int i = meta - 1; i >= 0 && sql[i] != '\n'; i--)
-			if (!blank(sql[i]))
+		meta = TrekFindMetaCommand(sql, len, std);
+		if (meta != -1)
+		{
+			if (meta < 0 || meta >= len || sql[meta] != '\\')
 				abort();
-		if (TrekFindMetaCommand(sql, meta) != -1)
-			abort();
+			for (int i = meta - 1; i >= 0 && sql[i] != '\n'; i--)
+				if (!blank(sql[i]))
+					abort();
+			if (TrekFindMetaCommand(sql, meta, std) != -1)
+				abort();
+		}
+		/* the statement around an offset holds it and stays in the text */
+		for (int off = 0; off < len; off += (len / 5) + 1)
+		{
+			int			s;
+			int			e;
+
+			TrekStatementBounds(sql, len, off, std, &s, &e);
+			if (s < 0 || s > off || e <= off || e > len)
+				abort();
+		}
 	}
 
 	/* blanks from a few starting points */

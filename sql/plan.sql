@@ -14,7 +14,19 @@ SELECT trek_execute('{}');
 SELECT trek_execute(:'good'::jsonb - 'format');
 SELECT trek_execute(jsonb_set(:'good', '{format}', '2'));
 SELECT trek_execute(jsonb_set(:'good', '{format}', '"1"'));
+SELECT trek_execute(jsonb_set(:'good', '{format}', '1.5'));
+SELECT trek_execute(jsonb_set(:'good', '{format}', '1.000001'));
+-- the format is the number 1, however it is written
+BEGIN;
+\set VERBOSITY terse
 SELECT trek_execute(jsonb_set(:'good', '{format}', '1.0'));
+\set VERBOSITY default
+ROLLBACK;
+BEGIN;
+\set VERBOSITY terse
+SELECT trek_execute(jsonb_set(:'good', '{format}', '1e0'));
+\set VERBOSITY default
+ROLLBACK;
 SELECT trek_execute(:'good'::jsonb - 'track');
 SELECT trek_execute(jsonb_set(:'good', '{track}', 'null'));
 SELECT trek_execute(jsonb_set(:'good', '{dir}', '42'));

@@ -4,10 +4,8 @@
  *	  Running plans through SPI and keeping trek.history.
  *
  * Migrations run with the caller's rights, statement by statement, so a
- * failing statement can be named by file and line.  trek's own state in
- * schema trek is read and written with the rights of the schema's owner
- * (the role that created the extension), so callers need no privileges on
- * it and cannot rewrite it by hand.
+ * failing statement can be named by file and line.  trek's own state is
+ * state.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,33 +13,23 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_namespace.h"
-#include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "tcop/utility.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "exec.h"
 #include "folder.h"
-#include "guard.h"
 #include "parse.h"
 #include "python.h"
+#include "state.h"
 
-/* first key of trek's advisory locks: "trek" in ASCII */
-#define TREK_LOCK_CLASS 0x7472656b
+#define TREK_LOCK_ADVICE "A plan runs in one transaction: raise max_locks_per_transaction, migrate in smaller plans by naming intermediate targets, or use CALL trek_migrate()."
 
 /* what the error context callback knows about the step being run */
 typedef struct TrekStepInfo
@@ -55,183 +43,11 @@ typedef struct TrekStepInfo
 	int			line;			/* line a Python step failed at, else 0 */
 } TrekStepInfo;
 
-/* statements on trek.history, prepared once per backend */
-static SPIPlanPtr current_plan = NULL;
-static SPIPlanPtr insert_plan = NULL;
-
 /* set while a plan runs, to refuse trek_execute() from inside a migration */
 static bool executing = false;
 
-/*
- * Prepare a statement on trek's own state once per backend and keep it.
- */
-static SPIPlanPtr
-prepare_kept(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-	if (p == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(p);
-	return p;
-}
-
-static Oid
-state_owner(void)
-{
-	Oid			nsp = get_namespace_oid("trek", false);
-	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for schema %u", nsp);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-/*
- * Latest revision of track in trek.history, read with the given snapshot
- * (NULL: the current one) as the owner of trek's state.  Needs SPI.
- */
-static char *
-history_current(const char *track, Snapshot snapshot, MemoryContext cxt)
-{
-	Oid			save_userid;
-	int			save_sec;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	int			rc;
-	char	   *result;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(state_owner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-
-	args[0] = CStringGetTextDatum(track);
-	if (current_plan == NULL)
-		current_plan = prepare_kept("SELECT to_revision FROM trek.history"
-									" WHERE track OPERATOR(pg_catalog.=) $1"
-									" ORDER BY id DESC LIMIT 1",
-									1, argtypes);
-	rc = SPI_execute_snapshot(current_plan, args, NULL, snapshot, InvalidSnapshot,
-							  snapshot == InvalidSnapshot, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read trek.history: %s",
-			 SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		result = MemoryContextStrdup(cxt, "initial");
-	else
-	{
-		char	   *rev = SPI_getvalue(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1);
-
-		result = MemoryContextStrdup(cxt, rev);
-	}
-	SetUserIdAndSecContext(save_userid, save_sec);
-	return result;
-}
-
-/*
- * The revision track is at: the newest history row's to_revision, or
- * "initial".
- */
-char *
-TrekHistoryCurrent(const char *track)
-{
-	MemoryContext callercxt = CurrentMemoryContext;
-	char	   *result;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	result = history_current(track, InvalidSnapshot, callercxt);
-	SPI_finish();
-	return result;
-}
-
-static Datum
-timestamptz_array(const TimestampTz *values, int n)
-{
-	Datum	   *elems = palloc(n * sizeof(Datum));
-
-	for (int i = 0; i < n; i++)
-		elems[i] = TimestampTzGetDatum(values[i]);
-	return PointerGetDatum(construct_array(elems, n, TIMESTAMPTZOID,
-										   sizeof(TimestampTz), FLOAT8PASSBYVAL,
-										   TYPALIGN_DOUBLE));
-}
-
-static Datum
-text_array(Datum *elems, int n)
-{
-	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
-										   TYPALIGN_INT));
-}
-
-/*
- * Record the applied steps of a plan in trek.history, one row per step in
- * step order, with one INSERT for the whole plan: starting an executor per
- * row costs more than a trivial migration does.  The rows commit or roll
- * back with the migrations, as the transaction is the same.  Needs SPI.
- */
-static void
-history_insert(TrekPlan *plan, TimestampTz *started, TimestampTz *finished,
-			   const char *applied_by)
-{
-	Oid			save_userid;
-	int			save_sec;
-	Datum		args[9];
-	Datum	   *from = palloc(plan->nsteps * sizeof(Datum));
-	Datum	   *to = palloc(plan->nsteps * sizeof(Datum));
-	Datum	   *file = palloc(plan->nsteps * sizeof(Datum));
-	Datum	   *sha = palloc(plan->nsteps * sizeof(Datum));
-	int			rc;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(state_owner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-
-	if (insert_plan == NULL)
-	{
-		Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID,
-			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-		TIMESTAMPTZARRAYOID};
-
-		insert_plan = prepare_kept("INSERT INTO trek.history (track, from_revision,"
-												   " to_revision, direction, file, sha256, applied_at,"
-												   " applied_by, duration)"
-												   " SELECT $1, s.f, s.t, $2, s.file, s.sha, s.started, $3,"
-												   " s.finished OPERATOR(pg_catalog.-) s.started"
-												   " FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
-												   " pg_catalog.unnest($6), pg_catalog.unnest($7),"
-												   " pg_catalog.unnest($8), pg_catalog.unnest($9))"
-												   " WITH ORDINALITY AS s(f, t, file, sha, started, finished, n)"
-												   " ORDER BY s.n",
-												   9, argtypes);
-	}
-	for (int i = 0; i < plan->nsteps; i++)
-	{
-		from[i] = CStringGetTextDatum(plan->steps[i].from);
-		to[i] = CStringGetTextDatum(plan->steps[i].to);
-		file[i] = CStringGetTextDatum(plan->steps[i].file);
-		sha[i] = CStringGetTextDatum(plan->steps[i].sha256);
-	}
-	args[0] = CStringGetTextDatum(plan->track);
-	args[1] = CStringGetTextDatum(plan->direction);
-	args[2] = CStringGetTextDatum(applied_by);
-	args[3] = text_array(from, plan->nsteps);
-	args[4] = text_array(to, plan->nsteps);
-	args[5] = text_array(file, plan->nsteps);
-	args[6] = text_array(sha, plan->nsteps);
-	args[7] = timestamptz_array(started, plan->nsteps);
-	args[8] = timestamptz_array(finished, plan->nsteps);
-	rc = SPI_execute_plan(insert_plan, args, NULL, false, 0);
-	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) plan->nsteps)
-		elog(ERROR, "could not insert into trek.history: %s",
-			 SPI_result_code_string(rc));
-	SetUserIdAndSecContext(save_userid, save_sec);
-}
+/* set when an error of class 53200 passes a step: maybe a full lock table */
+static bool out_of_memory_seen = false;
 
 /* byte offset of the pos'th character (0-based) of text */
 static int
@@ -242,6 +58,32 @@ char_offset(const char *text, int pos)
 	while (pos-- > 0 && text[off] != '\0')
 		off += pg_mblen(text + off);
 	return off;
+}
+
+/*
+ * A syntax error of a migration, reported as CREATE EXTENSION reports one
+ * in its script: the statement that holds the error becomes the internal
+ * query with the position inside it, so that psql shows that statement's
+ * line and a caret; and the position is no longer taken for one in the
+ * caller's query.  Returns the byte offset of the error in the file.
+ */
+static int
+report_syntax_position(TrekStepInfo *info, int pos)
+{
+	int			offset = char_offset(info->text, pos - 1);
+	int			len = strlen(info->text);
+	int			start;
+	int			end;
+	char	   *stmt;
+
+	TrekStatementBounds(info->text, len, offset, standard_conforming_strings,
+						&start, &end);
+	stmt = pnstrdup(info->text + start, end - start);
+	errposition(0);
+	internalerrquery(stmt);
+	internalerrposition(pg_mbstrlen_with_len(info->text + start,
+											 offset - start) + 1);
+	return offset;
 }
 
 static void
@@ -256,13 +98,10 @@ step_context(void *arg)
 		int			pos = geterrposition();
 
 		if (pos > 0)
-		{
-			offset = char_offset(info->text, pos - 1);
-			errposition(0);		/* it is not a position in the caller's query */
-		}
+			offset = report_syntax_position(info, pos);
 	}
 	if (geterrcode() == ERRCODE_OUT_OF_MEMORY)
-		errhint("A plan runs in one transaction. If the lock table is full, raise max_locks_per_transaction or migrate in smaller plans by naming intermediate targets.");
+		out_of_memory_seen = true;
 
 	if (line == 0 && info->text != NULL && offset >= 0)
 		line = TrekLineNumber(info->text, offset);
@@ -300,6 +139,34 @@ check_statement(TrekStepInfo *info, RawStmt *raw, int len)
 }
 
 /*
+ * A UTF-8 byte order mark at the start of a file is not part of the SQL.
+ * In a UTF8 database it is the encoding's own mark, and in SQL_ASCII any
+ * bytes go; in other encodings those three bytes mean other characters,
+ * so the file is refused with an error that says what they are.
+ */
+static void
+skip_byte_order_mark(TrekStepInfo *info, char *text, int len)
+{
+	int			encoding = GetDatabaseEncoding();
+
+	if (len < 3 || memcmp(text, "\xEF\xBB\xBF", 3) != 0)
+		return;
+	if (encoding == PG_UTF8 || encoding == PG_SQL_ASCII)
+	{
+		memset(text, ' ', 3);
+		return;
+	}
+	info->offset = 0;
+	ereport(ERROR,
+			(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+			 errmsg("migration \"%s\" starts with a UTF-8 byte order mark",
+					info->file),
+			 errdetail("The database encoding is \"%s\", not UTF8.",
+					   GetDatabaseEncodingName()),
+			 errhint("Save the file in the database encoding, without a byte order mark.")));
+}
+
+/*
  * Check and run the SQL text of one migration, statement by statement.
  */
 static void
@@ -312,14 +179,8 @@ run_sql(TrekStepInfo *info, char *text, int len)
 	MemoryContext stmtcxt;
 	MemoryContext oldcxt;
 
-	/* a UTF-8 byte order mark is not part of the SQL */
-	if (GetDatabaseEncoding() == PG_UTF8 && len >= 3 &&
-		memcmp(text, "\xEF\xBB\xBF", 3) == 0)
-	{
-		memset(text, ' ', 3);
-	}
-
 	info->text = text;
+	skip_byte_order_mark(info, text, len);
 	valid = pg_encoding_verifymbstr(GetDatabaseEncoding(), text, len);
 	if (valid < len)
 	{
@@ -335,7 +196,8 @@ run_sql(TrekStepInfo *info, char *text, int len)
 				 errhint("Save the file in the database encoding.")));
 	}
 
-	meta = TrekFindMetaCommand(text, len);
+	/* strings are scanned as the server will scan them, in this session */
+	meta = TrekFindMetaCommand(text, len, standard_conforming_strings);
 	if (meta >= 0)
 	{
 		info->offset = meta;
@@ -390,7 +252,7 @@ run_sql(TrekStepInfo *info, char *text, int len)
  * Re-read, check and run one step.
  */
 static void
-run_step(TrekPlan *plan, int i, const char *dir, int dirfd)
+run_step(TrekPlan *plan, int i, TrekFolder *folder)
 {
 	TrekStep   *s = &plan->steps[i];
 	TrekStepInfo info;
@@ -412,7 +274,7 @@ run_step(TrekPlan *plan, int i, const char *dir, int dirfd)
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
 
-	text = TrekReadFile(dir, dirfd, s->file, &len, sha256);
+	text = TrekReadFile(folder, s->file, &len, sha256);
 	if (strcmp(sha256, s->sha256) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -430,17 +292,6 @@ run_step(TrekPlan *plan, int i, const char *dir, int dirfd)
 	error_context_stack = cb.previous;
 }
 
-static void
-lock_track(const char *track)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TREK_LOCK_CLASS,
-						 hash_bytes((const unsigned char *) track, strlen(track)),
-						 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
 /*
  * Run a plan in the caller's transaction and return the revision the track
  * is at afterwards.
@@ -450,10 +301,10 @@ execute_plan(TrekPlan *plan)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext stepcxt;
-	char	   *dir;
-	int			dirfd;
+	TrekFolder *folder;
 	char	   *current;
-	char	   *applied_by;
+	bool		owned;
+	Oid			owner;
 	TimestampTz *started;
 	TimestampTz *finished;
 
@@ -465,7 +316,7 @@ execute_plan(TrekPlan *plan)
 				 errhint("Connect to the primary server to apply migrations; standbys receive them through replication.")));
 	PreventCommandIfReadOnly("trek_execute()");
 
-	dir = TrekCheckFolder(plan->dir);
+	folder = TrekFolderOpen(plan->dir);
 	for (int i = 0; i < plan->nsteps; i++)
 	{
 		if (plan->steps[i].python)
@@ -475,25 +326,20 @@ execute_plan(TrekPlan *plan)
 		}
 	}
 
-	applied_by = GetUserNameFromId(GetUserId(), false);
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/*
-	 * One plan per track at a time.  Once the lock is ours, read the track's
-	 * revision with a fresh snapshot: under REPEATABLE READ or SERIALIZABLE
-	 * the transaction's own snapshot may predate a plan that another session
-	 * committed while we waited.
-	 */
-	lock_track(plan->track);
-	current = history_current(plan->track, GetLatestSnapshot(), callercxt);
+	/* one run per track at a time; then where is it, and whose is it? */
+	TrekStateLock(plan->track, false);
+	current = TrekStateRead(plan->track, &owned, &owner, callercxt);
+	TrekStateCheckOwner(plan->track, owned, owner, "migrate");
 
 	if (strcmp(current, plan->to) == 0)
 	{
 		ereport(NOTICE,
 				(errmsg("track \"%s\" is already at revision \"%s\", nothing to do",
 						plan->track, current)));
+		TrekFolderClose(folder);
 		SPI_finish();
 		return current;
 	}
@@ -506,7 +352,6 @@ execute_plan(TrekPlan *plan)
 
 	started = palloc(plan->nsteps * sizeof(TimestampTz));
 	finished = palloc(plan->nsteps * sizeof(TimestampTz));
-	dirfd = TrekOpenFolder(dir);
 	stepcxt = AllocSetContextCreate(CurrentMemoryContext, "trek step",
 									ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < plan->nsteps; i++)
@@ -516,7 +361,7 @@ execute_plan(TrekPlan *plan)
 
 		CHECK_FOR_INTERRUPTS();
 		started[i] = GetCurrentTimestamp();
-		run_step(plan, i, dir, dirfd);
+		run_step(plan, i, folder);
 		finished[i] = GetCurrentTimestamp();
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(stepcxt);
@@ -528,11 +373,42 @@ execute_plan(TrekPlan *plan)
 						   (double) (finished[i] - started[i]) / 1000.0)));
 	}
 	MemoryContextDelete(stepcxt);
-	TrekCloseFolder(dirfd);
-	history_insert(plan, started, finished, applied_by);
+	TrekStateRecord(plan, folder->path, 0, plan->nsteps, started, finished,
+					owned);
+	TrekFolderClose(folder);
 
 	SPI_finish();
 	return pstrdup(plan->to);
+}
+
+/*
+ * A full lock table is reported as "out of shared memory" with PostgreSQL's
+ * hint to raise max_locks_per_transaction.  trek adds its own advice to
+ * that hint, keeping PostgreSQL's words, and lets the error go on.  Called
+ * in PG_CATCH, in memory context cxt.
+ */
+static void
+amend_lock_hint(MemoryContext cxt)
+{
+	MemoryContext oldcxt;
+	ErrorData  *edata;
+
+	if (!out_of_memory_seen)
+		return;
+	out_of_memory_seen = false;
+	oldcxt = MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	MemoryContextSwitchTo(oldcxt);
+	if (edata->sqlerrcode != ERRCODE_OUT_OF_MEMORY || edata->hint == NULL ||
+		strstr(edata->hint, "max_locks_per_transaction") == NULL)
+	{
+		FreeErrorData(edata);
+		return;
+	}
+	FlushErrorState();
+	edata->hint = MemoryContextStrdup(cxt, psprintf("%s %s", edata->hint,
+													TREK_LOCK_ADVICE));
+	ReThrowError(edata);
 }
 
 /*
@@ -544,6 +420,7 @@ execute_plan(TrekPlan *plan)
 char *
 TrekExecute(TrekPlan *plan)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	char	   *volatile result = NULL;
 
 	if (executing)
@@ -553,14 +430,18 @@ TrekExecute(TrekPlan *plan)
 				 errhint("Run the other plan before or after this one, in the same transaction if need be.")));
 
 	executing = true;
+	out_of_memory_seen = false;
 	PG_TRY();
 	{
 		result = execute_plan(plan);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		executing = false;
+		amend_lock_hint(cxt);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	executing = false;
 	return result;
 }

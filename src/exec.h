@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * exec.h
- *	  Running plans through SPI and keeping trek.history.
+ *	  Running plans through SPI.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,7 +10,6 @@
 
 #include "plan.h"
 
-extern char *TrekHistoryCurrent(const char *track);
 extern char *TrekExecute(TrekPlan *plan);
 
 #endif							/* TREK_EXEC_H */

@@ -6,11 +6,22 @@
  * Scanning a folder looks at names only; file contents are read just for
  * the steps of a plan, so checking "am I at head?" never opens a file.
  *
+ * Names can be swapped for symbolic links between a check and an open, so
+ * nothing is checked by name: the folder is opened first and judged by the
+ * path of its descriptor; its entries are listed from that descriptor and
+ * opened relative to it; a file is judged by what was opened, and hashed
+ * and read from that same descriptor.  Nothing is opened in a way that
+ * could wait (FIFOs), and for a role confined to trek.allowed_directories
+ * nothing outside them is opened for reading, or even looked at: a link
+ * that leads outside looks the same whatever is, or is not, at its end.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +41,10 @@
 
 #define TREK_READ_CHUNK 65536
 
+#ifndef O_PATH
+#define O_PATH (O_RDONLY | O_NONBLOCK)	/* no descriptor-only opens here */
+#endif
+
 static int
 name_cmp(const ListCell *a, const ListCell *b)
 {
@@ -44,144 +59,338 @@ migration_cmp(const void *a, const void *b)
 }
 
 /*
- * Did the last file operation fail on a loop of symbolic links?  There is
- * no file there, which errcode_for_file_access() would call an internal
+ * errcode for a failed file operation: a loop of symbolic links means there
+ * is no file there, which errcode_for_file_access() would call an internal
  * error (XX000).  Called among ereport()'s arguments, where errno is still
  * the failed call's (errstart() saves it for %m and changes nothing).
  */
-static bool
-loop_errno(void)
+static int
+file_errcode(void)
 {
-	return errno == ELOOP;
+	if (errno == ELOOP)
+		return errcode(ERRCODE_UNDEFINED_FILE);
+	return errcode_for_file_access();
 }
 
 /*
- * A file name as a message can show it: a name that is not valid in the
- * database encoding would make the message invalid too, so such a name is
- * shown with its non-ASCII and control bytes as \xNN.
+ * Open migration folder dir for the current user and check it: the folder
+ * is opened first (following symbolic links), then the canonical path of
+ * the opened folder must lie inside trek.allowed_directories unless the
+ * user may read any server file.  Errors for a folder that cannot be opened
+ * are told to a confined user only where they say nothing about what
+ * exists outside the allowed folders.  The descriptor is closed by
+ * TrekFolderClose() or at the end of the transaction.
  */
-static char *
-printable_name(const char *name)
+TrekFolder *
+TrekFolderOpen(const char *dir)
 {
-	StringInfoData buf;
+	TrekFolder *f = palloc0(sizeof(TrekFolder));
+	char	   *path;
 
-	if (pg_verifymbstr(name, strlen(name), true))
-		return pstrdup(name);
-	initStringInfo(&buf);
-	for (const unsigned char *p = (const unsigned char *) name; *p; p++)
-	{
-		if (*p >= 0x80 || *p < 0x20)
-			appendStringInfo(&buf, "\\x%02x", *p);
-		else
-			appendStringInfoChar(&buf, (char) *p);
-	}
-	return buf.data;
-}
-
-/*
- * Collect the migrations of folder dir (absolute and canonical), sorted by
- * file name so that nothing depends on the order the file system lists
- * entries in.
- */
-TrekMigration *
-TrekScanFolder(const char *dir, int *nmigrations)
-{
-	DIR		   *d;
-	struct dirent *de;
-	int			n = 0;
-	int			cap = 64;
-	TrekMigration *migrations = palloc(cap * sizeof(TrekMigration));
-	bool		has_initial = false;
-	List	   *invalid = NIL;
-	ListCell   *lc;
-	StringInfoData path;
-
-	initStringInfo(&path);
-
-	d = AllocateDir(dir);
-	if (d == NULL)
+	if (!is_absolute_path(dir))
 		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open migration folder \"%s\": %m", dir)));
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration folder \"%s\" is not an absolute path", dir),
+				 errhint("Give the full path of the folder on the database server.")));
 
-	while ((de = ReadDir(d, dir)) != NULL)
+	path = pstrdup(dir);
+	canonicalize_path(path);
+	if (strlen(path) >= PATH_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("migration folder path is too long"),
+				 errdetail("The path has %zu bytes after \".\" and \"..\" are folded, more than the server's limit of %d.",
+						   strlen(path), PATH_MAX - 1)));
+
+	f->confined = TrekGuardConfined();
+	f->roots = f->confined ? TrekGuardRoots() : NIL;
+	f->fd = OpenTransientFile(path, O_RDONLY | O_DIRECTORY | PG_BINARY);
+	if (f->fd < 0)
 	{
-		TrekName	name;
-		TrekNameResult res;
-		PGFileType	type;
-		TrekMigration *m;
+		int			save_errno = errno;
+
+		if (f->confined && !TrekGuardMayExplain(f->roots, path))
+			TrekGuardDeny(dir);
+		errno = save_errno;
+		ereport(ERROR,
+				(file_errcode(),
+				 errmsg("could not open migration folder \"%s\": %m", dir)));
+	}
+
+	f->path = TrekGuardDescriptorPath(f->fd, path);
+	if (f->path == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration folder \"%s\" changed while it was opened",
+						dir),
+				 errhint("Try again once the folder is in place.")));
+	if (f->confined && !TrekGuardWithin(f->roots, f->path))
+		TrekGuardDeny(dir);
+	if (!pg_verifymbstr(f->path, strlen(f->path), true))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("path of migration folder \"%s\" is not valid in encoding \"%s\"",
+						TrekPrintable(f->path), GetDatabaseEncodingName()),
+				 errdetail("Plans, history rows and messages hold the folder's path as text."),
+				 errhint("Rename the folder, or the folders above it, to names valid in the database encoding.")));
+	return f;
+}
+
+void
+TrekFolderClose(TrekFolder *f)
+{
+	if (f->fd >= 0)
+		(void) CloseTransientFile(f->fd);
+	f->fd = -1;
+}
+
+/* what an entry of the folder is, as far as a migration is concerned */
+typedef enum TrekEntryKind
+{
+	TREK_ENTRY_FILE,			/* a regular file, maybe through a link */
+	TREK_ENTRY_OTHER,			/* a folder, FIFO, device or socket: skipped */
+	TREK_ENTRY_SEALED,			/* a link a confined user may not follow */
+	TREK_ENTRY_ERROR			/* errno says why it cannot be looked at */
+} TrekEntryKind;
+
+/*
+ * For a confined user: open what entry name of folder f leads to, without
+ * reading it (O_PATH), and check that it lies inside an allowed folder.
+ * Returns the raw descriptor, or -1 with *kind saying why not.  Reports no
+ * error, so that no descriptor it holds can leak.
+ */
+static int
+open_confined(TrekFolder *f, const char *name, TrekEntryKind *kind)
+{
+	struct stat st;
+	char	   *real;
+	int			fd;
+
+	fd = openat(f->fd, name, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+	{
+		int			save_errno = errno;
+
+		/* a missing or looping link could point anywhere: say nothing */
+		if (fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			S_ISLNK(st.st_mode))
+			*kind = TREK_ENTRY_SEALED;
+		else
+			*kind = TREK_ENTRY_ERROR;
+		errno = save_errno;
+		return -1;
+	}
+	real = TrekGuardDescriptorPath(fd, NULL);
+	if (real == NULL || !TrekGuardWithin(f->roots, real))
+	{
+		close(fd);
+		*kind = TREK_ENTRY_SEALED;
+		return -1;
+	}
+	pfree(real);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+	{
+		close(fd);
+		*kind = TREK_ENTRY_OTHER;
+		return -1;
+	}
+	*kind = TREK_ENTRY_FILE;
+	return fd;
+}
+
+/*
+ * Kind of an entry that readdir() could not classify by itself (a link, or
+ * a file system without d_type).
+ */
+static TrekEntryKind
+entry_kind(TrekFolder *f, const char *name)
+{
+	struct stat st;
+
+	if (f->confined)
+	{
+		TrekEntryKind kind;
+		int			fd;
+
+		if (fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			return TREK_ENTRY_ERROR;
+		if (!S_ISLNK(st.st_mode))
+			return S_ISREG(st.st_mode) ? TREK_ENTRY_FILE : TREK_ENTRY_OTHER;
+		fd = open_confined(f, name, &kind);
+		if (fd >= 0)
+			close(fd);
+		return kind;
+	}
+	if (fstatat(f->fd, name, &st, 0) != 0)
+		return TREK_ENTRY_ERROR;
+	return S_ISREG(st.st_mode) ? TREK_ENTRY_FILE : TREK_ENTRY_OTHER;
+}
+
+/* the migrations of a folder being collected */
+typedef struct TrekScan
+{
+	TrekMigration *migrations;
+	int			n;
+	int			cap;
+	List	   *invalid;		/* printable names that break the grammar */
+} TrekScan;
+
+/*
+ * Append one entry of the folder to the migrations (or the invalid names).
+ */
+static void
+add_entry(TrekFolder *f, const char *name, unsigned char d_type,
+		  TrekScan *scan)
+{
+	TrekName	parsed;
+	TrekNameResult res;
+	TrekEntryKind kind;
+	TrekMigration *m;
+
+	res = TrekParseFileName(name, &parsed);
+	if (res == TREK_NAME_IGNORED)
+		return;
+
+	if (d_type == DT_REG)
+		kind = TREK_ENTRY_FILE;
+	else if (d_type == DT_LNK || d_type == DT_UNKNOWN)
+		kind = entry_kind(f, name);
+	else
+		kind = TREK_ENTRY_OTHER;
+
+	if (kind == TREK_ENTRY_ERROR)
+		ereport(ERROR,
+				(file_errcode(),
+				 errmsg("could not stat migration file \"%s/%s\": %m",
+						f->path, TrekPrintable(name))));
+	if (kind == TREK_ENTRY_OTHER)
+		return;					/* folders and other non-files */
+	/* a sealed link is an edge like any other; reading it is refused */
+
+	if (res == TREK_NAME_INVALID)
+	{
+		scan->invalid = lappend(scan->invalid, TrekPrintable(name));
+		return;
+	}
+
+	if (scan->n == scan->cap)
+	{
+		if (scan->cap >= (int) (MaxAllocSize / sizeof(TrekMigration) / 2))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("migration folder \"%s\" has too many files",
+							f->path)));
+		scan->cap *= 2;
+		scan->migrations = repalloc(scan->migrations,
+									scan->cap * sizeof(TrekMigration));
+	}
+	m = &scan->migrations[scan->n++];
+	m->file = pstrdup(name);
+	m->from = pnstrdup(name + parsed.from_start, parsed.from_len);
+	m->to = pnstrdup(name + parsed.to_start, parsed.to_len);
+	m->up = parsed.up;
+	m->python = parsed.python;
+}
+
+static void
+read_entries(TrekFolder *f, DIR *d, TrekScan *scan)
+{
+	for (;;)
+	{
+		struct dirent *de;
 
 		CHECK_FOR_INTERRUPTS();
-
-		res = TrekParseFileName(de->d_name, &name);
-		if (res == TREK_NAME_IGNORED)
-			continue;
-
-		resetStringInfo(&path);
-		appendStringInfo(&path, "%s/%s", dir, de->d_name);
-		type = get_dirent_type(path.data, de, true, DEBUG1);
-		if (type == PGFILETYPE_ERROR)
+		errno = 0;
+		de = readdir(d);
+		if (de == NULL)
 		{
-			/* a dangling link, or a loop of links, named like a migration */
-			struct stat st;
-
-			if (stat(path.data, &st) != 0)
+			if (errno != 0)
 				ereport(ERROR,
-						(loop_errno() ? errcode(ERRCODE_UNDEFINED_FILE) :
-						 errcode_for_file_access(),
-						 errmsg("could not stat migration file \"%s\": %m",
-								path.data)));
-			type = S_ISREG(st.st_mode) ? PGFILETYPE_REG : PGFILETYPE_UNKNOWN;
+						(errcode_for_file_access(),
+						 errmsg("could not read migration folder \"%s\": %m",
+								f->path)));
+			return;
 		}
-		if (type != PGFILETYPE_REG)
-			continue;			/* folders and other non-files */
-
-		if (res == TREK_NAME_INVALID)
-		{
-			invalid = lappend(invalid, printable_name(de->d_name));
-			continue;
-		}
-
-		if (n == cap)
-		{
-			if (cap >= (int) (MaxAllocSize / sizeof(TrekMigration) / 2))
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("migration folder \"%s\" has too many files",
-								dir)));
-			cap *= 2;
-			migrations = repalloc(migrations, cap * sizeof(TrekMigration));
-		}
-		m = &migrations[n++];
-		m->file = pstrdup(de->d_name);
-		m->from = pnstrdup(de->d_name + name.from_start, name.from_len);
-		m->to = pnstrdup(de->d_name + name.to_start, name.to_len);
-		m->up = name.up;
-		m->python = name.python;
-		if (strcmp(m->from, "initial") == 0)
-			has_initial = true;
+		add_entry(f, de->d_name, de->d_type, scan);
 	}
-	FreeDir(d);
+}
+
+/*
+ * List the entries of open folder f into scan, from a duplicate of the
+ * folder's descriptor, so they are those of the folder that was checked.
+ * The directory stream is closed on every path.
+ */
+static void
+list_folder(TrekFolder *f, TrekScan *scan)
+{
+	DIR		   *d;
+	int			dfd = dup(f->fd);
+
+	if (dfd < 0 || (d = fdopendir(dfd)) == NULL)
+	{
+		int			save_errno = errno;
+
+		if (dfd >= 0)
+			close(dfd);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open migration folder \"%s\": %m", f->path)));
+	}
+	rewinddir(d);
+	PG_TRY();
+	{
+		read_entries(f, d, scan);
+	}
+	PG_CATCH();
+	{
+		closedir(d);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	closedir(d);
+}
+
+/*
+ * Collect the migrations of open folder f, sorted by file name so that
+ * nothing depends on the order the file system lists entries in.
+ */
+TrekMigration *
+TrekScanFolder(TrekFolder *f, int *nmigrations)
+{
+	TrekScan	scan;
+	bool		has_initial = false;
+	ListCell   *lc;
+
+	scan.n = 0;
+	scan.cap = 64;
+	scan.migrations = palloc(scan.cap * sizeof(TrekMigration));
+	scan.invalid = NIL;
+	list_folder(f, &scan);
+
+	for (int i = 0; i < scan.n; i++)
+		if (strcmp(scan.migrations[i].from, "initial") == 0)
+			has_initial = true;
 
 	/* warn in name order, not in the file system's order */
-	list_sort(invalid, name_cmp);
-	foreach(lc, invalid)
+	list_sort(scan.invalid, name_cmp);
+	foreach(lc, scan.invalid)
 		ereport(WARNING,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("ignoring file \"%s\" in migration folder \"%s\"",
-						(char *) lfirst(lc), dir),
+						(char *) lfirst(lc), f->path),
 				 errdetail("Migration file names look like \"YYYYMMDD_<from>_up_<to>.sql\" or \"YYYYMMDD_<from>_down_<to>.py\", where revision names are ASCII letters, digits and underscores.")));
 
 	if (!has_initial)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration folder \"%s\" has no migration from revision \"initial\"",
-						dir),
+						f->path),
 				 errhint("Every database starts at revision \"initial\"; add a file named like \"YYYYMMDD_initial_up_<revision>.sql\".")));
 
-	qsort(migrations, n, sizeof(TrekMigration), migration_cmp);
-	*nmigrations = n;
-	return migrations;
+	qsort(scan.migrations, scan.n, sizeof(TrekMigration), migration_cmp);
+	*nmigrations = scan.n;
+	return scan.migrations;
 }
 
 static void
@@ -198,55 +407,123 @@ sha256_hex(const uint8 *digest, char *out)
 }
 
 /*
- * Open a migration file by its full path, after the folder rules allowed
- * it, and return its descriptor and size.  Plain read() calls on a transient file
- * (closed on abort like AllocateFile's) cost one system call per file less
- * than stdio, which matters when a plan has thousands of steps.
+ * Open migration file of folder f for reading: the one place where
+ * migration files are opened, for hashing and for running alike.
+ *
+ * Everyone: relative to the folder's descriptor, without waiting on a FIFO
+ * (O_NONBLOCK), and only a regular file is accepted, judged by fstat() of
+ * the descriptor.  A confined user: first the file is opened without being
+ * read (O_PATH) and checked to lie inside an allowed folder, then that very
+ * file is opened for reading through its descriptor (/proc/self/fd), or,
+ * without /proc, by name again and accepted only if it is the same file
+ * (device and inode).
+ *
+ * Returns a plain descriptor, which the caller closes on every path (see
+ * load_file); this function reports errors only while it holds none.
  */
 static int
-open_migration(const char *path, off_t *size)
+open_migration(TrekFolder *f, const char *file, const char *path,
+			   struct stat *st)
 {
-	struct stat st;
+	const int	flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | PG_BINARY;
 	int			fd;
+	int			save_errno;
+	const char *refused = NULL;
 
-	/* opening a FIFO would wait for a writer, uninterruptibly: look first */
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("migration \"%s\" is not a regular file", path)));
+	if (f->confined)
+	{
+		TrekEntryKind kind;
+		int			pfd = open_confined(f, file, &kind);
+		struct stat pst;
+		char		link[64];
 
-	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
-	if (fd < 0)
+		if (pfd < 0)
+		{
+			if (kind == TREK_ENTRY_SEALED)
+				TrekGuardDeny(path);
+			if (kind == TREK_ENTRY_OTHER)
+				ereport(ERROR,
+						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						 errmsg("migration \"%s\" is not a regular file", path)));
+			ereport(ERROR,
+					(file_errcode(),
+					 errmsg("could not open migration file \"%s\": %m", path)));
+		}
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", pfd);
+		fd = open(link, flags);
+		if (fd < 0 && errno == ENOENT)
+			fd = openat(f->fd, file, flags);
+		save_errno = errno;
+		if (fd >= 0 &&
+			(fstat(pfd, &pst) != 0 || fstat(fd, st) != 0 ||
+			 pst.st_dev != st->st_dev || pst.st_ino != st->st_ino))
+		{
+			close(fd);
+			fd = -1;
+			refused = "changed";
+		}
+		close(pfd);
+	}
+	else
+	{
+		fd = openat(f->fd, file, flags);
+		save_errno = errno;
+		if (fd >= 0 && fstat(fd, st) != 0)
+		{
+			save_errno = errno;
+			close(fd);
+			fd = -1;
+		}
+	}
+
+	if (fd >= 0 && !S_ISREG(st->st_mode))
+	{
+		close(fd);
+		fd = -1;
+		refused = "type";
+	}
+	if (fd >= 0 && st->st_size > (off_t) TrekMaxFileSize * 1024)
+	{
+		close(fd);
+		fd = -1;
+		refused = "size";
+	}
+	if (fd >= 0)
+		return fd;
+
+	/* no descriptor is held from here on */
+	if (refused == NULL)
+	{
+		errno = save_errno;
 		ereport(ERROR,
-				(loop_errno() ? errcode(ERRCODE_UNDEFINED_FILE) :
-				 errcode_for_file_access(),
+				(file_errcode(),
 				 errmsg("could not open migration file \"%s\": %m", path)));
-	if (fstat(fd, &st) != 0)
+	}
+	if (strcmp(refused, "changed") == 0)
 		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat migration file \"%s\": %m", path)));
-	if (!S_ISREG(st.st_mode))
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration file \"%s\" changed while it was opened", path),
+				 errhint("Try again once the folder is in place.")));
+	if (strcmp(refused, "type") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("migration \"%s\" is not a regular file", path)));
-	if (st.st_size > (off_t) TrekMaxFileSize * 1024)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("migration file \"%s\" is too large", path),
-				 errdetail("The file has %lld bytes, more than \"%s\" (%d kB).",
-						   (long long) st.st_size, "trek.max_file_size",
-						   TrekMaxFileSize),
-				 errhint("Split the migration into several files, or raise \"%s\".",
-						 "trek.max_file_size")));
-	*size = st.st_size;
-	return fd;
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("migration file \"%s\" is too large", path),
+			 errdetail("The file has %lld bytes, more than \"%s\" (%d kB).",
+					   (long long) st->st_size, "trek.max_file_size",
+					   TrekMaxFileSize),
+			 errhint("Split the migration into several files, or raise \"%s\".",
+					 "trek.max_file_size")));
+	return -1;					/* keep compiler quiet */
 }
 
 /*
  * Read up to len bytes; fewer only if the file ends first.
  */
 static size_t
-read_migration(int fd, char *buf, size_t len, const char *path)
+read_chunk(int fd, char *buf, size_t len, const char *path)
 {
 	size_t		got = 0;
 
@@ -268,160 +545,115 @@ read_migration(int fd, char *buf, size_t len, const char *path)
 }
 
 static void
-close_migration(int fd, const char *path)
-{
-	if (CloseTransientFile(fd) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not close migration file \"%s\": %m", path)));
-}
-
-static void
 hash_update(pg_cryptohash_ctx *ctx, const char *buf, size_t len)
 {
 	if (pg_cryptohash_update(ctx, (const uint8 *) buf, len) < 0)
 		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
 }
 
-static pg_cryptohash_ctx *
-hash_begin(void)
+/* a migration file being read */
+typedef struct TrekLoad
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-
-	if (pg_cryptohash_init(ctx) < 0)
-		elog(ERROR, "could not initialize SHA-256: %s",
-			 pg_cryptohash_error(ctx));
-	return ctx;
-}
+	int			fd;
+	const char *path;
+	off_t		size;			/* as fstat() reported it */
+	bool		keep;			/* return the whole contents */
+	pg_cryptohash_ctx *ctx;
+	char	   *buf;
+	size_t		total;			/* bytes read */
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+} TrekLoad;
 
 static void
-hash_end(pg_cryptohash_ctx *ctx, char *sha256)
+read_and_hash(TrekLoad *load)
 {
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	if (pg_cryptohash_init(load->ctx) < 0)
+		elog(ERROR, "could not initialize SHA-256: %s",
+			 pg_cryptohash_error(load->ctx));
+	if (load->keep)
+	{
+		load->buf = palloc((Size) load->size + 1);
+		load->total = read_chunk(load->fd, load->buf, (size_t) load->size,
+								 load->path);
+		hash_update(load->ctx, load->buf, load->total);
+		load->buf[load->total] = '\0';
+	}
+	else
+	{
+		off_t		left = load->size;
+		size_t		chunk = (size_t) Max(Min(left, TREK_READ_CHUNK), 1);
+		char	   *buf = palloc(chunk);
 
-	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-		elog(ERROR, "could not finish SHA-256: %s", pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
-	sha256_hex(digest, sha256);
+		while (left > 0)
+		{
+			size_t		got;
+
+			CHECK_FOR_INTERRUPTS();
+			got = read_chunk(load->fd, buf, Min((off_t) chunk, left),
+							 load->path);
+			if (got == 0)
+				break;
+			hash_update(load->ctx, buf, got);
+			left -= got;
+			load->total += got;
+		}
+		pfree(buf);
+	}
+	if (pg_cryptohash_final(load->ctx, load->digest, sizeof(load->digest)) < 0)
+		elog(ERROR, "could not finish SHA-256: %s",
+			 pg_cryptohash_error(load->ctx));
 }
 
 /*
- * Open folder dir (absolute and canonical) for reading its files by name
- * with read_small().  Returns -1, reporting nothing, if that fails: files
- * are then read by full path, which reports any problem.  The descriptor
- * is closed by TrekCloseFolder() or at the end of the transaction.
- */
-int
-TrekOpenFolder(const char *dir)
-{
-	return OpenTransientFile(dir, O_RDONLY | O_DIRECTORY | PG_BINARY);
-}
-
-void
-TrekCloseFolder(int dirfd)
-{
-	if (dirfd >= 0)
-		(void) CloseTransientFile(dirfd);
-}
-
-/*
- * Read a small regular file of the folder open as dirfd, by its name: the
- * kernel then looks up one name instead of walking the folder's whole path
- * again for every file, which is a fair part of a trivial step's cost.
- *
- * The descriptor is a plain one that fd.c does not know, so nothing here
- * may throw while it is open.  Anything but a readable regular file of at
- * most TREK_READ_CHUNK bytes (and trek.max_file_size) gives NULL, with the
- * file closed, and the caller takes the general path, which reports errors.
+ * Open a migration file, hash it and, if keep, return its whole contents
+ * NUL-terminated (else NULL, and only one chunk of it is in memory at a
+ * time).  The size fstat() reported is what is read: a file that grows
+ * meanwhile gets another hash at its next read.
  */
 static char *
-read_small(int dirfd, const char *file, size_t *len)
+load_file(TrekFolder *f, const char *file, bool keep, int *len, char *sha256)
 {
+	TrekLoad	load;
 	struct stat st;
-	char	   *buf;
-	size_t		got = 0;
-	ssize_t		r = 0;
-	int			fd;
 
-	if (dirfd < 0)
-		return NULL;
-	/* O_NONBLOCK: a FIFO put in the file's place must not make us wait */
-	fd = openat(dirfd, file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | PG_BINARY);
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-		st.st_size > TREK_READ_CHUNK ||
-		st.st_size > (off_t) TrekMaxFileSize * 1024 ||
-		(buf = palloc_extended(st.st_size + 1, MCXT_ALLOC_NO_OOM)) == NULL)
+	memset(&load, 0, sizeof(load));
+	load.path = psprintf("%s/%s", f->path, file);
+	load.keep = keep;
+	load.fd = open_migration(f, file, load.path, &st);
+	load.size = st.st_size;
+	PG_TRY();
 	{
-		close(fd);
-		return NULL;
+		load.ctx = pg_cryptohash_create(PG_SHA256);
+		read_and_hash(&load);
 	}
-	while (got < (size_t) st.st_size)
+	PG_CATCH();
 	{
-		r = read(fd, buf + got, st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += r;
+		close(load.fd);
+		PG_RE_THROW();
 	}
-	close(fd);
-	if (r < 0)
-	{
-		pfree(buf);
-		return NULL;
-	}
-	buf[got] = '\0';
-	*len = got;
-	return buf;
+	PG_END_TRY();
+
+	if (close(load.fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close migration file \"%s\": %m",
+						load.path)));
+	pg_cryptohash_free(load.ctx);
+	sha256_hex(load.digest, sha256);
+	if (len != NULL)
+		*len = (int) load.total;
+	return load.buf;
 }
 
 /*
  * SHA-256 of a migration file as 64 lower-case hex digits (sha256 must have
- * room for TREK_SHA256_HEX_LEN + 1 bytes).  Small files are read by name in
- * folder dirfd (see read_small), others by full path in chunks of the size
- * fstat() reported, so memory use does not grow with the file; a file that
- * grows later gets another hash when trek_execute reads it.
+ * room for TREK_SHA256_HEX_LEN + 1 bytes), read in chunks so that memory
+ * use does not grow with the file.
  */
 void
-TrekHashFile(const char *dir, int dirfd, const char *file, char *sha256)
+TrekHashFile(TrekFolder *f, const char *file, char *sha256)
 {
-	char	   *path = psprintf("%s/%s", dir, file);
-	pg_cryptohash_ctx *ctx;
-	char	   *buf;
-	size_t		len;
-
-	TrekCheckFile(path);
-	buf = read_small(dirfd, file, &len);
-	if (buf != NULL)
-	{
-		ctx = hash_begin();
-		hash_update(ctx, buf, len);
-	}
-	else
-	{
-		off_t		size;
-		int			fd = open_migration(path, &size);
-		size_t		chunk = (size_t) Max(Min(size, TREK_READ_CHUNK), 1);
-
-		ctx = hash_begin();
-		buf = palloc(chunk);
-		while (size > 0)
-		{
-			size_t		got = read_migration(fd, buf, Min((off_t) chunk, size), path);
-
-			CHECK_FOR_INTERRUPTS();
-			if (got == 0)
-				break;
-			hash_update(ctx, buf, got);
-			size -= got;
-		}
-		close_migration(fd, path);
-	}
-	pfree(buf);
-	pfree(path);
-	hash_end(ctx, sha256);
+	(void) load_file(f, file, false, NULL, sha256);
 }
 
 /*
@@ -430,39 +662,7 @@ TrekHashFile(const char *dir, int dirfd, const char *file, char *sha256)
  * here: the caller does that so that errors can name the line.
  */
 char *
-TrekReadFile(const char *dir, int dirfd, const char *file, int *len,
-			 char *sha256)
+TrekReadFile(TrekFolder *f, const char *file, int *len, char *sha256)
 {
-	char	   *path = psprintf("%s/%s", dir, file);
-	pg_cryptohash_ctx *ctx;
-	char	   *buf;
-	size_t		got;
-
-	TrekCheckFile(path);
-	buf = read_small(dirfd, file, &got);
-	if (buf == NULL)
-	{
-		off_t		size;
-		int			fd = open_migration(path, &size);
-
-		if (size > (off_t) (MaxAllocSize - 1))
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("migration file \"%s\" is too large", path),
-					 errdetail("Migration files are limited to %zu bytes.",
-							   (size_t) (MaxAllocSize - 1))));
-
-		buf = palloc((Size) size + 1);
-		got = read_migration(fd, buf, (size_t) size, path);
-		close_migration(fd, path);
-		buf[got] = '\0';
-	}
-	pfree(path);
-
-	ctx = hash_begin();
-	hash_update(ctx, buf, got);
-	hash_end(ctx, sha256);
-
-	*len = (int) got;
-	return buf;
+	return load_file(f, file, true, len, sha256);
 }

@@ -1,12 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * folder.h
- *	  Collecting the migrations of a folder and reading their files.
+ *	  Opening migration folders, collecting their migrations and reading
+ *	  their files.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef TREK_FOLDER_H
 #define TREK_FOLDER_H
+
+#include "nodes/pg_list.h"
 
 #define TREK_SHA256_HEX_LEN 64
 
@@ -19,12 +22,20 @@ typedef struct TrekMigration
 	bool		python;
 } TrekMigration;
 
-extern TrekMigration *TrekScanFolder(const char *dir, int *nmigrations);
-extern int	TrekOpenFolder(const char *dir);
-extern void TrekCloseFolder(int dirfd);
-extern char *TrekReadFile(const char *dir, int dirfd, const char *file,
-						  int *len, char *sha256);
-extern void TrekHashFile(const char *dir, int dirfd, const char *file,
-						 char *sha256);
+/* a migration folder opened and checked for the current user */
+typedef struct TrekFolder
+{
+	char	   *path;			/* canonical path of the opened folder */
+	int			fd;				/* its descriptor (fd.c's), or -1 */
+	bool		confined;		/* user limited to trek.allowed_directories */
+	List	   *roots;			/* the allowed folders, resolved (confined) */
+} TrekFolder;
+
+extern TrekFolder *TrekFolderOpen(const char *dir);
+extern void TrekFolderClose(TrekFolder *f);
+extern TrekMigration *TrekScanFolder(TrekFolder *f, int *nmigrations);
+extern void TrekHashFile(TrekFolder *f, const char *file, char *sha256);
+extern char *TrekReadFile(TrekFolder *f, const char *file, int *len,
+						  char *sha256);
 
 #endif							/* TREK_FOLDER_H */

@@ -1,14 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * guard.c
- *	  Who may read which migration folder.
+ *	  Who may read which migration folder, judged on what was opened.
  *
  * Reading files on the server is powerful, so trek follows core's rule for
  * pg_read_file: roles with the privileges of pg_read_server_files (and
  * superusers) may read any folder, everyone else only folders inside the
- * superuser-only setting trek.allowed_directories.  Paths are resolved with
- * realpath() before the test, so neither ".." nor a symbolic link can lead
- * out of an allowed folder, and the test is repeated for every file read.
+ * superuser-only setting trek.allowed_directories.
+ *
+ * A path that was checked can be swapped for a symbolic link before it is
+ * opened, so the test is made on the descriptor instead: folder.c opens
+ * first, and asks here whether the canonical path of what it holds lies
+ * inside an allowed folder.  The setting is parsed and canonicalised once,
+ * when it is set; its folders are resolved (symbolic links followed) once
+ * per call that opens a migration folder.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,8 +22,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "catalog/pg_authid.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
@@ -31,18 +39,38 @@
 char	   *TrekAllowedDirectories = NULL;
 int			TrekMaxFileSize = TREK_DEFAULT_MAX_FILE_SIZE;
 
+/*
+ * The parsed setting: canonical absolute paths, each NUL-terminated, one
+ * after the other, ending with an empty string.  Owned by the GUC machinery
+ * (it is the setting's "extra").
+ */
+static const char *allowed_parsed = NULL;
+
+static void *
+guc_extra_alloc(size_t size)
+{
+#if PG_VERSION_NUM >= 160000
+	return guc_malloc(LOG, size);
+#else
+	return malloc(size);
+#endif
+}
+
 static bool
 check_allowed_directories(char **newval, void **extra, GucSource source)
 {
 	char	   *raw = pstrdup(*newval);
 	List	   *dirs;
 	ListCell   *lc;
+	StringInfoData buf;
+	char	   *block;
 
 	if (!SplitDirectoriesString(raw, ',', &dirs))
 	{
 		GUC_check_errdetail("List syntax is invalid.");
 		return false;
 	}
+	initStringInfo(&buf);
 	foreach(lc, dirs)
 	{
 		char	   *d = lfirst(lc);
@@ -52,8 +80,23 @@ check_allowed_directories(char **newval, void **extra, GucSource source)
 			GUC_check_errdetail("\"%s\" is not an absolute path.", d);
 			return false;
 		}
+		canonicalize_path(d);
+		appendBinaryStringInfo(&buf, d, strlen(d) + 1);
 	}
+	appendStringInfoChar(&buf, '\0');
+
+	block = guc_extra_alloc(buf.len);
+	if (block == NULL)
+		return false;
+	memcpy(block, buf.data, buf.len);
+	*extra = block;
 	return true;
+}
+
+static void
+assign_allowed_directories(const char *newval, void *extra)
+{
+	allowed_parsed = extra;
 }
 
 void
@@ -67,7 +110,7 @@ TrekDefineSettings(void)
 							   PGC_SUSET,
 							   0,
 							   check_allowed_directories,
-							   NULL,
+							   assign_allowed_directories,
 							   NULL);
 	DefineCustomIntVariable("trek.max_file_size",
 							"Largest migration file trek reads.",
@@ -84,75 +127,119 @@ TrekDefineSettings(void)
 	MarkGUCPrefixReserved("trek");
 }
 
-static bool
-may_read_anything(void)
+/*
+ * Is the current user confined to trek.allowed_directories?
+ */
+bool
+TrekGuardConfined(void)
 {
-	return has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES);
+	return !has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES);
 }
 
 /*
- * Is path (absolute, canonical, symbolic links resolved) inside one of the
- * allowed folders?  Each allowed folder is resolved the same way; one that
+ * The allowed folders as they are now, symbolic links resolved; one that
  * does not exist allows nothing.
  */
-static bool
-inside_allowed(const char *path)
+List *
+TrekGuardRoots(void)
 {
-	char	   *raw = pstrdup(TrekAllowedDirectories ? TrekAllowedDirectories : "");
-	List	   *dirs;
-	ListCell   *lc;
+	List	   *roots = NIL;
 
-	if (!SplitDirectoriesString(raw, ',', &dirs))
-		return false;
-	foreach(lc, dirs)
+	if (allowed_parsed == NULL)
+		return NIL;
+	for (const char *d = allowed_parsed; *d != '\0'; d += strlen(d) + 1)
 	{
-		char	   *allowed = lfirst(lc);
 		char		real[PATH_MAX];
 
-		canonicalize_path(allowed);
-		if (realpath(allowed, real) == NULL)
-			continue;
-		if (TrekPathWithin(real, path))
+		if (realpath(d, real) != NULL)
+			roots = lappend(roots, pstrdup(real));
+	}
+	return roots;
+}
+
+/*
+ * Is path (absolute and canonical, links resolved) inside one of roots?
+ */
+bool
+TrekGuardWithin(List *roots, const char *path)
+{
+	ListCell   *lc;
+
+	foreach(lc, roots)
+	{
+		if (TrekPathWithin(lfirst(lc), path))
 			return true;
 	}
 	return false;
 }
 
 /*
- * May a role without pg_read_server_files be told why path (absolute and
- * canonical) cannot be resolved?  Only if the longest leading part of it
- * that resolves lies in an allowed folder, and the first part that does not
- * resolve is no symbolic link: a dangling or looping link could point
- * anywhere, and its error would tell what exists there.
+ * May a confined role be told why folder path (absolute and canonical)
+ * could not be opened?  Only if the longest leading part of it that exists
+ * lies in an allowed folder, and the first part that does not is no
+ * symbolic link: a dangling or looping link could point anywhere, and its
+ * error would tell what exists there.
+ *
+ * A canonical path has no "..", so if a leading part does not resolve, no
+ * longer one does: the longest part that resolves is found by bisection, in
+ * one buffer, so time and memory stay small whatever the path's length.
  */
-static bool
-may_explain(const char *path)
+bool
+TrekGuardMayExplain(List *roots, const char *path)
 {
+	size_t		len = strlen(path);
 	char	   *p = pstrdup(path);
-	char	   *first_missing = NULL;
+	int		   *ends = palloc((len + 1) * sizeof(int));
+	int			nends = 0;
+	int			lo;
+	int			hi;
 	char		real[PATH_MAX];
 	struct stat st;
+	bool		link;
 
-	while (realpath(p, real) == NULL)
+	/* ends of the leading parts "/a", "/a/b", ... */
+	for (size_t i = 1; i <= len; i++)
+		if (i == len || path[i] == '/')
+			ends[nends++] = (int) i;
+
+	/* parts [0, lo) resolve, parts [hi, nends) do not */
+	lo = 0;
+	hi = nends;
+	while (lo < hi)
 	{
+		int			mid = lo + (hi - lo) / 2;
+		char		save = p[ends[mid]];
+		bool		ok;
+
 		CHECK_FOR_INTERRUPTS();
-		if (strcmp(p, "/") == 0)
-			return false;
-		first_missing = pstrdup(p);
-		get_parent_directory(p);
-		if (p[0] == '\0')
-			strcpy(p, "/");
+		p[ends[mid]] = '\0';
+		ok = realpath(p, real) != NULL;
+		p[ends[mid]] = save;
+		if (ok)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	if (!inside_allowed(real))
+	if (lo == nends)
+		return realpath(path, real) != NULL && TrekGuardWithin(roots, real);
+
+	/* the first part that does not resolve must not be a link */
+	p[ends[lo]] = '\0';
+	link = lstat(p, &st) == 0 && S_ISLNK(st.st_mode);
+	if (link)
 		return false;
-	if (first_missing != NULL && lstat(first_missing, &st) == 0 &&
-		S_ISLNK(st.st_mode))
-		return false;
-	return true;
+
+	/* the longest part that does */
+	if (lo == 0)
+		return TrekGuardWithin(roots, "/");
+	p[ends[lo - 1]] = '\0';
+	if (realpath(p, real) == NULL)
+		return false;			/* it changed meanwhile */
+	return TrekGuardWithin(roots, real);
 }
 
-static void
-deny(const char *dir)
+void
+TrekGuardDeny(const char *dir)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -162,64 +249,59 @@ deny(const char *dir)
 }
 
 /*
- * Check that the current user may read migration folder dir and return its
- * canonical absolute path, with symbolic links resolved.
+ * A path or file name as a message can show it: one that is not valid in
+ * the database encoding would make the message invalid too (and a client
+ * in another encoding would get a conversion error instead of trek's
+ * message), so its non-ASCII and control bytes are shown as \xNN.
  */
 char *
-TrekCheckFolder(const char *dir)
+TrekPrintable(const char *name)
 {
-	char	   *path;
-	char		real[PATH_MAX];
-	bool		privileged = may_read_anything();
+	StringInfoData buf;
 
-	if (!is_absolute_path(dir))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("migration folder \"%s\" is not an absolute path", dir),
-				 errhint("Give the full path of the folder on the database server.")));
-
-	path = pstrdup(dir);
-	canonicalize_path(path);
-
-	if (realpath(path, real) == NULL)
+	if (pg_verifymbstr(name, strlen(name), true))
+		return pstrdup(name);
+	initStringInfo(&buf);
+	for (const unsigned char *p = (const unsigned char *) name; *p; p++)
 	{
-		int			save_errno = errno;
-
-		/*
-		 * Don't tell unprivileged roles what exists outside their folders:
-		 * judge the part of the path that does exist.
-		 */
-		if (!privileged && !may_explain(path))
-			deny(dir);
-		errno = save_errno;
-		ereport(ERROR,
-				(save_errno == ELOOP ? errcode(ERRCODE_UNDEFINED_FILE) :
-				 errcode_for_file_access(),
-				 errmsg("could not open migration folder \"%s\": %m", dir)));
+		if (*p >= 0x80 || *p < 0x20)
+			appendStringInfo(&buf, "\\x%02x", *p);
+		else
+			appendStringInfoChar(&buf, (char) *p);
 	}
-	if (!privileged && !inside_allowed(real))
-		deny(dir);
-
-	return pstrdup(real);
+	return buf.data;
 }
 
 /*
- * Check that the current user may read the file at path, which lies in a
- * folder already accepted by TrekCheckFolder but may be a symbolic link.
+ * Canonical absolute path of what descriptor fd refers to, or NULL.  On
+ * Linux the kernel tells it (/proc/self/fd); elsewhere, or where /proc is
+ * missing, fallback (the name the object was opened by) is resolved.  Either
+ * answer is accepted only if that path leads to the very object fd holds
+ * (same device and inode), so a name swapped meanwhile cannot pass.
  */
-void
-TrekCheckFile(const char *path)
+char *
+TrekGuardDescriptorPath(int fd, const char *fallback)
 {
+	struct stat held;
+	struct stat named;
+	char		link[64];
 	char		real[PATH_MAX];
+	ssize_t		n;
 
-	if (may_read_anything())
-		return;
-	if (realpath(path, real) == NULL)
+	if (fstat(fd, &held) != 0)
+		return NULL;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, real, sizeof(real) - 1);
+	if (n > 0 && real[0] == '/')
 	{
-		if (!may_explain(path))
-			deny(path);
-		return;					/* opening it reports the problem */
+		real[n] = '\0';
+		if (stat(real, &named) == 0 && named.st_dev == held.st_dev &&
+			named.st_ino == held.st_ino)
+			return pstrdup(real);
 	}
-	if (!inside_allowed(real))
-		deny(path);
+	if (fallback != NULL && realpath(fallback, real) != NULL &&
+		stat(real, &named) == 0 && named.st_dev == held.st_dev &&
+		named.st_ino == held.st_ino)
+		return pstrdup(real);
+	return NULL;
 }

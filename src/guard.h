@@ -1,12 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * guard.h
- *	  Who may read which migration folder.
+ *	  Who may read which migration folder, judged on what was opened.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef TREK_GUARD_H
 #define TREK_GUARD_H
+
+#include "nodes/pg_list.h"
 
 /* trek.max_file_size, in kB */
 #define TREK_DEFAULT_MAX_FILE_SIZE (16 * 1024)
@@ -15,7 +17,12 @@ extern char *TrekAllowedDirectories;
 extern int	TrekMaxFileSize;
 
 extern void TrekDefineSettings(void);
-extern char *TrekCheckFolder(const char *dir);
-extern void TrekCheckFile(const char *path);
+extern bool TrekGuardConfined(void);
+extern List *TrekGuardRoots(void);
+extern bool TrekGuardWithin(List *roots, const char *path);
+extern bool TrekGuardMayExplain(List *roots, const char *path);
+extern void TrekGuardDeny(const char *dir);
+extern char *TrekGuardDescriptorPath(int fd, const char *fallback);
+extern char *TrekPrintable(const char *name);
 
 #endif							/* TREK_GUARD_H */

@@ -10,7 +10,10 @@
  *
  * The SQL scanner knows just enough of PostgreSQL's lexical rules (quoted
  * strings, quoted identifiers, dollar quoting, comments) to find psql
- * meta-commands and the first real token of a statement.
+ * meta-commands, the first real token of a statement and the statement
+ * around a syntax error.  Strings are scanned as the server's lexer scans
+ * them: backslash escapes in E'' strings, and also in plain '' strings
+ * when standard_conforming_strings is off.
  *
  * TrekPathWithin is the lexical half of the allowed-folder test: whether one
  * canonical absolute path lies inside another.
@@ -141,13 +144,34 @@ TrekParseFileName(const char *name, TrekName *out)
 }
 
 /*
+ * Does the string literal whose opening quote is sql[i] take backslash
+ * escapes?  E'...' does; B'...', X'...' and U&'...' never do; a plain (or
+ * N'...') string does when standard_conforming_strings is off.  A prefix
+ * letter counts only where it starts a token.
+ */
+static bool
+backslash_escapes(const char *sql, int i, bool std_strings)
+{
+	char		p = i > 0 ? sql[i - 1] : '\0';
+	bool		prefix = i > 0 && (i == 1 || !is_ident_char(sql[i - 2]));
+
+	if (prefix && (p == 'E' || p == 'e'))
+		return true;
+	if (prefix && (p == 'B' || p == 'b' || p == 'X' || p == 'x'))
+		return false;
+	if (p == '&' && i > 1 && (sql[i - 2] == 'U' || sql[i - 2] == 'u') &&
+		(i == 2 || !is_ident_char(sql[i - 3])))
+		return false;
+	return !std_strings;
+}
+
+/*
  * Skip a quoted string, identifier, key word or comment starting at sql[i];
- * return
- * the offset just past it, or i itself if nothing of the kind starts there.
- * Unterminated constructs run to the end of the text.
+ * return the offset just past it, or i itself if nothing of the kind starts
+ * there.  Unterminated constructs run to the end of the text.
  */
 static int
-skip_token(const char *sql, int i, int len)
+skip_token(const char *sql, int i, int len, bool std_strings)
 {
 	char		c = sql[i];
 
@@ -181,10 +205,7 @@ skip_token(const char *sql, int i, int len)
 	}
 	if (c == '\'' || c == '"')
 	{
-		/* E'...' strings allow backslash escapes */
-		bool		escapes = (c == '\'' && i > 0 &&
-							   (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
-							   (i == 1 || !is_ident_char(sql[i - 2])));
+		bool		escapes = c == '\'' && backslash_escapes(sql, i, std_strings);
 
 		i++;
 		while (i < len)
@@ -235,9 +256,10 @@ skip_token(const char *sql, int i, int len)
 /*
  * Offset of the first psql meta-command ("\" as the first non-blank
  * character of a line, outside quotes and comments), or -1 if none.
+ * std_strings is the session's standard_conforming_strings.
  */
 int
-TrekFindMetaCommand(const char *sql, int len)
+TrekFindMetaCommand(const char *sql, int len, bool std_strings)
 {
 	bool		line_start = true;
 	int			i = 0;
@@ -261,10 +283,49 @@ TrekFindMetaCommand(const char *sql, int len)
 		if (c == '\\' && line_start)
 			return i;
 		line_start = false;
-		next = skip_token(sql, i, len);
+		next = skip_token(sql, i, len, std_strings);
 		i = (next > i) ? next : i + 1;
 	}
 	return -1;
+}
+
+/*
+ * The statement of sql[0..len) that holds byte offset: *start is just past
+ * the last ";" before it that lies outside quotes and comments (or 0, then
+ * blanks and comments skipped), *end just past the next such ";" at or
+ * after it (or len).  A ";" inside a BEGIN ATOMIC body counts as an end
+ * too; for showing where a syntax error is, that is close enough.
+ */
+void
+TrekStatementBounds(const char *sql, int len, int offset, bool std_strings,
+					int *start, int *end)
+{
+	int			i = 0;
+	int			s = 0;
+
+	*end = len;
+	while (i < len)
+	{
+		int			next;
+
+		if (sql[i] == ';')
+		{
+			if (i >= offset)
+			{
+				*end = i + 1;
+				break;
+			}
+			s = i + 1;
+			i++;
+			continue;
+		}
+		next = skip_token(sql, i, len, std_strings);
+		i = (next > i) ? next : i + 1;
+	}
+	if (s > offset)
+		s = offset;
+	s = TrekSkipBlanks(sql, s, len);
+	*start = s > offset ? offset : s;
 }
 
 /*
@@ -285,7 +346,7 @@ TrekSkipBlanks(const char *sql, int start, int len)
 			i++;
 		else if ((c == '-' && i + 1 < len && sql[i + 1] == '-') ||
 				 (c == '/' && i + 1 < len && sql[i + 1] == '*'))
-			i = skip_token(sql, i, len);
+			i = skip_token(sql, i, len, true);
 		else
 			break;
 	}

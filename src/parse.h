@@ -31,7 +31,9 @@ typedef struct TrekName
 extern TrekNameResult TrekParseFileName(const char *name, TrekName *out);
 extern bool TrekIsRevisionName(const char *s, int len);
 
-extern int	TrekFindMetaCommand(const char *sql, int len);
+extern int	TrekFindMetaCommand(const char *sql, int len, bool std_strings);
+extern void TrekStatementBounds(const char *sql, int len, int offset,
+								bool std_strings, int *start, int *end);
 extern int	TrekSkipBlanks(const char *sql, int start, int len);
 extern int	TrekLineNumber(const char *sql, int offset);
 

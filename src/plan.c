@@ -23,14 +23,33 @@
 #include "utils/numeric.h"
 #include "utils/varlena.h"
 
-#include "exec.h"
 #include "graph.h"
-#include "guard.h"
 #include "parse.h"
 #include "plan.h"
+#include "state.h"
 
 /* at most this many revision names in a hint */
 #define TREK_HINT_NAMES 10
+
+static const char *const direction_names[] = {"none", "up", "down", "auto"};
+
+const char *
+TrekDirectionName(TrekDirection direction)
+{
+	return direction_names[direction];
+}
+
+/*
+ * The direction called name among the first n of direction_names, or -1.
+ */
+static int
+direction_from_name(const char *name, int n)
+{
+	for (int d = 0; d < n; d++)
+		if (strcmp(name, direction_names[d]) == 0)
+			return d;
+	return -1;
+}
 
 /*
  * Append up to TREK_HINT_NAMES quoted revision names to buf.
@@ -139,7 +158,7 @@ resolve_target(TrekGraph *g, const char *target, const char *dir)
 }
 
 static void
-no_path(TrekGraph *g, int from, int to, const char *direction)
+no_path(TrekGraph *g, int from, int to, TrekDirection direction)
 {
 	StringInfoData buf;
 	int			n;
@@ -158,8 +177,8 @@ no_path(TrekGraph *g, int from, int to, const char *direction)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("no path from \"%s\" to \"%s\"%s%s",
 					TrekGraphName(g, from), TrekGraphName(g, to),
-					strcmp(direction, "auto") == 0 ? "" : " going ",
-					strcmp(direction, "auto") == 0 ? "" : direction),
+					direction == TREK_AUTO ? "" : " going ",
+					direction == TREK_AUTO ? "" : TrekDirectionName(direction)),
 			 errhint("%s", buf.data)));
 }
 
@@ -168,7 +187,7 @@ no_path(TrekGraph *g, int from, int to, const char *direction)
  * folder dir.  Reads no file but those of the planned steps, writes nothing.
  */
 TrekPlan *
-TrekPlanMake(const char *dir, const char *target, const char *direction,
+TrekPlanMake(const char *dir, const char *target, const char *dirname,
 			 const char *track)
 {
 	TrekPlan   *plan = palloc0(sizeof(TrekPlan));
@@ -180,21 +199,22 @@ TrekPlanMake(const char *dir, const char *target, const char *direction,
 	int		   *path = NULL;
 	int			nsteps = 0;
 	bool		up = true;
-	int			dirfd;
+	int			direction = direction_from_name(dirname, lengthof(direction_names));
+	TrekFolder *folder;
 
-	if (strcmp(direction, "up") != 0 && strcmp(direction, "down") != 0 &&
-		strcmp(direction, "auto") != 0)
+	if (direction < TREK_UP)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid direction \"%s\"", direction),
+				 errmsg("invalid direction \"%s\"", dirname),
 				 errhint("Use \"up\", \"down\" or \"auto\".")));
 
 	plan->track = pstrdup(track);
-	plan->dir = TrekCheckFolder(dir);
-	migrations = TrekScanFolder(plan->dir, &nmigrations);
+	folder = TrekFolderOpen(dir);
+	plan->dir = folder->path;
+	migrations = TrekScanFolder(folder, &nmigrations);
 	g = TrekGraphBuild(migrations, nmigrations);
 
-	plan->from = TrekHistoryCurrent(track);
+	plan->from = TrekStateCurrent(track);
 	from = TrekGraphFind(g, plan->from);
 	if (from < 0)
 		ereport(ERROR,
@@ -211,13 +231,14 @@ TrekPlanMake(const char *dir, const char *target, const char *direction,
 
 	if (from == to)
 	{
-		plan->direction = "none";
+		plan->direction = TREK_NONE;
+		TrekFolderClose(folder);
 		return plan;
 	}
 
-	if (strcmp(direction, "down") != 0)
+	if (direction != TREK_DOWN)
 		path = TrekGraphShortestPath(g, from, to, true, &nsteps);
-	if (path == NULL && strcmp(direction, "up") != 0)
+	if (path == NULL && direction != TREK_UP)
 	{
 		up = false;
 		path = TrekGraphShortestPath(g, from, to, false, &nsteps);
@@ -225,9 +246,8 @@ TrekPlanMake(const char *dir, const char *target, const char *direction,
 	if (path == NULL)
 		no_path(g, from, to, direction);
 
-	plan->direction = up ? "up" : "down";
+	plan->direction = up ? TREK_UP : TREK_DOWN;
 	plan->nsteps = nsteps;
-	dirfd = TrekOpenFolder(plan->dir);
 	plan->steps = palloc0(nsteps * sizeof(TrekStep));
 	for (int i = 0; i < nsteps; i++)
 	{
@@ -239,9 +259,9 @@ TrekPlanMake(const char *dir, const char *target, const char *direction,
 		s->from = m->from;
 		s->to = m->to;
 		s->python = m->python;
-		TrekHashFile(plan->dir, dirfd, m->file, s->sha256);
+		TrekHashFile(folder, m->file, s->sha256);
 	}
-	TrekCloseFolder(dirfd);
+	TrekFolderClose(folder);
 	return plan;
 }
 
@@ -274,7 +294,6 @@ TrekPlanToJsonb(TrekPlan *plan)
 	JsonbParseState *state = NULL;
 	JsonbValue	format;
 	JsonbValue *result;
-	const char *stepdir = strcmp(plan->direction, "none") == 0 ? "" : plan->direction;
 
 	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	push_string(&state, WJB_KEY, "format");
@@ -285,7 +304,7 @@ TrekPlanToJsonb(TrekPlan *plan)
 	push_pair(&state, "dir", plan->dir);
 	push_pair(&state, "from", plan->from);
 	push_pair(&state, "to", plan->to);
-	push_pair(&state, "direction", plan->direction);
+	push_pair(&state, "direction", TrekDirectionName(plan->direction));
 	push_string(&state, WJB_KEY, "steps");
 	(void) pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	for (int i = 0; i < plan->nsteps; i++)
@@ -297,7 +316,7 @@ TrekPlanToJsonb(TrekPlan *plan)
 		push_pair(&state, "file", s->file);
 		push_pair(&state, "from", s->from);
 		push_pair(&state, "to", s->to);
-		push_pair(&state, "direction", stepdir);
+		push_pair(&state, "direction", TrekDirectionName(plan->direction));
 		push_pair(&state, "sha256", s->sha256);
 		(void) pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}
@@ -363,7 +382,7 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 	direction = get_string(obj, "direction", step);
 	sha = get_string(obj, "sha256", step);
 
-	if (strcmp(direction, plan->direction) != 0)
+	if (strcmp(direction, TrekDirectionName(plan->direction)) != 0)
 		malformed("Direction \"%s\" is not the plan's direction.", direction, step);
 	if (strlen(sha) != TREK_SHA256_HEX_LEN ||
 		strspn(sha, "0123456789abcdef") != TREK_SHA256_HEX_LEN)
@@ -374,7 +393,7 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 	/* the file name is the edge: a plain name in the folder, same revisions */
 	if (strchr(s->file, '/') != NULL ||
 		TrekParseFileName(s->file, &name) != TREK_NAME_OK ||
-		name.up != (strcmp(plan->direction, "up") == 0) ||
+		name.up != (plan->direction == TREK_UP) ||
 		name.from_len != (int) strlen(s->from) ||
 		strncmp(s->file + name.from_start, s->from, name.from_len) != 0 ||
 		name.to_len != (int) strlen(s->to) ||
@@ -395,6 +414,8 @@ TrekPlanFromJsonb(Jsonb *jb)
 	JsonbValue	v;
 	JsonbContainer *steps;
 	const char *prev;
+	char	   *direction;
+	int			d;
 
 	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
 		malformed("The plan is not a JSON object%s.", "", 0);
@@ -402,9 +423,9 @@ TrekPlanFromJsonb(Jsonb *jb)
 	if (getKeyJsonValueFromContainer(root, "format", 6, &v) == NULL)
 		malformed("Key \"%s\" is missing.", "format", 0);
 	if (v.type != jbvNumeric ||
-		strcmp(DatumGetCString(DirectFunctionCall1(numeric_out,
-												   NumericGetDatum(v.val.numeric))),
-			   CppAsString2(TREK_PLAN_FORMAT)) != 0)
+		!DatumGetBool(DirectFunctionCall2(numeric_eq,
+										  NumericGetDatum(v.val.numeric),
+										  NumericGetDatum(int64_to_numeric(TREK_PLAN_FORMAT)))))
 		malformed("Key \"%s\" must be the number " CppAsString2(TREK_PLAN_FORMAT) ".",
 				  "format", 0);
 
@@ -412,12 +433,12 @@ TrekPlanFromJsonb(Jsonb *jb)
 	plan->dir = get_string(root, "dir", 0);
 	plan->from = get_revision(root, "from", 0);
 	plan->to = get_revision(root, "to", 0);
-	plan->direction = get_string(root, "direction", 0);
-	if (strcmp(plan->direction, "up") != 0 &&
-		strcmp(plan->direction, "down") != 0 &&
-		strcmp(plan->direction, "none") != 0)
+	direction = get_string(root, "direction", 0);
+	d = direction_from_name(direction, TREK_AUTO);
+	if (d < 0)
 		malformed("Direction \"%s\" is not \"up\", \"down\" or \"none\".",
-				  plan->direction, 0);
+				  direction, 0);
+	plan->direction = d;
 
 	if (getKeyJsonValueFromContainer(root, "steps", 5, &v) == NULL)
 		malformed("Key \"%s\" is missing.", "steps", 0);
@@ -427,7 +448,7 @@ TrekPlanFromJsonb(Jsonb *jb)
 	plan->nsteps = JsonContainerSize(steps);
 	plan->steps = palloc0(Max(plan->nsteps, 1) * sizeof(TrekStep));
 
-	if (strcmp(plan->direction, "none") == 0)
+	if (plan->direction == TREK_NONE)
 	{
 		if (plan->nsteps != 0 || strcmp(plan->from, plan->to) != 0)
 			malformed("A plan with direction \"%s\" has no steps and the same \"from\" and \"to\".",
@@ -436,7 +457,7 @@ TrekPlanFromJsonb(Jsonb *jb)
 	}
 	if (plan->nsteps == 0)
 		malformed("A plan with direction \"%s\" needs at least one step.",
-				  plan->direction, 0);
+				  direction, 0);
 
 	prev = plan->from;
 	for (int i = 0; i < plan->nsteps; i++)

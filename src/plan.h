@@ -14,6 +14,15 @@
 
 #define TREK_PLAN_FORMAT 1
 
+/* which edges a plan follows; TREK_AUTO is only asked for, never planned */
+typedef enum TrekDirection
+{
+	TREK_NONE,					/* already at the target: no steps */
+	TREK_UP,
+	TREK_DOWN,
+	TREK_AUTO					/* up if that reaches the target, else down */
+} TrekDirection;
+
 typedef struct TrekStep
 {
 	char	   *file;
@@ -29,11 +38,12 @@ typedef struct TrekPlan
 	char	   *dir;
 	char	   *from;
 	char	   *to;
-	char	   *direction;		/* "up", "down" or "none" */
+	TrekDirection direction;	/* TREK_UP, TREK_DOWN or TREK_NONE */
 	int			nsteps;
 	TrekStep   *steps;
 } TrekPlan;
 
+extern const char *TrekDirectionName(TrekDirection direction);
 extern TrekPlan *TrekPlanMake(const char *dir, const char *target,
 							  const char *direction, const char *track);
 extern Jsonb *TrekPlanToJsonb(TrekPlan *plan);

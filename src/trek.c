@@ -17,6 +17,7 @@
 #include "exec.h"
 #include "guard.h"
 #include "plan.h"
+#include "state.h"
 
 PG_MODULE_MAGIC;
 
@@ -68,5 +69,5 @@ PG_FUNCTION_INFO_V1(trek_current);
 Datum
 trek_current(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(TrekHistoryCurrent(text_arg(fcinfo, 0, "track"))));
+	PG_RETURN_TEXT_P(cstring_to_text(TrekStateCurrent(text_arg(fcinfo, 0, "track"))));
 }

@@ -1,0 +1,237 @@
+-- holes a hostile grantee or a careless operator could use: code of other
+-- roles in trek's bookkeeping, tracks of other roles, links that tell what
+-- exists outside the allowed folders, very long paths, folder names not
+-- valid in the database encoding, strings scanned under
+-- standard_conforming_strings = off, byte order marks outside UTF8
+-- databases, syntax errors with their position.  Races between a check
+-- and an open need two processes: test/integration/test_security.py.
+\getenv regress_dir TREK_REGRESS_DIR
+\set fixtures :regress_dir '/fixtures'
+\set sec :regress_dir '/security'
+\setenv SEC :sec
+\setenv FIXTURES :fixtures
+\! rm -rf "$SEC" && mkdir -p "$SEC/own" && chmod 755 "$SEC" && echo 'SELECT 1;' > "$SEC/own/20240101_initial_up_a.sql" && echo 'SELECT 2;' > "$SEC/own/20240101_a_down_initial.sql"
+CREATE SCHEMA sec_s;
+GRANT USAGE, CREATE ON SCHEMA sec_s TO PUBLIC;
+SET search_path = sec_s, public;
+
+--
+-- A grantee holding every privilege on trek's schema and objects still
+-- runs no code with the owner's rights
+--
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_trek_hostile, regress_trek_tenant_a,
+	regress_trek_tenant_b, regress_trek_tenant_b_member;
+RESET client_min_messages;
+CREATE ROLE regress_trek_hostile LOGIN;
+GRANT ALL ON SCHEMA trek TO regress_trek_hostile;
+GRANT ALL ON ALL TABLES IN SCHEMA trek TO regress_trek_hostile;
+GRANT ALL ON ALL SEQUENCES IN SCHEMA trek TO regress_trek_hostile;
+GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),
+	trek_execute(jsonb), trek_current(text) TO regress_trek_hostile;
+\set both :fixtures ',' :sec '/own'
+SET trek.allowed_directories = :'both';
+SET ROLE regress_trek_hostile;
+CREATE FUNCTION sec_s.escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	ALTER ROLE regress_trek_hostile SUPERUSER;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER escalate BEFORE INSERT ON trek.history
+	FOR EACH ROW EXECUTE FUNCTION sec_s.escalate();
+-- a function and an operator in trek's schema, named like what trek calls
+CREATE FUNCTION trek.unnest(anyarray) RETURNS SETOF anyelement
+	LANGUAGE sql AS $$ SELECT NULL::text::anyelement WHERE false $$;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'one', track => 'sec_hostile'));
+\set VERBOSITY default
+RESET ROLE;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_trek_hostile';
+SELECT trek_current('sec_hostile'), to_regclass('app_t') AS app_t;
+-- a trigger on trek.tracks is refused too
+DROP TRIGGER escalate ON trek.history;
+SET ROLE regress_trek_hostile;
+CREATE TRIGGER escalate BEFORE INSERT ON trek.tracks
+	FOR EACH ROW EXECUTE FUNCTION sec_s.escalate();
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'one', track => 'sec_hostile'));
+\set VERBOSITY default
+-- rules and policies need the table's owner
+CREATE RULE sneaky AS ON INSERT TO trek.history DO ALSO NOTIFY sneaky;
+CREATE POLICY sneaky ON trek.history USING (true);
+RESET ROLE;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_trek_hostile';
+DROP TRIGGER escalate ON trek.tracks;
+-- without the trigger the same call works, and the migration ran as the
+-- caller while the bookkeeping ignored the function in trek's schema
+BEGIN;
+SET LOCAL ROLE regress_trek_hostile;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'one', track => 'sec_hostile'));
+\set VERBOSITY default
+SELECT tableowner FROM pg_tables WHERE tablename = 'app_t';
+SELECT count(*) FROM trek.history WHERE track = 'sec_hostile';
+ROLLBACK;
+DROP FUNCTION trek.unnest(anyarray);
+DROP FUNCTION sec_s.escalate();
+REVOKE ALL ON ALL TABLES IN SCHEMA trek FROM regress_trek_hostile;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA trek FROM regress_trek_hostile;
+REVOKE ALL ON SCHEMA trek FROM regress_trek_hostile;
+
+--
+-- Tracks belong to the role that applied their first step
+--
+CREATE ROLE regress_trek_tenant_a LOGIN;
+CREATE ROLE regress_trek_tenant_b LOGIN;
+CREATE ROLE regress_trek_tenant_b_member LOGIN IN ROLE regress_trek_tenant_b;
+GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),
+	trek_execute(jsonb), trek_current(text)
+	TO regress_trek_tenant_a, regress_trek_tenant_b, regress_trek_tenant_b_member;
+SET ROLE regress_trek_tenant_b;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'one', track => 'sec_b'));
+\set VERBOSITY default
+RESET ROLE;
+SELECT track, owner FROM trek.tracks WHERE track = 'sec_b';
+SELECT track, to_revision, dir = :'fixtures' || '/app' AS dir_recorded
+  FROM trek.history WHERE track = 'sec_b';
+-- tenant a may plan on b's track, but not move it, by any plan
+SET ROLE regress_trek_tenant_a;
+SELECT trek_plan(:'fixtures' || '/app', 'two', track => 'sec_b') ->> 'from' AS planned_from;
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'two', track => 'sec_b'));
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'initial', track => 'sec_b'));
+SELECT trek_current('sec_b');
+-- a track of its own is fine
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'sec' || '/own', 'a', track => 'sec_a'));
+\set VERBOSITY default
+RESET ROLE;
+-- members of the owning role may move it; so may superusers
+SET ROLE regress_trek_tenant_b_member;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'two', track => 'sec_b'));
+\set VERBOSITY default
+RESET ROLE;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'initial', track => 'sec_b'));
+\set VERBOSITY default
+SELECT track, from_revision, to_revision, applied_by FROM trek.history
+ WHERE track IN ('sec_a', 'sec_b') ORDER BY id;
+SELECT track, owner FROM trek.tracks WHERE track IN ('sec_a', 'sec_b') ORDER BY 1;
+-- a role that no longer exists owns its tracks still: only superusers may
+-- move them then
+UPDATE trek.tracks SET owner = 4294967295::oid::regrole WHERE track = 'sec_a';
+SET ROLE regress_trek_tenant_a;
+SELECT trek_execute(trek_plan(:'sec' || '/own', 'initial', track => 'sec_a'));
+RESET ROLE;
+DELETE FROM trek.tracks WHERE track IN ('sec_a', 'sec_b');
+
+--
+-- Links in an allowed folder that lead outside it give one and the same
+-- answer, whatever is, or is not, at their end
+--
+\! mkdir -p "$SEC/allowed/f" "$SEC/outside/dir" && echo 'SELECT 1;' > "$SEC/outside/file.sql" && echo 'SELECT 1;' > "$SEC/outside/closed.sql" && chmod 000 "$SEC/outside/closed.sql" && chmod 711 "$SEC/outside"
+\! cd "$SEC/allowed/f" && echo 'SELECT 1;' > 20240101_initial_up_a.sql && ln -s "$SEC/outside/file.sql" 20240102_a_up_file.sql && ln -s "$SEC/outside/missing.sql" 20240102_a_up_missing.sql && ln -s "$SEC/outside/dir" 20240102_a_up_dir.sql && ln -s "$SEC/outside/closed.sql" 20240102_a_up_closed.sql && ln -s "$SEC/outside/nodir/x.sql" 20240102_a_up_nodir.sql && ln -s 20240102_a_up_loop.sql 20240102_a_up_loop.sql
+\set allowed :sec '/allowed'
+SET trek.allowed_directories = :'allowed';
+SET ROLE regress_trek_app;
+-- the folder plans as if each link were a migration: none was looked at
+SELECT trek_plan(:'sec' || '/allowed/f', 'a', track => 'sec_links') ->> 'to' AS to;
+SELECT trek_plan(:'sec' || '/allowed/f', 'file', track => 'sec_links');
+SELECT trek_plan(:'sec' || '/allowed/f', 'missing', track => 'sec_links');
+SELECT trek_plan(:'sec' || '/allowed/f', 'dir', track => 'sec_links');
+SELECT trek_plan(:'sec' || '/allowed/f', 'closed', track => 'sec_links');
+SELECT trek_plan(:'sec' || '/allowed/f', 'nodir', track => 'sec_links');
+SELECT trek_plan(:'sec' || '/allowed/f', 'loop', track => 'sec_links');
+RESET ROLE;
+\! chmod 755 "$SEC/outside" && chmod 644 "$SEC/outside/closed.sql"
+
+--
+-- Very long paths: memory stays small, and the limit is a clear error
+--
+SET ROLE regress_trek_app;
+-- (their messages quote the whole path: only the SQLSTATE is shown)
+\set VERBOSITY sqlstate
+SELECT trek_plan(:'sec' || '/allowed/x' || repeat('/a', 2000), 'head');
+SELECT trek_plan('/nowhere' || repeat('/a', 2000), 'head');
+\set VERBOSITY default
+SELECT trek_plan(:'sec' || '/allowed/x' || repeat('/a', 100000), 'head');
+RESET ROLE;
+SELECT trek_plan(:'sec' || '/allowed/x' || repeat('/a', 100000), 'head');
+
+--
+-- A folder whose name is not valid in the database encoding
+--
+\! mkdir "$SEC/allowed/$(printf 'caf\351')" && cp "$FIXTURES/app/"* "$SEC/allowed/$(printf 'caf\351')/" && ln -s "$(printf 'caf\351')" "$SEC/allowed/latin1"
+SELECT trek_plan(:'sec' || '/allowed/latin1', 'head');
+\echo :LAST_ERROR_SQLSTATE
+-- a client in another encoding gets the same message
+SET client_encoding = 'LATIN1';
+SELECT trek_plan(:'sec' || '/allowed/latin1', 'head');
+RESET client_encoding;
+SET ROLE regress_trek_app;
+SELECT trek_plan(:'sec' || '/allowed/latin1', 'head');
+RESET ROLE;
+RESET trek.allowed_directories;
+
+--
+-- standard_conforming_strings = off: backslashes escape quotes in plain
+-- strings, as the server's lexer has it, so a line starting with "\" inside
+-- such a string is no psql meta-command
+--
+\! mkdir "$SEC/scs" && printf "CREATE TABLE sec_s.scs_t (a text, b text);\nINSERT INTO sec_s.scs_t VALUES ('it\\\\'s', 'one\n\\\\two');\n" > "$SEC/scs/20240101_initial_up_a.sql" && cat "$SEC/scs/20240101_initial_up_a.sql"
+SET standard_conforming_strings = off;
+SET escape_string_warning = off;
+BEGIN;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'sec' || '/scs', 'head', track => 'sec_scs'));
+\set VERBOSITY default
+SELECT a, b FROM sec_s.scs_t;
+ROLLBACK;
+RESET escape_string_warning;
+RESET standard_conforming_strings;
+-- with standard strings the same file is refused: there "\two" starts a line
+SELECT trek_execute(trek_plan(:'sec' || '/scs', 'head', track => 'sec_scs'));
+SELECT trek_current('sec_scs'), to_regclass('sec_s.scs_t') AS scs_t;
+
+--
+-- A syntax error shows its statement and a caret, as psql shows its own
+--
+\! mkdir "$SEC/syntax" && printf 'CREATE TABLE sec_s.syn_t (id int);\n\nSELECT a,\n  b c d\nFROM sec_s.syn_t;\n' > "$SEC/syntax/20240101_initial_up_a.sql"
+SELECT trek_execute(trek_plan(:'sec' || '/syntax', 'head', track => 'sec_syntax'));
+\set VERBOSITY verbose
+SELECT trek_execute(trek_plan(:'sec' || '/syntax', 'head', track => 'sec_syntax'));
+\set VERBOSITY default
+SELECT trek_current('sec_syntax'), to_regclass('sec_s.syn_t') AS syn_t;
+
+--
+-- A byte order mark: accepted in UTF8 and SQL_ASCII databases, a clear
+-- error elsewhere
+--
+\! mkdir "$SEC/bom" && printf '\357\273\277CREATE TABLE bom_t (id int);\n' > "$SEC/bom/20240101_initial_up_a.sql"
+\set regress_db :DBNAME
+CREATE DATABASE regress_trek_ascii ENCODING 'SQL_ASCII' LOCALE 'C' TEMPLATE template0;
+CREATE DATABASE regress_trek_latin1 ENCODING 'LATIN1' LOCALE 'C' TEMPLATE template0;
+\c regress_trek_ascii
+CREATE EXTENSION trek;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'sec' || '/bom', 'head'));
+\set VERBOSITY default
+SELECT to_regclass('bom_t') AS bom_t;
+\c regress_trek_latin1
+CREATE EXTENSION trek;
+SELECT trek_execute(trek_plan(:'sec' || '/bom', 'head'));
+SELECT trek_current(), to_regclass('bom_t') AS bom_t;
+\c :regress_db
+DROP DATABASE regress_trek_ascii;
+DROP DATABASE regress_trek_latin1;
+
+-- clean up
+\! rm -rf "$SEC"
+RESET search_path;
+DROP SCHEMA sec_s CASCADE;
+DROP OWNED BY regress_trek_hostile, regress_trek_tenant_b_member,
+	regress_trek_tenant_a, regress_trek_tenant_b;
+DROP ROLE regress_trek_hostile, regress_trek_tenant_b_member,
+	regress_trek_tenant_a, regress_trek_tenant_b;
+SELECT count(*) AS sec_history FROM trek.history WHERE track LIKE 'sec\_%';

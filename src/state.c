@@ -1,0 +1,422 @@
+/*-------------------------------------------------------------------------
+ *
+ * state.c
+ *	  trek's own state: the track lock, where a track is, who owns it, and
+ *	  the history of applied steps.
+ *
+ * The state lives in schema trek (tables trek.history and trek.tracks) and
+ * is read and written with the rights of the schema's owner, the role that
+ * created the extension, so callers need no privileges on it and cannot
+ * rewrite it by hand.  Whatever privileges on trek's objects were granted
+ * to others, none of their code may run with those rights: the owner's
+ * rights are taken in a security-restricted context with search_path
+ * pinned to pg_catalog, every name in the statements is qualified, and the
+ * tables are refused while they carry triggers, rules or row security that
+ * the extension did not create.
+ *
+ * All functions here but TrekStateCurrent() need an SPI connection.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "state.h"
+
+/*
+ * The track lock is an advisory lock of a kind that no SQL function takes:
+ * pg_advisory_lock() and friends always set the fourth key field to 1
+ * (one bigint key) or 2 (two int keys).  So neither a role without trek
+ * rights nor an application using advisory locks can take or block it.
+ */
+#define TREK_LOCK_CLASS 0x7472656b	/* "trek" in ASCII */
+#define TREK_LOCK_KIND	0x7472		/* "tr": not 1 or 2 */
+
+/* statements on trek's state, prepared once per backend */
+static SPIPlanPtr current_plan = NULL;
+static SPIPlanPtr state_plan = NULL;
+static SPIPlanPtr track_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
+
+/* what owner_enter() changed, for owner_leave() */
+typedef struct TrekOwnerSave
+{
+	Oid			userid;
+	int			sec;
+	int			nestlevel;
+} TrekOwnerSave;
+
+/*
+ * Prepare a statement on trek's own state once per backend and keep it.
+ */
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+	if (p == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(p);
+	return p;
+}
+
+static Oid
+state_namespace(void)
+{
+	return get_namespace_oid("trek", false);
+}
+
+static Oid
+state_owner(Oid nsp)
+{
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Take the owner's rights for trek's own statements: a security-restricted
+ * operation (as for index expressions and maintenance commands), with
+ * search_path pinned so that no other role's function or operator is found.
+ * Undone by owner_leave(), or by the abort of the (sub)transaction.
+ */
+static void
+owner_enter(TrekOwnerSave *save)
+{
+	GetUserIdAndSecContext(&save->userid, &save->sec);
+	SetUserIdAndSecContext(state_owner(state_namespace()),
+						   save->sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+}
+
+static void
+owner_leave(TrekOwnerSave *save)
+{
+	AtEOXact_GUC(true, save->nestlevel);
+	SetUserIdAndSecContext(save->userid, save->sec);
+}
+
+/*
+ * Refuse to write table name of schema nsp while it has triggers, rules or
+ * row security that trek did not create: they would run, or be judged,
+ * with the owner's rights.  (The extension creates none; the internal
+ * triggers of a foreign key that references the table fire only on UPDATE
+ * and DELETE, which trek never runs.)
+ */
+static Oid
+own_table(Oid nsp, const char *name)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+	Relation	rel;
+	const char *what = NULL;
+	const char *which = NULL;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trek's objects in this database are older than its library"),
+				 errdetail("Table \"trek.%s\" is missing.", name),
+				 errhint("Run ALTER EXTENSION trek UPDATE as a superuser.")));
+
+	rel = table_open(relid, AccessShareLock);
+	if (rel->trigdesc != NULL)
+	{
+		for (int i = 0; i < rel->trigdesc->numtriggers && what == NULL; i++)
+		{
+			if (!rel->trigdesc->triggers[i].tgisinternal)
+			{
+				what = "trigger";
+				which = pstrdup(rel->trigdesc->triggers[i].tgname);
+			}
+		}
+	}
+	if (what == NULL && rel->rd_rules != NULL)
+		what = "rule";
+	if (what == NULL && rel->rd_rel->relrowsecurity)
+		what = "row security";
+	table_close(rel, AccessShareLock);
+
+	if (what != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 which != NULL ?
+				 errmsg("table \"trek.%s\" has %s \"%s\", which trek did not create",
+						name, what, which) :
+				 errmsg("table \"trek.%s\" has a %s, which trek did not create",
+						name, what),
+				 errdetail("trek writes its state with the rights of the extension's owner, and would run it with them."),
+				 errhint("Remove it; trek's tables are trek's alone.")));
+	return relid;
+}
+
+/*
+ * The track lock.  A session lock (session = true) lasts until released
+ * with TrekStateUnlock(); otherwise until the end of the transaction.
+ */
+static void
+track_locktag(LOCKTAG *tag, const char *track)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, TREK_LOCK_CLASS,
+						 hash_bytes((const unsigned char *) track,
+									strlen(track)),
+						 TREK_LOCK_KIND);
+}
+
+void
+TrekStateLock(const char *track, bool session)
+{
+	LOCKTAG		tag;
+
+	track_locktag(&tag, track);
+	(void) LockAcquire(&tag, ExclusiveLock, session, false);
+}
+
+void
+TrekStateUnlock(const char *track, bool session)
+{
+	LOCKTAG		tag;
+
+	track_locktag(&tag, track);
+	(void) LockRelease(&tag, ExclusiveLock, session);
+}
+
+/*
+ * The revision track is at: the newest history row's to_revision, or
+ * "initial".  Works on trek's objects of every version.
+ */
+char *
+TrekStateCurrent(const char *track)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	TrekOwnerSave save;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			rc;
+	char	   *result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	owner_enter(&save);
+	if (current_plan == NULL)
+		current_plan = prepare_kept("SELECT to_revision FROM trek.history"
+									" WHERE track OPERATOR(pg_catalog.=) $1"
+									" ORDER BY id DESC LIMIT 1",
+									1, argtypes);
+	args[0] = CStringGetTextDatum(track);
+	rc = SPI_execute_plan(current_plan, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read trek.history: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		result = MemoryContextStrdup(callercxt, "initial");
+	else
+		result = MemoryContextStrdup(callercxt,
+									 SPI_getvalue(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1));
+	owner_leave(&save);
+	SPI_finish();
+	return result;
+}
+
+/*
+ * Where track is and who owns it, read with the latest snapshot: once the
+ * track lock is ours, a transaction under REPEATABLE READ or SERIALIZABLE
+ * may still have a snapshot older than a run that another session
+ * committed while we waited.  Returns the revision in cxt; *owned says
+ * whether the track has an owner yet (a step was applied or stamped), and
+ * *owner who it is.
+ */
+char *
+TrekStateRead(const char *track, bool *owned, Oid *owner, MemoryContext cxt)
+{
+	TrekOwnerSave save;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+	int			rc;
+	char	   *result;
+	Oid			nsp = state_namespace();
+
+	(void) own_table(nsp, "tracks");
+	owner_enter(&save);
+	if (state_plan == NULL)
+		state_plan = prepare_kept("SELECT (SELECT h.to_revision FROM trek.history h"
+								  " WHERE h.track OPERATOR(pg_catalog.=) $1"
+								  " ORDER BY h.id DESC LIMIT 1),"
+								  " (SELECT t.owner FROM trek.tracks t"
+								  " WHERE t.track OPERATOR(pg_catalog.=) $1)",
+								  1, argtypes);
+	args[0] = CStringGetTextDatum(track);
+	rc = SPI_execute_snapshot(state_plan, args, NULL, GetLatestSnapshot(),
+							  InvalidSnapshot, true, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read trek's state: %s",
+			 SPI_result_code_string(rc));
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						 &isnull);
+	result = MemoryContextStrdup(cxt, isnull ? "initial" :
+								 SPI_getvalue(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1));
+	*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 2,
+											&isnull));
+	*owned = !isnull;
+	owner_leave(&save);
+	return result;
+}
+
+/*
+ * Refuse to move a track owned by a role whose privileges the current user
+ * does not have (superusers have every role's).  what names the action.
+ */
+void
+TrekStateCheckOwner(const char *track, bool owned, Oid owner,
+					const char *what)
+{
+	char	   *name;
+
+	if (!owned || has_privs_of_role(GetUserId(), owner))
+		return;
+	name = GetUserNameFromId(owner, true);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s track \"%s\"", what, track),
+			 name != NULL ?
+			 errdetail("Track \"%s\" belongs to role \"%s\".", track, name) :
+			 errdetail("Track \"%s\" belongs to a role that no longer exists (OID %u).",
+					   track, owner),
+			 errhint("Only roles with the privileges of the track's owner, and superusers, may execute, migrate or stamp on it.")));
+}
+
+static Datum
+text_array(Datum *elems, int n)
+{
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
+static Datum
+timestamptz_array(const TimestampTz *values, int n)
+{
+	Datum	   *elems = palloc(n * sizeof(Datum));
+
+	for (int i = 0; i < n; i++)
+		elems[i] = TimestampTzGetDatum(values[i]);
+	return PointerGetDatum(construct_array(elems, n, TIMESTAMPTZOID,
+										   sizeof(TimestampTz), FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
+/*
+ * Record steps first .. first + n - 1 of plan, applied from canonical
+ * folder dir between started[i] and finished[i], in trek.history: one row
+ * per step in step order, with one INSERT, since starting an executor per
+ * row costs more than a trivial migration does.  A track without an owner
+ * (!owned) gets the current user as its owner first.  The rows commit or
+ * roll back with the migrations.
+ */
+void
+TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
+				TimestampTz *started, TimestampTz *finished, bool owned)
+{
+	TrekOwnerSave save;
+	Oid			nsp = state_namespace();
+	Oid			userid = GetUserId();
+	Datum		args[10];
+	Datum	   *from = palloc(n * sizeof(Datum));
+	Datum	   *to = palloc(n * sizeof(Datum));
+	Datum	   *file = palloc(n * sizeof(Datum));
+	Datum	   *sha = palloc(n * sizeof(Datum));
+	int			rc;
+
+	(void) own_table(nsp, "history");
+	(void) own_table(nsp, "tracks");
+	owner_enter(&save);
+
+	if (!owned)
+	{
+		Oid			argtypes[2] = {TEXTOID, OIDOID};
+		Datum		targs[2];
+
+		if (track_plan == NULL)
+			track_plan = prepare_kept("INSERT INTO trek.tracks (track, owner)"
+									  " VALUES ($1, $2::pg_catalog.regrole)",
+									  2, argtypes);
+		targs[0] = CStringGetTextDatum(plan->track);
+		targs[1] = ObjectIdGetDatum(userid);
+		rc = SPI_execute_plan(track_plan, targs, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not insert into trek.tracks: %s",
+				 SPI_result_code_string(rc));
+	}
+
+	if (insert_plan == NULL)
+	{
+		Oid			argtypes[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+
+		insert_plan = prepare_kept("INSERT INTO trek.history (track, from_revision,"
+								   " to_revision, direction, file, sha256, applied_at,"
+								   " applied_by, duration, dir)"
+								   " SELECT $1, s.f, s.t, $2, s.file, s.sha, s.started, $3,"
+								   " s.finished OPERATOR(pg_catalog.-) s.started, $4"
+								   " FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6),"
+								   " pg_catalog.unnest($7), pg_catalog.unnest($8),"
+								   " pg_catalog.unnest($9), pg_catalog.unnest($10))"
+								   " WITH ORDINALITY AS s(f, t, file, sha, started, finished, n)"
+								   " ORDER BY s.n",
+								   10, argtypes);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		TrekStep   *s = &plan->steps[first + i];
+
+		from[i] = CStringGetTextDatum(s->from);
+		to[i] = CStringGetTextDatum(s->to);
+		file[i] = CStringGetTextDatum(s->file);
+		sha[i] = CStringGetTextDatum(s->sha256);
+	}
+	args[0] = CStringGetTextDatum(plan->track);
+	args[1] = CStringGetTextDatum(TrekDirectionName(plan->direction));
+	args[2] = CStringGetTextDatum(GetUserNameFromId(userid, false));
+	args[3] = CStringGetTextDatum(dir);
+	args[4] = text_array(from, n);
+	args[5] = text_array(to, n);
+	args[6] = text_array(file, n);
+	args[7] = text_array(sha, n);
+	args[8] = timestamptz_array(started, n);
+	args[9] = timestamptz_array(finished, n);
+	rc = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
+		elog(ERROR, "could not insert into trek.history: %s",
+			 SPI_result_code_string(rc));
+	owner_leave(&save);
+}

@@ -1,0 +1,27 @@
+/*-------------------------------------------------------------------------
+ *
+ * state.h
+ *	  trek's own state: the track lock, where a track is, who owns it, and
+ *	  the history of applied steps.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TREK_STATE_H
+#define TREK_STATE_H
+
+#include "datatype/timestamp.h"
+
+#include "plan.h"
+
+extern void TrekStateLock(const char *track, bool session);
+extern void TrekStateUnlock(const char *track, bool session);
+extern char *TrekStateCurrent(const char *track);
+extern char *TrekStateRead(const char *track, bool *owned, Oid *owner,
+						   MemoryContext cxt);
+extern void TrekStateCheckOwner(const char *track, bool owned, Oid owner,
+								const char *what);
+extern void TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
+							TimestampTz *started, TimestampTz *finished,
+							bool owned);
+
+#endif							/* TREK_STATE_H */
