@@ -225,7 +225,9 @@ def convert_output(oid, value):
 
 
 def make_records(result):
-    if result.status() not in (5, 6, 11, 12, 13, 18) or result.nrows() == 0:
+    # SELECT, INSERT/DELETE/UPDATE/MERGE ... RETURNING (MERGE's since 17)
+    if result.status() not in (5, 6, 11, 12, 13, 18, 19) or \
+            result.nrows() == 0:
         return []
     try:
         names = result.colnames()
@@ -867,6 +869,10 @@ def run(filename_b64, source_b64):
     try:
         try:
             source_lines = source.decode("utf-8", "replace").splitlines()
+            if b"\0" in source:
+                # what compile() says since Python 3.12 (before: ValueError)
+                raise SyntaxError("source code string cannot contain null "
+                                  "bytes")
             code = compile(source, filename, "exec", dont_inherit=True)
             namespace = {"__name__": frame_module_name(filename),
                          "__file__": filename, "__builtins__": builtins}
