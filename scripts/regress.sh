@@ -9,7 +9,7 @@
 # server's messages name the folders it read: expected/ says @regress_dir@
 # where the stage's path appears, and pg_regress compares against a copy of
 # expected/ with the path filled in.  pg_regress writes into the stage too
-# (PostgreSQL 15 would prefer ./expected over the copy); results/,
+# (it would prefer ./expected over the copy); results/,
 # regression.diffs and regression.out then come back to the current folder
 # with @regress_dir@ again, so that an accepted results/NAME.out can be
 # copied over expected/NAME.out as it is.
@@ -19,8 +19,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [ $# -ge 1 ] || { trek_log "usage: regress.sh PG_REGRESS [OPTION...] TEST..."; exit 2; }
 src=$TREK_ROOT
-trek_stage regress
-stage=$TREK_STAGE_DIR
+# The stage's path is as long as the one the expected output was written
+# with (/tmp/trek_regress): psql pads its columns to the widest value, and
+# some values hold the path.
+stage=$(mktemp -d /tmp/trek.XXXXXXX)
+chmod 755 "$stage"
+TREK_STAGES+=("$stage")
+_trek_traps
+TREK_STAGE_DIR=$stage
+if [ "$(realpath "$stage")" != "$stage" ] || [ ${#stage} -ne 17 ]; then
+	trek_log "$stage: /tmp is not a plain 17-character path here, so column widths will differ"
+fi
 trek_stage_copy test/fixtures
 mv "$stage/test/fixtures" "$stage/fixtures"
 rmdir "$stage/test"
@@ -34,10 +43,13 @@ export TREK_REGRESS_DIR=$stage
 out=$stage/output
 mkdir "$out"
 args=("$1" "--inputdir=$stage/input" "--outputdir=$out")
+# since PostgreSQL 16 expected/ is looked for in --expecteddir, default "."
+"$1" --help 2>/dev/null | grep -q -- --expecteddir &&
+	args+=("--expecteddir=$stage/input")
 shift
 for arg in "$@"; do
 	case $arg in
-		--inputdir=*|--outputdir=*) ;;
+		--inputdir=*|--outputdir=*|--expecteddir=*) ;;
 		*) args+=("$arg") ;;
 	esac
 done
