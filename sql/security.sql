@@ -62,6 +62,17 @@ CREATE POLICY sneaky ON trek.history USING (true);
 RESET ROLE;
 SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_trek_hostile';
 DROP TRIGGER escalate ON trek.tracks;
+-- nor may a migration of the plan add one on the way
+\! mkdir "$SEC/sneaky" && echo 'CREATE TRIGGER escalate BEFORE INSERT ON trek.history FOR EACH ROW EXECUTE FUNCTION sec_s.escalate();' > "$SEC/sneaky/20240101_initial_up_a.sql"
+SET trek.allowed_directories = :'sec';
+SET ROLE regress_trek_hostile;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'sec' || '/sneaky', 'a', track => 'sec_hostile'));
+\set VERBOSITY default
+RESET ROLE;
+SET trek.allowed_directories = :'both';
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_trek_hostile';
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'trek.history'::regclass;
 -- without the trigger the same call works, and the migration ran as the
 -- caller while the bookkeeping ignored the function in trek's schema
 BEGIN;

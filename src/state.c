@@ -54,6 +54,26 @@ static SPIPlanPtr current_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
 static SPIPlanPtr track_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr insert_0_1_plan = NULL;
+
+#define CURRENT_SQL \
+	"SELECT to_revision FROM trek.history" \
+	" WHERE track OPERATOR(pg_catalog.=) $1 ORDER BY id DESC LIMIT 1"
+
+/*
+ * The history INSERT: $1 track, $2 direction, $3 applied_by, $4 folder
+ * (not stored by 0.1), $5 to $10 the steps as arrays.
+ */
+#define INSERT_SQL(dircol, dirval) \
+	"INSERT INTO trek.history (track, from_revision, to_revision, direction," \
+	" file, sha256, applied_at, applied_by, duration" dircol ")" \
+	" SELECT $1, s.f, s.t, $2, s.file, s.sha, s.started, $3," \
+	" s.finished OPERATOR(pg_catalog.-) s.started" dirval \
+	" FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6)," \
+	" pg_catalog.unnest($7), pg_catalog.unnest($8)," \
+	" pg_catalog.unnest($9), pg_catalog.unnest($10))" \
+	" WITH ORDINALITY AS s(f, t, file, sha, started, finished, n)" \
+	" ORDER BY s.n"
 
 /* what owner_enter() changed, for owner_leave() */
 typedef struct TrekOwnerSave
@@ -139,11 +159,7 @@ own_table(Oid nsp, const char *name)
 	const char *which = NULL;
 
 	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("trek's objects in this database are older than its library"),
-				 errdetail("Table \"trek.%s\" is missing.", name),
-				 errhint("Run ALTER EXTENSION trek UPDATE as a superuser.")));
+		elog(ERROR, "table \"trek.%s\" is missing", name);
 
 	rel = table_open(relid, AccessShareLock);
 	if (rel->trigdesc != NULL)
@@ -174,6 +190,18 @@ own_table(Oid nsp, const char *name)
 				 errdetail("trek writes its state with the rights of the extension's owner, and would run it with them."),
 				 errhint("Remove it; trek's tables are trek's alone.")));
 	return relid;
+}
+
+/*
+ * Are trek's objects in this database those of version 0.1, which has no
+ * track owners and no folder column in trek.history?  A 0.1 database keeps
+ * working with this library until ALTER EXTENSION trek UPDATE, with 0.1's
+ * rules.
+ */
+static bool
+objects_are_0_1(Oid nsp)
+{
+	return !OidIsValid(get_relname_relid("tracks", nsp));
 }
 
 /*
@@ -225,10 +253,7 @@ TrekStateCurrent(const char *track)
 		elog(ERROR, "SPI_connect failed");
 	owner_enter(&save);
 	if (current_plan == NULL)
-		current_plan = prepare_kept("SELECT to_revision FROM trek.history"
-									" WHERE track OPERATOR(pg_catalog.=) $1"
-									" ORDER BY id DESC LIMIT 1",
-									1, argtypes);
+		current_plan = prepare_kept(CURRENT_SQL, 1, argtypes);
 	args[0] = CStringGetTextDatum(track);
 	rc = SPI_execute_plan(current_plan, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
@@ -263,10 +288,16 @@ TrekStateRead(const char *track, bool *owned, Oid *owner, MemoryContext cxt)
 	int			rc;
 	char	   *result;
 	Oid			nsp = state_namespace();
+	bool		legacy = objects_are_0_1(nsp);
 
-	(void) own_table(nsp, "tracks");
+	/* refuse early, before any step runs; TrekStateRecord checks again */
+	(void) own_table(nsp, "history");
+	if (!legacy)
+		(void) own_table(nsp, "tracks");
 	owner_enter(&save);
-	if (state_plan == NULL)
+	if (legacy && current_plan == NULL)
+		current_plan = prepare_kept(CURRENT_SQL, 1, argtypes);
+	if (!legacy && state_plan == NULL)
 		state_plan = prepare_kept("SELECT (SELECT h.to_revision FROM trek.history h"
 								  " WHERE h.track OPERATOR(pg_catalog.=) $1"
 								  " ORDER BY h.id DESC LIMIT 1),"
@@ -274,20 +305,28 @@ TrekStateRead(const char *track, bool *owned, Oid *owner, MemoryContext cxt)
 								  " WHERE t.track OPERATOR(pg_catalog.=) $1)",
 								  1, argtypes);
 	args[0] = CStringGetTextDatum(track);
-	rc = SPI_execute_snapshot(state_plan, args, NULL, GetLatestSnapshot(),
-							  InvalidSnapshot, true, false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+	rc = SPI_execute_snapshot(legacy ? current_plan : state_plan, args, NULL,
+							  GetLatestSnapshot(), InvalidSnapshot, true,
+							  false, 1);
+	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read trek's state: %s",
 			 SPI_result_code_string(rc));
-	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-						 &isnull);
+	isnull = true;
+	if (SPI_processed == 1)
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+							 &isnull);
 	result = MemoryContextStrdup(cxt, isnull ? "initial" :
 								 SPI_getvalue(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1));
-	*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 2,
-											&isnull));
-	*owned = !isnull;
+	*owner = InvalidOid;
+	*owned = false;
+	if (!legacy)
+	{
+		*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 2,
+												&isnull));
+		*owned = !isnull;
+	}
 	owner_leave(&save);
 	return result;
 }
@@ -354,13 +393,17 @@ TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 	Datum	   *to = palloc(n * sizeof(Datum));
 	Datum	   *file = palloc(n * sizeof(Datum));
 	Datum	   *sha = palloc(n * sizeof(Datum));
+	bool		legacy = objects_are_0_1(nsp);
+	SPIPlanPtr	insert;
 	int			rc;
 
+	/* a step of the plan itself may have added a trigger */
 	(void) own_table(nsp, "history");
-	(void) own_table(nsp, "tracks");
+	if (!legacy)
+		(void) own_table(nsp, "tracks");
 	owner_enter(&save);
 
-	if (!owned)
+	if (!owned && !legacy)
 	{
 		Oid			argtypes[2] = {TEXTOID, OIDOID};
 		Datum		targs[2];
@@ -377,23 +420,19 @@ TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 				 SPI_result_code_string(rc));
 	}
 
-	if (insert_plan == NULL)
+	insert = legacy ? insert_0_1_plan : insert_plan;
+	if (insert == NULL)
 	{
 		Oid			argtypes[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
 
-		insert_plan = prepare_kept("INSERT INTO trek.history (track, from_revision,"
-								   " to_revision, direction, file, sha256, applied_at,"
-								   " applied_by, duration, dir)"
-								   " SELECT $1, s.f, s.t, $2, s.file, s.sha, s.started, $3,"
-								   " s.finished OPERATOR(pg_catalog.-) s.started, $4"
-								   " FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6),"
-								   " pg_catalog.unnest($7), pg_catalog.unnest($8),"
-								   " pg_catalog.unnest($9), pg_catalog.unnest($10))"
-								   " WITH ORDINALITY AS s(f, t, file, sha, started, finished, n)"
-								   " ORDER BY s.n",
-								   10, argtypes);
+		if (legacy)
+			insert = insert_0_1_plan =
+				prepare_kept(INSERT_SQL("", ""), 10, argtypes);
+		else
+			insert = insert_plan =
+				prepare_kept(INSERT_SQL(", dir", ", $4"), 10, argtypes);
 	}
 	for (int i = 0; i < n; i++)
 	{
@@ -414,7 +453,7 @@ TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 	args[7] = text_array(sha, n);
 	args[8] = timestamptz_array(started, n);
 	args[9] = timestamptz_array(finished, n);
-	rc = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+	rc = SPI_execute_plan(insert, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
 		elog(ERROR, "could not insert into trek.history: %s",
 			 SPI_result_code_string(rc));

@@ -40,7 +40,7 @@ PGBIN = Path(os.environ.get("TREK_PGBIN") or os.environ.get("PGBIN")
              or default_pgbin())
 IS_ROOT = os.geteuid() == 0
 
-# first key of trek's advisory lock on a track (src/exec.c): "trek" in ASCII
+# first key of trek's lock on a track (src/state.c): "trek" in ASCII
 TREK_LOCK_CLASS = 0x7472656B
 
 

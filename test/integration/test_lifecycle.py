@@ -72,7 +72,7 @@ def test_update_paths(cluster, database, make_folder):
         try:
             with cluster.connect(db) as conn:
                 conn.execute(MIGRATION_LOG)
-                conn.execute("CREATE EXTENSION trek VERSION %s" % source)
+                conn.execute("CREATE EXTENSION trek VERSION '%s'" % source)
                 conn.execute("SELECT trek_execute(trek_plan(%s, 'head'))",
                              (folder,))
                 conn.execute("ALTER EXTENSION trek UPDATE")

@@ -57,7 +57,7 @@ def folder():
         shutil.rmtree(path, ignore_errors=True)
 
 
-# first key of trek's advisory lock on a track (src/exec.c): "trek" in ASCII
+# first key of trek's lock on a track (src/state.c): "trek" in ASCII
 TREK_LOCK_CLASS = 0x7472656B
 
 

@@ -1,0 +1,53 @@
+-- a 0.1 database: the new library works with its objects as 0.1 did, then
+-- ALTER EXTENSION trek UPDATE brings it to 0.2 with its history, and the
+-- tracks it had belong to the roles that started them
+\set fixtures '/tmp/trek_regress/fixtures'
+\set regress_db :DBNAME
+CREATE DATABASE regress_trek_upgrade;
+\c regress_trek_upgrade
+CREATE EXTENSION trek VERSION '0.1';
+SELECT extversion FROM pg_extension WHERE extname = 'trek';
+GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),
+	trek_execute(jsonb), trek_current(text)
+	TO regress_trek_app, regress_trek_reader;
+GRANT CREATE ON SCHEMA public TO regress_trek_app, regress_trek_reader;
+SET trek.allowed_directories = :'fixtures';
+SET ROLE regress_trek_app;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'one', track => 'up_app'));
+RESET ROLE;
+SELECT trek_execute(trek_plan(:'fixtures' || '/example', 'rev1'));
+\set VERBOSITY default
+-- a row written by a role that no longer exists
+INSERT INTO trek.history (track, from_revision, to_revision, direction, file,
+						  sha256, applied_by, duration)
+VALUES ('up_gone', 'initial', 'one', 'up', '20240101_initial_up_one.sql',
+		repeat('0', 64), 'regress_trek_no_such_role', '0');
+SELECT id, track, to_revision, applied_by FROM trek.history ORDER BY id;
+
+ALTER EXTENSION trek UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'trek';
+\dx+ trek
+SELECT c.relname FROM pg_extension e, unnest(e.extconfig) AS cfg(oid)
+  JOIN pg_class c ON c.oid = cfg.oid WHERE e.extname = 'trek' ORDER BY 1;
+-- each track belongs to the role of its first step, or to the extension's
+-- owner where that role is gone; the history is all there, without folders
+SELECT track, owner FROM trek.tracks ORDER BY track;
+SELECT id, track, to_revision, applied_by, dir FROM trek.history ORDER BY id;
+SELECT trek_current('up_app'), trek_current(), trek_current('up_gone');
+
+-- the owners' rules hold from now on
+SET ROLE regress_trek_reader;
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'two', track => 'up_app'));
+RESET ROLE;
+SET ROLE regress_trek_app;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'two', track => 'up_app'));
+\set VERBOSITY default
+SELECT trek_execute(trek_plan(:'fixtures' || '/example', 'initial'));
+RESET ROLE;
+SELECT track, to_revision, applied_by, dir = :'fixtures' || '/app' AS dir_recorded
+  FROM trek.history WHERE id > 3 ORDER BY id;
+
+\c :regress_db
+DROP DATABASE regress_trek_upgrade;

@@ -1,0 +1,298 @@
+"""A hostile grantee against trek, where it takes two processes.
+
+A role confined to trek.allowed_directories that can write inside an
+allowed folder (a deploy user) swaps names for symbolic links in a loop
+with renameat2(RENAME_EXCHANGE), while the role's session plans and
+executes: trek must judge and read what it opened, never a name it
+checked.  Also: trek's track lock cannot be taken from SQL, a FIFO swapped
+in is never waited on, and very long missing paths cost little memory.
+"""
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import IS_ROOT, TREK_LOCK_CLASS
+
+SWAP_SECONDS = 4
+
+SWAPPER = textwrap.dedent("""
+    import ctypes, os, sys, time
+    libc = ctypes.CDLL(None, use_errno=True)
+    a, b, seconds = sys.argv[1].encode(), sys.argv[2].encode(), float(sys.argv[3])
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        if libc.renameat2(-100, a, -100, b, 2) != 0:
+            sys.exit("renameat2: errno %d" % ctypes.get_errno())
+        n += 1
+    # leave the names as they were found
+    if n % 2:
+        libc.renameat2(-100, a, -100, b, 2)
+    print(n)
+""")
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def area():
+    """A folder tree the server can read: allowed/ and outside/."""
+    root = Path(tempfile.mkdtemp(prefix="trek-security."))
+    root.chmod(0o755)
+    for sub in ("allowed", "outside"):
+        (root / sub).mkdir()
+        (root / sub).chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def owned_by_server(path, mode):
+    """Make path the server's own file (readable by it alone)."""
+    if IS_ROOT:
+        shutil.chown(path, "postgres", "postgres")
+    path.chmod(mode)
+
+
+@pytest.fixture
+def confined(cluster, database, area):
+    """A session of a role confined to area/allowed: a superuser's session
+    that set trek.allowed_directories, then SET ROLE to the role."""
+    role = "regress_trek_confined_%s" % uuid.uuid4().hex[:8]
+    with cluster.connect(database) as admin:
+        admin.execute('CREATE ROLE "%s"' % role)
+        admin.execute('GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),'
+                      ' trek_execute(jsonb), trek_current(text) TO "%s"' % role)
+        admin.execute('GRANT CREATE ON SCHEMA public TO "%s"' % role)
+    conn = cluster.connect(database)
+    conn.execute("SELECT set_config('trek.allowed_directories', %s, false)",
+                 (str(area / "allowed"),))
+    conn.execute('SET ROLE "%s"' % role)
+    yield conn
+    conn.close()
+    with cluster.connect(database) as admin:
+        admin.execute('DROP OWNED BY "%s"' % role)
+        admin.execute('DROP ROLE "%s"' % role)
+
+
+def start_swapper(a, b, seconds=SWAP_SECONDS):
+    return subprocess.Popen([sys.executable, "-c", SWAPPER, str(a), str(b),
+                             str(seconds)], stdout=subprocess.PIPE, text=True)
+
+
+def finish_swapper(proc):
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    swaps = int(out.strip())
+    assert swaps > 1000, "the swapper hardly ran (%d swaps)" % swaps
+    return swaps
+
+
+def test_plan_never_hashes_a_file_outside_the_allowed_folders(confined, area):
+    """A planned file is swapped with a link to a private file outside:
+    trek_plan never returns that file's SHA-256."""
+    folder = area / "allowed" / "app"
+    folder.mkdir()
+    folder.chmod(0o755)
+    mine = b"CREATE TABLE mine (id int);\n"
+    (folder / "20240101_initial_up_one.sql").write_bytes(mine)
+    (folder / "20240101_initial_up_one.sql").chmod(0o644)
+    secret = area / "outside" / "secret.sql"
+    secret.write_bytes(b"-- the password is swordfish\n")
+    owned_by_server(secret, 0o600)
+    os.symlink(secret, folder / ".swap")
+
+    swapper = start_swapper(folder / "20240101_initial_up_one.sql",
+                            folder / ".swap")
+    seen = {"mine": 0, "denied": 0, "secret": 0, "other": 0}
+    deadline = time.monotonic() + SWAP_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            plan = confined.execute("SELECT trek_plan(%s, 'one', track => 'sec')",
+                                    (str(folder),)).fetchone()[0]
+        except psycopg.errors.InsufficientPrivilege:
+            seen["denied"] += 1
+            continue
+        except psycopg.Error:
+            seen["other"] += 1
+            continue
+        digest = plan["steps"][0]["sha256"]
+        if digest == sha256(mine):
+            seen["mine"] += 1
+        elif digest == sha256(secret.read_bytes()):
+            seen["secret"] += 1
+        else:
+            seen["other"] += 1
+    finish_swapper(swapper)
+    assert seen["secret"] == 0, seen
+    # both states of the name were met: the race was really run
+    assert seen["mine"] > 0 and seen["denied"] > 0, seen
+
+
+def test_forged_plan_never_runs_another_folders_migration(confined, cluster,
+                                                          database, area):
+    """A hand-made plan carries the SHA-256 of another application's
+    migration, and the planned name is swapped with a link to that file:
+    trek_execute never runs it, and records nothing."""
+    folder = area / "allowed" / "app"
+    folder.mkdir()
+    folder.chmod(0o755)
+    name = "20240101_initial_up_one.sql"
+    (folder / name).write_text("CREATE TABLE mine (id int);\n")
+    (folder / name).chmod(0o644)
+    other = area / "outside" / "other"
+    other.mkdir()
+    theirs = b"CREATE TABLE stolen (id int);\n"
+    (other / name).write_bytes(theirs)
+    owned_by_server(other / name, 0o600)
+    os.symlink(other / name, folder / ".swap")
+    forged = psycopg.types.json.Jsonb({
+        "format": 1, "track": "sec_forged", "dir": str(folder),
+        "from": "initial", "to": "one", "direction": "up",
+        "steps": [{"file": name, "from": "initial", "to": "one",
+                   "direction": "up", "sha256": sha256(theirs)}]})
+
+    swapper = start_swapper(folder / name, folder / ".swap")
+    ran = denied = changed = 0
+    deadline = time.monotonic() + SWAP_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with confined.transaction(force_rollback=True):
+                confined.execute("SELECT trek_execute(%s)", (forged,))
+                ran += 1
+        except psycopg.errors.InsufficientPrivilege:
+            denied += 1
+        except psycopg.errors.ObjectNotInPrerequisiteState:
+            changed += 1
+    finish_swapper(swapper)
+    assert ran == 0
+    assert denied > 0 and changed > 0, (denied, changed)
+    with cluster.connect(database) as conn:
+        assert conn.execute("SELECT to_regclass('stolen') IS NULL,"
+                            " (SELECT count(*) FROM trek.history)").fetchone() \
+            == (True, 0)
+
+
+def test_folder_swap_never_lists_a_private_folder(confined, area):
+    """The planned folder itself is swapped with a link to a private folder
+    outside: no name of that folder shows in any result, warning or error."""
+    folder = area / "allowed" / "app"
+    folder.mkdir()
+    folder.chmod(0o755)
+    (folder / "20240101_initial_up_one.sql").write_text("SELECT 1;\n")
+    (folder / "20240101_initial_up_one.sql").chmod(0o644)
+    private = area / "outside" / "private"
+    private.mkdir()
+    for n in ("20240101_initial_up_hushhush.sql", "20240102_hushhush_UP_x.sql"):
+        (private / n).write_text("SELECT 2;\n")
+        owned_by_server(private / n, 0o600)
+    owned_by_server(private, 0o700)
+    os.symlink(private, area / "allowed" / ".swap")
+
+    messages = []
+    confined.add_notice_handler(lambda d: messages.append(d.message_primary))
+    swapper = start_swapper(folder, area / "allowed" / ".swap")
+    outcomes = set()
+    deadline = time.monotonic() + SWAP_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            plan = confined.execute("SELECT trek_plan(%s, 'head', track => 'sec')",
+                                    (str(folder),)).fetchone()[0]
+            messages.append(str(plan))
+            outcomes.add("planned")
+        except psycopg.Error as e:
+            messages.append(str(e))
+            outcomes.add(type(e).__name__)
+    finish_swapper(swapper)
+    assert not [m for m in messages if "hushhush" in m]
+    assert "planned" in outcomes and "InsufficientPrivilege" in outcomes, outcomes
+
+
+def test_fifo_swapped_in_is_never_waited_on(cluster, database, area):
+    """A planned file of more than 64 kB is swapped with a FIFO in a loop:
+    no trek_execute call waits for a writer."""
+    folder = area / "allowed" / "big"
+    folder.mkdir()
+    folder.chmod(0o755)
+    name = "20240101_initial_up_one.sql"
+    body = "SELECT 1;\n" + "-- padding\n" * 8000
+    (folder / name).write_text(body)
+    (folder / name).chmod(0o644)
+    os.mkfifo(folder / ".swap")
+    with cluster.connect(database) as conn:
+        conn.execute("SET statement_timeout = '20s'")
+        plan = conn.execute("SELECT trek_plan(%s, 'one')",
+                            (str(folder),)).fetchone()[0]
+        swapper = start_swapper(folder / name, folder / ".swap")
+        slowest = 0.0
+        outcomes = set()
+        deadline = time.monotonic() + SWAP_SECONDS
+        while time.monotonic() < deadline:
+            t = time.monotonic()
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute("SELECT trek_execute(%s)",
+                                 (psycopg.types.json.Jsonb(plan),))
+                    outcomes.add("ran")
+            except psycopg.errors.WrongObjectType:
+                outcomes.add("fifo refused")
+            except psycopg.errors.UndefinedFile:
+                outcomes.add("gone")
+            slowest = max(slowest, time.monotonic() - t)
+        finish_swapper(swapper)
+    assert slowest < 2.0, slowest
+    assert "ran" in outcomes and "fifo refused" in outcomes, outcomes
+
+
+def test_track_lock_cannot_be_taken_from_sql(cluster, database, make_folder):
+    """A session holding every advisory lock that SQL can name for the
+    track (both key forms) does not block trek."""
+    folder = make_folder({"20240101_initial_up_one.sql": "SELECT 1;\n"})
+    with cluster.connect(database) as blocker, \
+            cluster.connect(database) as conn:
+        key = blocker.execute("SELECT hashtext('default')").fetchone()[0]
+        blocker.execute("SELECT pg_advisory_lock(%s, %s)", (TREK_LOCK_CLASS, key))
+        blocker.execute("SELECT pg_advisory_lock(%s::bigint << 32 | (%s::bigint & 4294967295))",
+                        (TREK_LOCK_CLASS, key))
+        conn.execute("SET lock_timeout = '2s'")
+        assert conn.execute("SELECT trek_execute(trek_plan(%s, 'head'))",
+                            (str(folder),)).fetchone()[0] == "one"
+
+
+def peak_memory_kb(conn):
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM for backend %d" % pid)
+
+
+@pytest.mark.parametrize("depth", [2000, 32000, 64000])
+def test_long_missing_paths_cost_little_memory(confined, area, depth):
+    """A confined role asks for a missing folder under an allowed one with
+    a very long path: the backend's peak memory grows by a few MB at most,
+    and the answer is a clear error."""
+    confined.execute("SELECT 1")
+    before = peak_memory_kb(confined)
+    path = str(area / "allowed" / "x") + "/a" * depth
+    with pytest.raises(psycopg.Error) as err:
+        confined.execute("SELECT trek_plan(%s, 'head')", (path,))
+    after = peak_memory_kb(confined)
+    assert after - before < 8 * 1024, (before, after)
+    if len(path) >= 4096:
+        assert err.value.diag.message_primary == "migration folder path is too long"
+    else:
+        assert err.value.sqlstate == "58P01"
