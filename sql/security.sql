@@ -210,9 +210,7 @@ SELECT trek_current('sec_scs'), to_regclass('sec_s.scs_t') AS scs_t;
 --
 \! mkdir "$SEC/syntax" && printf 'CREATE TABLE sec_s.syn_t (id int);\n\nSELECT a,\n  b c d\nFROM sec_s.syn_t;\n' > "$SEC/syntax/20240101_initial_up_a.sql"
 SELECT trek_execute(trek_plan(:'sec' || '/syntax', 'head', track => 'sec_syntax'));
-\set VERBOSITY verbose
-SELECT trek_execute(trek_plan(:'sec' || '/syntax', 'head', track => 'sec_syntax'));
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
 SELECT trek_current('sec_syntax'), to_regclass('sec_s.syn_t') AS syn_t;
 
 --
