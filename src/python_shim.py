@@ -859,6 +859,55 @@ def frame_module_name(filename):
 # --------------------------------------------------------------------------
 # Entry point
 
+# PEP 263: a coding declaration on line 1 or 2
+CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+", re.M)
+
+
+def check_source(source, filename):
+    """Refuse what compile() words differently from one Python to the next:
+    NUL bytes, and bytes that are not UTF-8 without a coding declaration."""
+    if b"\0" in source:
+        # what compile() says since Python 3.12 (before: ValueError)
+        raise SyntaxError("source code string cannot contain null bytes")
+    if CODING_RE.search(b"\n".join(source.split(b"\n", 2)[:2])):
+        return
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # worded as compile() did until Python 3.13, with the position in
+        # the line
+        start = source.rfind(b"\n", 0, exc.start) + 1
+        end = source.find(b"\n", exc.start)
+        line = source[start:] if end < 0 else source[start:end + 1]
+        try:
+            line.decode("utf-8")
+            reason = exc
+        except UnicodeDecodeError as in_line:
+            reason = in_line
+        err = SyntaxError("(unicode error) %s" % reason)
+        err.filename = filename
+        err.lineno = source.count(b"\n", 0, exc.start) + 1
+        raise err from None
+
+
+_idle_loop = []
+
+
+def set_idle_loop():
+    """Since Python 3.14, asyncio.Future() and asyncio.get_event_loop()
+    fail where no event loop is set, where they made one before.  A
+    migration that imported asyncio gets a loop that never runs, so that
+    awaiting a future is trek's own error on every Python.  Returns the
+    asyncio module if it set the loop."""
+    asyncio = sys.modules.get("asyncio")
+    if sys.version_info < (3, 14) or asyncio is None:
+        return None
+    if not _idle_loop:
+        _idle_loop.append(asyncio.new_event_loop())
+    asyncio.set_event_loop(_idle_loop[0])
+    return asyncio
+
+
 def run(filename_b64, source_b64):
     filename = base64.b64decode(filename_b64).decode("ascii")
     source = base64.b64decode(source_b64)
@@ -866,18 +915,17 @@ def run(filename_b64, source_b64):
     finder = StubFinder()
     sys.meta_path.append(finder)
     source_lines = []
+    loop_owner = None
     try:
         try:
             source_lines = source.decode("utf-8", "replace").splitlines()
-            if b"\0" in source:
-                # what compile() says since Python 3.12 (before: ValueError)
-                raise SyntaxError("source code string cannot contain null "
-                                  "bytes")
+            check_source(source, filename)
             code = compile(source, filename, "exec", dont_inherit=True)
             namespace = {"__name__": frame_module_name(filename),
                          "__file__": filename, "__builtins__": builtins}
             exec(code, namespace)
             func = namespace.get("run_migration")
+            loop_owner = set_idle_loop()
             if not callable(func):
                 raise MigrationError(
                     INVALID_FUNCTION_DEFINITION,
@@ -907,6 +955,8 @@ def run(filename_b64, source_b64):
             session.close_all()
             raise failure(exc, filename, source_lines) from None
     finally:
+        if loop_owner is not None:
+            loop_owner.set_event_loop(None)
         sys.meta_path.remove(finder)
         for name in ("asyncpg.exceptions", "asyncpg"):
             if getattr(sys.modules.get(name), "_trek_stub", False):
