@@ -82,7 +82,7 @@ for c in "${cases[@]}"; do
 	fi
 	cp "$bundle" "$run/tmp/trek.bundle" && chmod 644 "$run/tmp/trek.bundle"
 	t=$SECONDS
-	trek_root_sh "$run" "$user" "git clone -q /tmp/trek.bundle $path" 2>&1
+	trek_root_sh "$run" "$user" "git -c advice.detachedHead=false clone -q /tmp/trek.bundle $path" 2>&1
 	stages+=", clone $((SECONDS - t)) s"
 	t=$SECONDS
 	if trek_root_sh "$run" "$user" "cd $path && make demo" >"$log" 2>&1; then

@@ -167,6 +167,10 @@ _trek_root_build() {
 trek_root_cached() {
 	local release=$1 dir tmp
 	trek_root_release_major "$release" >/dev/null || return
+	if [ "$(id -u)" -ne 0 ]; then
+		trek_root_log "building and entering Debian roots needs root (sudo make test-matrix)"
+		return 1
+	fi
 	dir=$TREK_ROOTS/$release
 	mkdir -p "$TREK_ROOTS"
 	# one builder per release at a time
