@@ -31,4 +31,10 @@ extern void TrekStateRunUpdate(int64 id, int steps_done,
 							   const char *current_file, const char *state,
 							   const char *sqlstate, const char *message);
 
+extern Oid	TrekStateOwner(void);
+extern bool TrekStateRecordsRuns(void);
+
+struct TrekFailedRun;
+extern void TrekStateRunFailed(struct TrekFailedRun *run);
+
 #endif							/* TREK_STATE_H */
