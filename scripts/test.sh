@@ -72,12 +72,13 @@ fi
 
 # META.json, the version in every file and the archive of make dist.
 echo "== release files (scripts/test-release.sh)"
-rc=0
+t=$SECONDS rc=0
 bash scripts/test-release.sh 2>&1 | tee "$log" || rc=$?
 p=$(grep -E '^ok - ' "$log" | grep -cv '# skip$' || true)
 f=$(grep -c '^not ok - ' "$log" || true)
 [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 passed=$((passed + p)) failed=$((failed + f))
+took "release files" "$t"
 
 # The benchmark harness once, small, so that it cannot rot: one test.
 echo "== benchmark harness (bench/run.sh --quick: every workload once at N = 10)"
