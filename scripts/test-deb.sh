@@ -93,9 +93,15 @@ cleanup() {
 	fi
 	exit "$rc"
 }
+# An interrupted run counts as one failed test.
+interrupted() {
+	log "interrupted"
+	echo "$passed passed, $((failed + 1)) failed"
+	exit "$1"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+trap 'interrupted 130' INT
+trap 'interrupted 143' TERM HUP
 
 finish() {
 	echo "$passed passed, $failed failed"
