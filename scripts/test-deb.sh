@@ -29,7 +29,7 @@ set -euo pipefail
 TREK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT=${1:-}
 passed=0 failed=0
-work='' stage=setup
+work='' stage=setup reported=
 mounts=()
 
 log() { echo "test-deb: $*" >&2; }
@@ -81,8 +81,14 @@ remove_tree() {
 }
 
 # Never delete the temporary folder while anything is mounted below it.
+# A run that stops on an unexpected error still ends with its test line.
 cleanup() {
 	local rc=$?
+	if [ -z "$reported" ]; then
+		log "stopped in stage $stage (exit status $rc)"
+		echo "$passed passed, $((failed + 1)) failed"
+		[ "$rc" -ne 0 ] || rc=1
+	fi
 	if [ -n "$work" ]; then
 		if [ -n "${TREK_DEB_OUTPUT:-}" ] && compgen -G "$work/*.log" >/dev/null; then
 			mkdir -p "$TREK_DEB_OUTPUT" && cp "$work"/*.log "$TREK_DEB_OUTPUT"/
@@ -95,6 +101,7 @@ cleanup() {
 }
 # An interrupted run counts as one failed test.
 interrupted() {
+	reported=1
 	log "interrupted"
 	echo "$passed passed, $((failed + 1)) failed"
 	exit "$1"
@@ -104,6 +111,7 @@ trap 'interrupted 130' INT
 trap 'interrupted 143' TERM HUP
 
 finish() {
+	reported=1
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
 	exit
