@@ -259,7 +259,14 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 		s->from = m->from;
 		s->to = m->to;
 		s->python = m->python;
-		TrekHashFile(folder, m->file, s->sha256);
+		TrekHashFile(folder, m->file, s->sha256, &s->no_transaction);
+		if (s->no_transaction && s->python)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("Python migration \"%s\" cannot run outside a transaction",
+							s->file),
+					 errdetail("Its first line is the no-transaction marker, which only SQL migrations may have."),
+					 errhint("Remove the marker, or put the statements that must run outside a transaction into an SQL migration.")));
 	}
 	TrekFolderClose(folder);
 	return plan;
@@ -318,6 +325,15 @@ TrekPlanToJsonb(TrekPlan *plan)
 		push_pair(&state, "to", s->to);
 		push_pair(&state, "direction", TrekDirectionName(plan->direction));
 		push_pair(&state, "sha256", s->sha256);
+		if (s->no_transaction)
+		{
+			JsonbValue	t;
+
+			push_string(&state, WJB_KEY, "no_transaction");
+			t.type = jbvBool;
+			t.val.boolean = true;
+			(void) pushJsonbValue(&state, WJB_VALUE, &t);
+		}
 		(void) pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}
 	(void) pushJsonbValue(&state, WJB_END_ARRAY, NULL);
@@ -375,6 +391,7 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 	TrekName	name;
 	char	   *direction;
 	char	   *sha;
+	JsonbValue	v;
 
 	s->file = get_string(obj, "file", step);
 	s->from = get_revision(obj, "from", step);
@@ -389,6 +406,14 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 		malformed("Key \"%s\" must be 64 lower-case hexadecimal digits.",
 				  "sha256", step);
 	memcpy(s->sha256, sha, TREK_SHA256_HEX_LEN + 1);
+
+	/* optional: a step outside a transaction */
+	if (getKeyJsonValueFromContainer(obj, "no_transaction", 14, &v) != NULL)
+	{
+		if (v.type != jbvBool)
+			malformed("Key \"%s\" must be a boolean.", "no_transaction", step);
+		s->no_transaction = v.val.boolean;
+	}
 
 	/* the file name is the edge: a plain name in the folder, same revisions */
 	if (strchr(s->file, '/') != NULL ||

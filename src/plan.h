@@ -29,6 +29,7 @@ typedef struct TrekStep
 	char	   *from;
 	char	   *to;
 	bool		python;
+	bool		no_transaction; /* runs outside a transaction (trek_migrate) */
 	char		sha256[TREK_SHA256_HEX_LEN + 1];
 } TrekStep;
 
