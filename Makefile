@@ -26,6 +26,9 @@ all install installcheck:
 	@echo "PostgreSQL's PGXS is missing: install postgresql-server-dev-NN (NN: the PostgreSQL major), or run 'make demo' or 'make test', which install it" >&2; exit 1
 endif
 
+# PGXS does not track headers: every object depends on all of ours.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
 # The Python half of Python migrations, built into the library as base64.
 src/python.o src/python.bc: src/python_shim.h
 src/python_shim.h: src/python_shim.py
