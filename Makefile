@@ -8,7 +8,7 @@ OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/ops.o
 DATA         = $(wildcard trek--*.sql)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \
-               security ops upgrade
+               security migrate ops upgrade
 PG_CPPFLAGS  = -I$(srcdir)/src
 EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h \
                $(FUZZ_TARGETS) fuzz/work
@@ -17,10 +17,14 @@ PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
+# pg_regress reads the tests from a per-run copy (see scripts/regress.sh)
+pg_regress_installcheck = bash $(srcdir)/scripts/regress.sh \
+    $(top_builddir)/src/test/regress/pg_regress --bindir='$(bindir)' \
+    $(pg_regress_locale_flags) $(EXTRA_REGRESS_OPTS)
 else
 # Without the server headers only the targets that install them work.
 all install installcheck:
-	@echo "PostgreSQL's PGXS is missing: install postgresql-server-dev-15, or run 'make demo' or 'make test', which install it" >&2; exit 1
+	@echo "PostgreSQL's PGXS is missing: install postgresql-server-dev-NN (NN: the PostgreSQL major), or run 'make demo' or 'make test', which install it" >&2; exit 1
 endif
 
 # The Python half of Python migrations, built into the library as base64.
@@ -30,7 +34,7 @@ src/python_shim.h: src/python_shim.py
 	  printf 'static const char trek_python_shim[] = "'; \
 	  base64 -w0 $<; printf '";\n'; } > $@
 
-.PHONY: bench demo test
+.PHONY: bench demo test test-matrix
 bench:
 	bash bench/run.sh
 
@@ -39,6 +43,11 @@ demo:
 
 test:
 	bash scripts/test.sh
+
+# make test on this machine's PostgreSQL and in Debian roots with 17 and 18
+# (scripts/matrix.sh; needs root)
+test-matrix:
+	bash scripts/matrix.sh
 
 # Robustness checks kept out of `make test` (see README, "Robustness"):
 #   make fuzz      libFuzzer over the pure C parts (parse.c), FUZZ_SECONDS each

@@ -27,7 +27,15 @@ import time
 import psycopg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
+def default_pgbin():
+    """The bin folder scripts/lib.sh picks (PG_CONFIG's, else the default
+    PostgreSQL major of this Debian release)."""
+    lib = os.path.join(HERE, "..", "scripts", "lib.sh")
+    return subprocess.run(["bash", "-c", 'source "$1" && echo "$PGBIN"', "-", lib],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+PGBIN = os.environ.get("PGBIN") or default_pgbin()
 PSQL = os.path.join(PGBIN, "psql")
 DBMATE = os.path.join(HERE, "node_modules", "@dbmate", "linux-x64", "bin", "dbmate")
 NPM_MIGRATE = os.path.join(HERE, "node_modules", "node-pg-migrate", "bin",

@@ -7,8 +7,8 @@
 #
 # Installs what it needs (Debian: sqitch, its Pg driver, strace; npm: the
 # versions pinned in bench/package-lock.json), builds and installs trek,
-# starts a throwaway PostgreSQL 15 cluster, runs bench/bench.py against it
-# and removes the cluster.  Results go to bench/results/ (git-ignored).
+# starts a throwaway PostgreSQL cluster (the major scripts/lib.sh picks),
+# runs bench/bench.py against it and removes the cluster.  Results go to bench/results/ (git-ignored).
 #
 # Options handled here (the rest go to bench.py):
 #   --no-build      use the trek already installed
@@ -30,10 +30,12 @@ done
 trek_install_deps
 
 # npm packages as locked (npm ci would insist on the lock listing every
-# platform's optional dbmate binary), again whenever the lock file changes
+# platform's optional dbmate binary), again whenever the lock file changes.
+# The versions are those that Debian's own nodejs runs (18 on Debian 12):
+# npm's warnings, an engine mismatch above all, stay visible.
 if ! cmp -s package-lock.json node_modules/.bench-lock.json 2>/dev/null; then
 	trek_log "installing npm packages into bench/node_modules"
-	npm install --no-audit --no-fund --loglevel=error >/dev/null
+	npm install --no-audit --no-fund >/dev/null
 	cp package-lock.json node_modules/.bench-lock.json
 fi
 

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # scripts/demo.sh: show trek on a throwaway cluster. Plans and applies the
 # example folder examples/people up to its head revision, shows the table
-# and trek.history, then migrates back down to "initial".
+# and trek.history, then migrates back down to "initial".  The server reads
+# a copy of the folder in a stage (lib.sh: trek_stage), removed at the end.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-dir=$TREK_ROOT/examples/people
 
 echo "== Preparing: packages, build, install, throwaway cluster"
 trek_install_deps
 trek_build_install
 trek_cluster_start demo
+trek_stage demo
+trek_stage_copy examples/people
+dir=$TREK_STAGE_DIR/examples/people
 "$PGBIN/createdb" trek_demo
 
 # step HEADING SQL: print both, then run the SQL in trek_demo (:'dir' = $dir).
@@ -19,7 +22,7 @@ step() {
 	"$PGBIN/psql" -X -v ON_ERROR_STOP=1 -d trek_demo -v dir="$dir" <<<"$2"
 }
 
-echo "Migration folder (dir): $dir"
+echo "Migration folder (dir): $dir (a copy of examples/people)"
 ls "$dir"
 step "Install the extension" "CREATE EXTENSION trek;"
 step "Plan the way from the current revision to head" \
@@ -36,6 +39,6 @@ step "History now has the down steps too" \
 step "Current revision, and the table is gone" \
 	"SELECT trek_current(), to_regclass('public.people') IS NULL AS people_dropped;"
 
-trek_cluster_stop
+trek_cleanup
 echo
-echo "== Done: the cluster is stopped and removed"
+echo "== Done: the cluster is stopped and removed, and so is the copy"

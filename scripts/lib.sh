@@ -3,24 +3,77 @@
 #
 #   trek_install_deps          install missing Debian packages (apt-get, quiet)
 #   trek_build_install         build with -Werror and install the extension
-#   trek_cluster_start [NAME]  throwaway PostgreSQL 15 cluster; exports PGHOST,
+#   trek_cluster_start [NAME]  throwaway PostgreSQL cluster; exports PGHOST,
 #                              PGPORT, PGUSER, PGDATABASE, TREK_CLUSTER_DIR and
 #                              stops/removes it on exit, failure or Ctrl-C
 #   trek_cluster_stop [DIR]    stop one cluster now (default: the last started)
+#   trek_stage DIR             a fresh folder that the server's OS user can
+#                              read (mode 755 up from /), removed on exit;
+#                              path in TREK_STAGE_DIR
+#   trek_stage_copy SUBDIR...  copy folders of the project into a stage
+#                              (trek_stage first); the copies keep their
+#                              relative paths under TREK_STAGE_DIR
 #
-# Also sets TREK_ROOT (project root), PGBIN and PG_CONFIG. Works from any cwd.
-# TREK_PGBIN selects another PostgreSQL 15 bin folder (for example a relocated
-# copy of the packaged one, so that builds do not replace the system's trek).
-# TREK_POSTGRES names another program to start as the server (the memory
-# check runs postgres under valgrind through a wrapper script).
+# Also sets TREK_ROOT (project root), PGBIN, PG_CONFIG and TREK_PG_MAJOR.
+# Works from any cwd.  The PostgreSQL major is the one PG_CONFIG names
+# (PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config, as with PGXS); without
+# PG_CONFIG, the default of the Debian release (12 bookworm: 15, 13 trixie:
+# 17, forky: 18), else the highest installed one.  TREK_PGBIN selects
+# another bin folder (for example a relocated copy of the packaged one, so
+# that builds do not replace the system's trek).  TREK_POSTGRES names
+# another program to start as the server (the memory check runs postgres
+# under valgrind through a wrapper script).
 
-PGBIN=${TREK_PGBIN:-/usr/lib/postgresql/15/bin}
-PG_CONFIG=$PGBIN/pg_config
+# The default PostgreSQL major of this machine.
+_trek_default_major() {
+	local codename major
+	# shellcheck disable=SC1091
+	codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+	case $codename in
+		bookworm) echo 15; return ;;
+		trixie) echo 17; return ;;
+		forky) echo 18; return ;;
+	esac
+	major=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/pg_config' \
+		2>/dev/null | sed 's|^/usr/lib/postgresql/\([0-9]*\)/.*|\1|' | sort -n | tail -n 1)
+	[ -n "$major" ] || major=$(apt-cache depends postgresql 2>/dev/null |
+		sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -n 1)
+	echo "${major:-15}"
+}
+
+if [ -n "${TREK_PGBIN:-}" ]; then
+	PGBIN=$TREK_PGBIN
+	PG_CONFIG=$PGBIN/pg_config
+elif [ -n "${PG_CONFIG:-}" ] && [ "$PG_CONFIG" != pg_config ]; then
+	case $PG_CONFIG in
+		*/*) ;;
+		*) PG_CONFIG=$(command -v "$PG_CONFIG" || echo "$PG_CONFIG") ;;
+	esac
+	PGBIN=$(dirname "$PG_CONFIG")
+	# /usr/bin/pg_config (postgresql-common) knows its real bin folder
+	if [ -x "$PG_CONFIG" ] && [ "$PGBIN" != "$("$PG_CONFIG" --bindir 2>/dev/null)" ]; then
+		PGBIN=$("$PG_CONFIG" --bindir)
+	fi
+else
+	PGBIN=/usr/lib/postgresql/$(_trek_default_major)/bin
+	PG_CONFIG=$PGBIN/pg_config
+fi
+if [ -x "$PG_CONFIG" ]; then
+	TREK_PG_MAJOR=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9][0-9]*\).*/\1/p')
+else
+	TREK_PG_MAJOR=$(sed -n 's|^/usr/lib/postgresql/\([0-9][0-9]*\)/bin.*|\1|p' <<<"$PGBIN")
+fi
+if [ -z "$TREK_PG_MAJOR" ]; then
+	echo "trek: cannot tell the PostgreSQL major of $PG_CONFIG (set PG_CONFIG=/usr/lib/postgresql/NN/bin/pg_config)" >&2
+	TREK_PG_MAJOR=0
+fi
+export PG_CONFIG PGBIN TREK_PG_MAJOR
 TREK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TREK_DEPS="build-essential postgresql-15 postgresql-server-dev-15
-	postgresql-plpython3-15 postgresql-15-cron python3-asyncpg python3-psycopg
-	python3-pytest libicu-dev nodejs npm sqitch libdbd-pg-perl strace"
+TREK_DEPS="build-essential postgresql-$TREK_PG_MAJOR postgresql-server-dev-$TREK_PG_MAJOR
+	postgresql-plpython3-$TREK_PG_MAJOR postgresql-$TREK_PG_MAJOR-cron python3-asyncpg
+	python3-psycopg python3-pytest libicu-dev nodejs npm sqitch libdbd-pg-perl strace"
 TREK_CLUSTERS=()
+TREK_STAGES=()
 
 trek_log() { echo "trek: $*" >&2; }
 
@@ -83,17 +136,10 @@ _trek_free_port() {
 
 trek_cluster_start() {
 	local name=${1:-trek} dir locale=C port _
-	if [ "$(id -u)" -eq 0 ] && ! _trek_pg test -r "$TREK_ROOT" -a -x "$TREK_ROOT"; then
-		trek_log "the server runs as OS user postgres, which cannot read $TREK_ROOT"
-		trek_log "make each parent directory traversable (chmod o+x DIR) or clone the project elsewhere (e.g. under /tmp)"
-		return 1
-	fi
 	locale -a 2>/dev/null | grep -qix 'c\.utf-\?8' && locale=C.UTF-8
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/trek-$name.XXXXXX") || return	# mode 700
 	TREK_CLUSTERS+=("$dir")
-	trap trek_cluster_stop_all EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM HUP
+	_trek_traps
 	mkdir "$dir/sock" || return
 	if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$dir" || return; fi
 	if ! _trek_pg "$PGBIN/initdb" -D "$dir/data" --auth=trust -U postgres \
@@ -152,4 +198,50 @@ trek_cluster_stop_all() {
 	for dir in "${TREK_CLUSTERS[@]}"; do
 		trek_cluster_stop "$dir"
 	done
+}
+
+# The server may run as another OS user (postgres) than the project's owner,
+# and a clone in a home folder (mode 0700) is closed to it: what the server
+# reads goes into a stage, a fresh folder open to every user, instead.
+trek_stage() {
+	local name=${1:-stage} base=${TMPDIR:-/tmp} dir
+	_trek_pg test -x "$base" 2>/dev/null || base=/tmp
+	dir=$(mktemp -d "$base/trek-$name.XXXXXX") || return
+	chmod 755 "$dir" || return
+	dir=$(realpath "$dir")
+	TREK_STAGES+=("$dir")
+	_trek_traps
+	TREK_STAGE_DIR=$dir
+}
+
+trek_stage_copy() {
+	local sub
+	[ -n "${TREK_STAGE_DIR:-}" ] || { trek_log "trek_stage_copy: no stage (call trek_stage first)"; return 1; }
+	for sub in "$@"; do
+		mkdir -p "$TREK_STAGE_DIR/$(dirname "$sub")" &&
+			cp -R "$TREK_ROOT/$sub" "$TREK_STAGE_DIR/$sub" &&
+			chmod -R a+rX "$TREK_STAGE_DIR/$sub" || return
+	done
+}
+
+# Remove every stage, even one a failed test left unreadable.
+trek_stage_remove_all() {
+	local dir
+	for dir in "${TREK_STAGES[@]}"; do
+		chmod -R u+rwX "$dir" 2>/dev/null
+		rm -rf "$dir"
+	done
+	TREK_STAGES=()
+}
+
+# EXIT trap: clusters and stages go.
+trek_cleanup() {
+	trek_cluster_stop_all
+	trek_stage_remove_all
+}
+
+_trek_traps() {
+	trap trek_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM HUP
 }

@@ -28,7 +28,7 @@ cleanup() {
 	rm -rf "$build" "$reports"
 }
 
-cp -R Makefile trek.control trek--*.sql src sql expected test "$build"/
+cp -R Makefile trek.control trek--*.sql src sql expected test scripts "$build"/
 make -C "$build" -s clean >/dev/null
 trek_log "building with $sanflags"
 make -C "$build" -s PG_CONFIG="$PG_CONFIG" \

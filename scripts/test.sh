@@ -14,7 +14,7 @@ passed=0 failed=0
 rm -rf results regression.diffs regression.out
 
 finish() {
-	trek_cluster_stop_all
+	trek_cleanup
 	if [ "$failed" -gt 0 ] && [ -s regression.diffs ]; then
 		echo "---- regression.diffs (first 300 lines) ----"
 		head -n 300 regression.diffs
@@ -25,31 +25,39 @@ finish() {
 	exit
 }
 
-# A setup step that fails counts as one failed test.
+# took NAME START: the wall time of a stage (for comparing machines and majors)
+took() { echo "trek: $1 took $((SECONDS - $2)) s"; }
+
+# setup NAME COMMAND...: a set-up step; one that fails counts as one failed
+# test.
 setup() {
+	local name=$1 t=$SECONDS
+	shift
 	"$@" || { echo "trek: $* failed"; failed=1; finish; }
+	took "$name" "$t"
 }
 
-setup trek_install_deps
-setup trek_build_install
-setup trek_cluster_start test
+setup packages trek_install_deps
+setup build trek_build_install
+setup cluster trek_cluster_start test
 export TREK_ROOT PGBIN PG_CONFIG
 log=$TREK_CLUSTER_DIR/test-output.log	# removed with the cluster
 
-echo "== pg_regress (make installcheck)"
-rc=0
+echo "== pg_regress (make installcheck), PostgreSQL $TREK_PG_MAJOR"
+t=$SECONDS rc=0
 make installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$log" || rc=$?
 # PG15: "test NAME ... ok  12 ms" / "... FAILED"; PG16+ TAP: "ok 1 - NAME".
 p=$(grep -cE '\.\.\. +ok( |$)|^ok [0-9]+ ' "$log" || true)
 f=$(grep -cE '\.\.\. +(FAILED|failed)|^not ok [0-9]+ ' "$log" || true)
 [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1	# pg_regress broke before counting
 passed=$((passed + p)) failed=$((failed + f))
+took pg_regress "$t"
 
 if compgen -G "test/integration/test_*.py" >/dev/null; then
 	# Debian's interpreter: the one python3-pytest/psycopg/asyncpg belong to
 	# (an earlier python3 on PATH, e.g. pyenv's, lacks them).
 	echo "== pytest (test/integration)"
-	rc=0
+	t=$SECONDS rc=0
 	PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 		test/integration 2>&1 | tee "$log" || rc=$?
 	summary=$(grep -E '^=* ?[0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed|warnings?)\b' \
@@ -59,10 +67,12 @@ if compgen -G "test/integration/test_*.py" >/dev/null; then
 	f=$(($(count failed) + $(count 'errors?')))
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && [ "$f" -eq 0 ] && f=1	# 5: none collected
 	passed=$((passed + p)) failed=$((failed + f))
+	took pytest "$t"
 fi
 
 # The benchmark harness once, small, so that it cannot rot: one test.
 echo "== benchmark harness (bench/run.sh --quick: every workload once at N = 10)"
+t=$SECONDS
 if bash bench/run.sh --quick --no-build >"$log" 2>&1; then
 	tail -n 1 "$log"
 	echo "benchmark harness ... ok"
@@ -72,5 +82,6 @@ else
 	echo "benchmark harness ... FAILED"
 	failed=$((failed + 1))
 fi
+took benchmark "$t"
 
 finish

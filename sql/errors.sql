@@ -1,6 +1,7 @@
 -- what a migration file may not contain, and how errors name file and line;
 -- each file first creates a table, which must not survive the error
-\set dir '/tmp/trek_regress/fixtures/errors'
+\getenv regress_dir TREK_REGRESS_DIR
+\set dir :regress_dir '/fixtures/errors'
 
 -- BEGIN/COMMIT
 SELECT trek_execute(trek_plan(:'dir', 'txn', track => 'errors'));

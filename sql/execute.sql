@@ -1,6 +1,7 @@
 -- executing plans: the asyncpg-trek example folder, failures, stale plans,
 -- changed files, transactions
-\set dir '/tmp/trek_regress/fixtures/example'
+\getenv regress_dir TREK_REGRESS_DIR
+\set dir :regress_dir '/fixtures/example'
 
 -- up one step and back down
 \set VERBOSITY terse
@@ -56,7 +57,7 @@ SELECT trek_execute(trek_plan(:'dir', 'rev4bad'));
 SELECT trek_current(), (SELECT count(*) FROM people) AS people;
 
 -- a file that changed, or vanished, since planning (scratch copy of the folder)
-\set scratch '/tmp/trek_regress/scratch_example'
+\set scratch :regress_dir '/scratch_example'
 \setenv SCRATCH :scratch
 \setenv EXAMPLE :dir
 \! rm -rf "$SCRATCH" && cp -r "$EXAMPLE" "$SCRATCH"
@@ -71,7 +72,7 @@ SELECT trek_current('scratch'), (SELECT count(*) FROM trek.history WHERE track =
 
 -- a Python step needs language plpython3u: without it, planning works but
 -- the plan is refused before any step runs (trek never installs it)
-\set py '/tmp/trek_regress/fixtures/python'
+\set py :regress_dir '/fixtures/python'
 SELECT jsonb_array_length(trek_plan(:'py', 'head', track => 'python') -> 'steps') AS steps;
 SELECT trek_execute(trek_plan(:'py', 'head', track => 'python'));
 SELECT to_regclass('py_rows') AS py_rows, trek_current('python');
@@ -91,8 +92,8 @@ SELECT track, from_revision, to_revision, direction, file, applied_by,
 
 -- small files are read by name in the open folder, files over 64 kB by full
 -- path in chunks: both give the SHA-256 of the whole file and run all of it
-\! mkdir -p /tmp/trek_regress/big && printf 'CREATE TABLE big_t (v text);\n' > /tmp/trek_regress/big/20240101_initial_up_small.sql && { printf 'INSERT INTO big_t VALUES (\047'; head -c 70000 /dev/zero | tr '\0' x; printf '\047);\n'; } > /tmp/trek_regress/big/20240102_small_up_big.sql && chmod -R a+rX /tmp/trek_regress/big
-\set big '/tmp/trek_regress/big'
+\! mkdir -p "$TREK_REGRESS_DIR"/big && printf 'CREATE TABLE big_t (v text);\n' > "$TREK_REGRESS_DIR"/big/20240101_initial_up_small.sql && { printf 'INSERT INTO big_t VALUES (\047'; head -c 70000 /dev/zero | tr '\0' x; printf '\047);\n'; } > "$TREK_REGRESS_DIR"/big/20240102_small_up_big.sql && chmod -R a+rX "$TREK_REGRESS_DIR"/big
+\set big :regress_dir '/big'
 SELECT s->>'file' AS file,
 	   s->>'sha256' = encode(sha256(pg_read_binary_file(:'big' || '/' || (s->>'file'))), 'hex') AS sha256_ok
   FROM jsonb_array_elements(trek_plan(:'big', 'head', track => 'big') -> 'steps') AS s;
@@ -103,4 +104,4 @@ SELECT length(v) FROM big_t;
 SELECT file, sha256 = encode(sha256(pg_read_binary_file(:'big' || '/' || file)), 'hex') AS sha256_ok
   FROM trek.history WHERE track = 'big' ORDER BY id;
 DROP TABLE big_t;
-\! rm -rf /tmp/trek_regress/big
+\! rm -rf "$TREK_REGRESS_DIR"/big

@@ -1,6 +1,7 @@
 -- collecting migration folders: the file-name grammar, ignored files,
 -- warnings, duplicates and missing folders
-\set fixtures '/tmp/trek_regress/fixtures'
+\getenv regress_dir TREK_REGRESS_DIR
+\set fixtures :regress_dir '/fixtures'
 \set names :fixtures '/names'
 
 -- "from" is greedy: 20240102_first_up_my_up_rev.sql goes from "first_up_my"

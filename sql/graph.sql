@@ -1,5 +1,6 @@
 -- planning: shortest paths, ties, heads, directions, unknown revisions
-\set fixtures '/tmp/trek_regress/fixtures'
+\getenv regress_dir TREK_REGRESS_DIR
+\set fixtures :regress_dir '/fixtures'
 \set graph :fixtures '/graph'
 
 CREATE FUNCTION steps(plan jsonb) RETURNS text LANGUAGE sql AS $$

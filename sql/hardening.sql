@@ -1,12 +1,14 @@
 -- hostile and broken input: file names, folders, file contents, plans and
 -- folders that change between planning and execution.  Fixtures that git
 -- cannot hold (modes, links, FIFOs, long names) are made here, under
--- /tmp/trek_regress/hard, and removed at the end.  Mode 000 denies even a
--- file's owner (only root ignores modes, and the server never runs as root).
+-- TREK_REGRESS_DIR/hard (next to this run's copy of the fixtures), and
+-- removed at the end.  Mode 000 denies even a file's owner (only root
+-- ignores modes, and the server never runs as root).
 -- Migrations create their tables in schema hard_s, apart from the other
 -- tests' tables.
-\set fixtures '/tmp/trek_regress/fixtures'
-\set hard '/tmp/trek_regress/hard'
+\getenv regress_dir TREK_REGRESS_DIR
+\set fixtures :regress_dir '/fixtures'
+\set hard :regress_dir '/hard'
 \setenv HARD :hard
 \setenv FIXTURES :fixtures
 \! rm -rf "$HARD" && mkdir -p "$HARD" && chmod 755 "$HARD"

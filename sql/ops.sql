@@ -71,6 +71,18 @@ SELECT current, current_known, head, steps_to_head, missing_files, note
 SELECT trek_verify(:'drift', 'ops');
 SELECT trek_current('ops');
 \! cd "$OPS/drift" && mv 20240103_b_up_c.sql.bak 20240103_b_up_c.sql && mv 20240103_c_down_b.sql.bak 20240103_c_down_b.sql
+-- the last run's state: failed, and interrupted (a running row whose
+-- backend is gone)
+\set VERBOSITY terse
+CALL trek_migrate(:'fixtures' || '/example', 'rev4bad', track => 'ops_fail');
+\set VERBOSITY default
+SELECT current, last_run FROM trek_status(:'fixtures' || '/example', 'ops_fail');
+INSERT INTO trek.runs (track, dir, from_revision, target, call, state,
+					   steps_done, steps_planned, started_at, run_by, pid,
+					   backend_start)
+VALUES ('ops_fail', :'fixtures' || '/example', 'initial', 'rev1', 'migrate',
+		'running', 0, 1, now(), 'nobody', 0, now());
+SELECT current, last_run FROM trek_status(:'fixtures' || '/example', 'ops_fail');
 -- several heads, or none: the row says so, nothing fails
 SELECT current, head, steps_to_head, note FROM trek_status(:'fixtures' || '/graph', 'ops_graph');
 SELECT current, head, steps_to_head, note FROM trek_status(:'fixtures' || '/cycle', 'ops_graph');
@@ -158,7 +170,9 @@ SELECT trek_stamp(:'adopt',
 -- trek continues from there: only rev2 -> rev3 runs
 SELECT trek_plan(:'adopt', 'head', track => 'adopt_app') -> 'steps' -> 0 ->> 'file' AS next,
 	   jsonb_array_length(trek_plan(:'adopt', 'head', track => 'adopt_app') -> 'steps') AS steps;
+\set VERBOSITY terse
 SELECT trek_execute(trek_plan(:'adopt', 'head', track => 'adopt_app'));
+\set VERBOSITY default
 SELECT * FROM ops_people;
 SELECT current, steps_to_head, changed_files, missing_files FROM trek_status(:'adopt', 'adopt_app');
 SELECT trek_verify(:'adopt', 'adopt_app');

@@ -1,5 +1,6 @@
 -- trek_execute checks every key and type of a plan before running anything
-\set dir '/tmp/trek_regress/fixtures/example'
+\getenv regress_dir TREK_REGRESS_DIR
+\set dir :regress_dir '/fixtures/example'
 SELECT trek_plan(:'dir', 'rev2', track => 'plans') AS good \gset
 
 -- the good plan is fine as it is (no key, no type changed); run it later

@@ -1,5 +1,6 @@
 -- who may read which folder; migrations run as the caller; state is trek's
-\set fixtures '/tmp/trek_regress/fixtures'
+\getenv regress_dir TREK_REGRESS_DIR
+\set fixtures :regress_dir '/fixtures'
 \set dir :fixtures '/app'
 
 -- no EXECUTE: no trek
@@ -46,7 +47,7 @@ RESET ROLE;
 
 -- symbolic links are resolved before the test: a link inside an allowed
 -- folder that points outside it is refused, for folders and for files
-\set scratch '/tmp/trek_regress/scratch_links'
+\set scratch :regress_dir '/scratch_links'
 \setenv SCRATCH :scratch
 \setenv FIXTURES :fixtures
 \! rm -rf "$SCRATCH" && mkdir -p "$SCRATCH/allowed/own" && ln -s "$FIXTURES/names" "$SCRATCH/allowed/escape"

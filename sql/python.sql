@@ -1,7 +1,8 @@
 -- Python migrations, run in the server through PL/Python (execute.sql
 -- installed plpython3u, after showing the error without it)
 SELECT lanname, lanpltrusted FROM pg_language WHERE lanname = 'plpython3u';
-\set fixtures '/tmp/trek_regress/fixtures'
+\getenv regress_dir TREK_REGRESS_DIR
+\set fixtures :regress_dir '/fixtures'
 
 -- .sql and .py steps mixed, up and down; the .py steps are asyncpg-trek's
 -- own kind (async def run_migration(conn) after "import asyncpg")
@@ -80,11 +81,12 @@ SELECT trek_execute(trek_plan(:'dir', 'sqlsyntax', track => 'pyerrors'));
 \echo :LAST_ERROR_SQLSTATE
 -- detail and object names survive
 SELECT trek_execute(trek_plan(:'dir', 'unique', track => 'pyerrors'));
+SET trek_regress.fixtures = :'fixtures';
 DO $$
 DECLARE
 	st text; sch text; tbl text; con text;
 BEGIN
-	PERFORM trek_execute(trek_plan('/tmp/trek_regress/fixtures/python_errors',
+	PERFORM trek_execute(trek_plan(current_setting('trek_regress.fixtures') || '/python_errors',
 								   'unique', track => 'pyerrors'));
 EXCEPTION WHEN unique_violation THEN
 	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, sch = SCHEMA_NAME,

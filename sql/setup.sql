@@ -1,10 +1,8 @@
 -- install trek and the roles the other tests use
 
--- Tests read the fixture folders from a fixed place, so that the paths in
--- messages are the same wherever the project is checked out.
-\getenv abs_srcdir PG_ABS_SRCDIR
-\setenv TREK_SRC :abs_srcdir
-\! rm -rf /tmp/trek_regress && mkdir -p /tmp/trek_regress && cp -R "$TREK_SRC/test/fixtures" /tmp/trek_regress/ && chmod -R a+rX /tmp/trek_regress
+-- The tests read the fixture folders from this run's copy,
+-- TREK_REGRESS_DIR/fixtures, which scripts/regress.sh makes for the server's
+-- OS user to read (and removes after the run).
 
 CREATE EXTENSION trek;
 SELECT extname, extversion FROM pg_extension WHERE extname = 'trek';

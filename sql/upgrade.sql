@@ -1,7 +1,8 @@
 -- a 0.1 database: the new library works with its objects as 0.1 did, then
 -- ALTER EXTENSION trek UPDATE brings it to 0.2 with its history, and the
 -- tracks it had belong to the roles that started them
-\set fixtures '/tmp/trek_regress/fixtures'
+\getenv regress_dir TREK_REGRESS_DIR
+\set fixtures :regress_dir '/fixtures'
 \set regress_db :DBNAME
 CREATE DATABASE regress_trek_upgrade;
 \c regress_trek_upgrade

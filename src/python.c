@@ -86,7 +86,12 @@ TrekPythonCheck(const char *file, int step, int nsteps)
 	/* the test DO itself makes (commands/functioncmds.c ExecuteDoStmt) */
 	if (trusted)
 	{
+#if PG_VERSION_NUM >= 160000
+		if (object_aclcheck(LanguageRelationId, langoid, GetUserId(),
+							ACL_USAGE) != ACLCHECK_OK)
+#else
 		if (pg_language_aclcheck(langoid, GetUserId(), ACL_USAGE) != ACLCHECK_OK)
+#endif
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to run Python migration \"%s\"",
@@ -108,7 +113,11 @@ encode_base64(const char *data, int len)
 {
 	int			enclen = pg_b64_enc_len(len);
 	char	   *out = palloc(enclen + 1);
+#if PG_VERSION_NUM >= 180000
+	int			n = pg_b64_encode((const uint8 *) data, len, out, enclen);
+#else
 	int			n = pg_b64_encode(data, len, out, enclen);
+#endif
 
 	if (n < 0)
 		elog(ERROR, "could not encode migration as base64");

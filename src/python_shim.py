@@ -64,9 +64,10 @@ INTERVAL_RE = re.compile(
     r"(?:(?P<sign>[+-]?)(?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?))?$")
 
 # SPI result codes (executor/spi.h) and the command tags asyncpg returns
+# (19, SPI_OK_MERGE_RETURNING, since PostgreSQL 17)
 STATUS_TAGS = {5: "SELECT", 6: "SELECT", 7: "INSERT 0", 8: "DELETE",
                9: "UPDATE", 11: "INSERT 0", 12: "DELETE", 13: "UPDATE",
-               18: "MERGE"}
+               18: "MERGE", 19: "MERGE"}
 
 
 def encode_sqlstate(code):
@@ -224,7 +225,9 @@ def convert_output(oid, value):
 
 
 def make_records(result):
-    if result.status() not in (5, 6, 11, 12, 13, 18) or result.nrows() == 0:
+    # SELECT, INSERT/DELETE/UPDATE/MERGE ... RETURNING (MERGE's since 17)
+    if result.status() not in (5, 6, 11, 12, 13, 18, 19) or \
+            result.nrows() == 0:
         return []
     try:
         names = result.colnames()
@@ -434,16 +437,41 @@ def real_asyncpg():
     return _real_asyncpg[0]
 
 
+def error_attributes(exc, message, spidata, sqlstate):
+    """The attributes asyncpg's PostgresError carries, from plpy's spidata."""
+    detail, hint, query, position = spidata[1:5]
+    return {
+        "sqlstate": sqlstate, "severity": "ERROR", "message": message,
+        "detail": detail, "hint": hint, "internal_query": query,
+        "internal_position": str(position) if position else None,
+        "schema_name": spidata[5], "table_name": spidata[6],
+        "column_name": spidata[7], "data_type_name": spidata[8],
+        "constraint_name": spidata[9], "query": None}
+
+
 def translate(exc):
     """An SQL error from plpy, as an exception that is both the plpy class
     (spiexceptions.UniqueViolation) and, when asyncpg is installed, the
-    asyncpg class (asyncpg.UniqueViolationError)."""
+    asyncpg class (asyncpg.UniqueViolationError).  Without asyncpg, the
+    plpy exception itself gets asyncpg's attributes (constraint_name, ...)
+    and as_dict(), so that the stand-in reads the same."""
     spidata = getattr(exc, "spidata", None)
     sqlstate = getattr(exc, "sqlstate", None)
     if spidata is None or not valid_sqlstate(sqlstate):
         return exc
+    message = exc.args[0] if exc.args else ""
+    try:
+        attrs = error_attributes(exc, message, spidata, sqlstate)
+    except Exception:
+        return exc
     asyncpg = real_asyncpg()
     if asyncpg is None:
+        try:
+            exc.__dict__.update(attrs)
+            exc.as_dict = lambda: {k: v for k, v in attrs.items()
+                                   if v is not None}
+        except Exception:
+            pass
         return exc
     try:
         apg_cls = type(asyncpg.PostgresError).get_message_class_for_sqlstate(
@@ -454,17 +482,9 @@ def translate(exc):
             cls = type(apg_cls.__name__, (apg_cls, type(exc)),
                        {"__module__": "trek"})
             _combined[key] = cls
-        message = exc.args[0] if exc.args else ""
         new = cls(message)
-        detail, hint, query, position = spidata[1:5]
-        new.__dict__.update({
-            "spidata": spidata, "sqlstate": sqlstate, "severity": "ERROR",
-            "message": message, "detail": detail, "hint": hint,
-            "internal_query": query,
-            "internal_position": str(position) if position else None,
-            "schema_name": spidata[5], "table_name": spidata[6],
-            "column_name": spidata[7], "data_type_name": spidata[8],
-            "constraint_name": spidata[9], "query": None})
+        new.__dict__.update(attrs)
+        new.__dict__["spidata"] = spidata
         return new
     except Exception:
         return exc
@@ -839,6 +859,55 @@ def frame_module_name(filename):
 # --------------------------------------------------------------------------
 # Entry point
 
+# PEP 263: a coding declaration on line 1 or 2
+CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+", re.M)
+
+
+def check_source(source, filename):
+    """Refuse what compile() words differently from one Python to the next:
+    NUL bytes, and bytes that are not UTF-8 without a coding declaration."""
+    if b"\0" in source:
+        # what compile() says since Python 3.12 (before: ValueError)
+        raise SyntaxError("source code string cannot contain null bytes")
+    if CODING_RE.search(b"\n".join(source.split(b"\n", 2)[:2])):
+        return
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # worded as compile() did until Python 3.13, with the position in
+        # the line
+        start = source.rfind(b"\n", 0, exc.start) + 1
+        end = source.find(b"\n", exc.start)
+        line = source[start:] if end < 0 else source[start:end + 1]
+        try:
+            line.decode("utf-8")
+            reason = exc
+        except UnicodeDecodeError as in_line:
+            reason = in_line
+        err = SyntaxError("(unicode error) %s" % reason)
+        err.filename = filename
+        err.lineno = source.count(b"\n", 0, exc.start) + 1
+        raise err from None
+
+
+_idle_loop = []
+
+
+def set_idle_loop():
+    """Since Python 3.14, asyncio.Future() and asyncio.get_event_loop()
+    fail where no event loop is set, where they made one before.  A
+    migration that imported asyncio gets a loop that never runs, so that
+    awaiting a future is trek's own error on every Python.  Returns the
+    asyncio module if it set the loop."""
+    asyncio = sys.modules.get("asyncio")
+    if sys.version_info < (3, 14) or asyncio is None:
+        return None
+    if not _idle_loop:
+        _idle_loop.append(asyncio.new_event_loop())
+    asyncio.set_event_loop(_idle_loop[0])
+    return asyncio
+
+
 def run(filename_b64, source_b64):
     filename = base64.b64decode(filename_b64).decode("ascii")
     source = base64.b64decode(source_b64)
@@ -846,14 +915,17 @@ def run(filename_b64, source_b64):
     finder = StubFinder()
     sys.meta_path.append(finder)
     source_lines = []
+    loop_owner = None
     try:
         try:
             source_lines = source.decode("utf-8", "replace").splitlines()
+            check_source(source, filename)
             code = compile(source, filename, "exec", dont_inherit=True)
             namespace = {"__name__": frame_module_name(filename),
                          "__file__": filename, "__builtins__": builtins}
             exec(code, namespace)
             func = namespace.get("run_migration")
+            loop_owner = set_idle_loop()
             if not callable(func):
                 raise MigrationError(
                     INVALID_FUNCTION_DEFINITION,
@@ -883,6 +955,8 @@ def run(filename_b64, source_b64):
             session.close_all()
             raise failure(exc, filename, source_lines) from None
     finally:
+        if loop_owner is not None:
+            loop_owner.set_event_loop(None)
         sys.meta_path.remove(finder)
         for name in ("asyncpg.exceptions", "asyncpg"):
             if getattr(sys.modules.get(name), "_trek_stub", False):

@@ -1,6 +1,7 @@
 """Shared fixtures of trek's integration tests.
 
-The tests run against real PostgreSQL 15 servers.  `cluster` is the one
+The tests run against real PostgreSQL servers (the major scripts/lib.sh
+picks: PG_CONFIG's, else the Debian release's default).  `cluster` is the one
 scripts/test.sh started (found through PGHOST and PGPORT); when those are
 not set, for example when pytest is run by hand after `make install`, a
 throwaway cluster is started here instead.  Tests that crash or replicate a
@@ -24,8 +25,19 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PGBIN = Path(os.environ.get("PGBIN") or os.environ.get("TREK_PGBIN")
-             or "/usr/lib/postgresql/15/bin")
+
+
+def default_pgbin():
+    """The bin folder scripts/lib.sh picks: PG_CONFIG's, else the default
+    PostgreSQL major of this Debian release."""
+    p = subprocess.run(["bash", "-c", 'source "$1" && echo "$PGBIN"', "-",
+                        str(ROOT / "scripts" / "lib.sh")],
+                       capture_output=True, text=True, check=True)
+    return p.stdout.strip()
+
+
+PGBIN = Path(os.environ.get("TREK_PGBIN") or os.environ.get("PGBIN")
+             or default_pgbin())
 IS_ROOT = os.geteuid() == 0
 
 # first key of trek's lock on a track (src/state.c): "trek" in ASCII
@@ -191,6 +203,21 @@ def cluster():
         yield own.start()
     finally:
         own.destroy()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def libpq_env(cluster):
+    """Point libpq's PGHOST, PGPORT and PGUSER at the cluster, for the tests
+    that connect with psycopg's defaults."""
+    saved = {k: os.environ.get(k) for k in ("PGHOST", "PGPORT", "PGUSER")}
+    os.environ.update(PGHOST=cluster.host, PGPORT=str(cluster.port),
+                      PGUSER=os.environ.get("PGUSER") or "postgres")
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture

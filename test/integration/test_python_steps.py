@@ -1,8 +1,8 @@
 """Python migrations seen from clients: concurrent callers, cancellation,
 and trek called through asyncpg.
 
-Runs against the server scripts/test.sh started (PGHOST, PGPORT, PGUSER);
-each test module gets a database of its own with trek and plpython3u.
+Runs against the test cluster (conftest.py points PGHOST, PGPORT and
+PGUSER at it); each test module gets a database of its own with trek and plpython3u.
 Migration folders are written under /tmp, readable by the server's OS user.
 """
 
@@ -17,11 +17,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("PGHOST"),
-    reason="needs a running server (PGHOST, PGPORT), as scripts/test.sh sets")
-
 
 def conninfo(dbname):
     return dict(host=os.environ["PGHOST"], port=os.environ.get("PGPORT"),
@@ -213,3 +208,37 @@ def test_trek_called_through_asyncpg(pydb, folder):
     assert [m for m in messages if m.startswith("applied")] == [
         'applied migration "20220410_initial_up_rev1.sql" (initial -> rev1)',
         'applied migration "20220411_rev1_up_rev2.py" (rev1 -> rev2)']
+
+
+MERGE_STEP = """\
+async def run_migration(conn):
+    await conn.execute("CREATE TABLE py_merge (id int PRIMARY KEY, v text)")
+    await conn.execute("INSERT INTO py_merge VALUES (1, 'a')")
+    merge = ("MERGE INTO py_merge t"
+             " USING (VALUES (1, 'b'), (2, 'c')) AS s(id, v) ON t.id = s.id"
+             " WHEN MATCHED THEN UPDATE SET v = s.v"
+             " WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.v)"
+             " RETURNING merge_action() AS action, t.id, t.v")
+    rows = await conn.fetch(merge)
+    got = sorted((r["action"], r["id"], r["v"]) for r in rows)
+    assert got == [("INSERT", 2, "c"), ("UPDATE", 1, "b")], got
+    row = await conn.fetchrow(merge.replace("'b'", "'d'"))
+    assert row["id"] in (1, 2), dict(row)
+    status = await conn.execute(merge.replace("'b'", "'d'").replace("'c'", "'d'"))
+    assert status == "MERGE 2", status
+"""
+
+
+def test_merge_returning_in_a_python_step(pydb, folder):
+    """MERGE ... RETURNING (PostgreSQL 17 on) hands its rows to fetch() and
+    fetchrow(), and execute() returns asyncpg's "MERGE n" status."""
+    with psycopg.connect(**conninfo(pydb)) as conn:
+        if conn.info.server_version < 170000:
+            pytest.skip("MERGE ... RETURNING needs PostgreSQL 17")
+    dirname = folder({"20240101_initial_up_merge.py": MERGE_STEP})
+    with psycopg.connect(**conninfo(pydb), autocommit=True) as conn:
+        assert conn.execute("SELECT trek_execute(trek_plan(%s, 'head',"
+                            " track => 'merge'))", [dirname]
+                            ).fetchone()[0] == "merge"
+        assert conn.execute("SELECT id, v FROM py_merge ORDER BY id"
+                            ).fetchall() == [(1, "d"), (2, "d")]
