@@ -37,6 +37,7 @@ src/python_shim.h: src/python_shim.py
 .PHONY: bench demo test test-matrix
 bench:
 	bash bench/run.sh
+	bash bench/status.sh
 
 demo:
 	bash scripts/demo.sh
