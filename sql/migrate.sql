@@ -1,6 +1,7 @@
 -- CALL trek_migrate: one step, one commit
-\set fixtures '/tmp/trek_regress/fixtures'
-\set mig '/tmp/trek_regress/migrate'
+\getenv regress_dir TREK_REGRESS_DIR
+\set fixtures :regress_dir '/fixtures'
+\set mig :regress_dir '/migrate'
 \setenv MIG :mig
 \setenv FIXTURES :fixtures
 \! rm -rf "$MIG" && mkdir -p "$MIG" && cp -R "$FIXTURES/example" "$MIG/example" && chmod -R a+rX "$MIG"
