@@ -4,7 +4,7 @@ EXTVERSION   = 0.2
 MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/state.o \
-               src/exec.o src/guard.o src/python.o \
+               src/exec.o src/guard.o src/python.o src/worker.o \
                src/ops.o
 DATA         = $(wildcard trek--*.sql)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \

@@ -38,6 +38,7 @@
 #include "parse.h"
 #include "python.h"
 #include "state.h"
+#include "worker.h"
 
 #define TREK_LOCK_ADVICE "A plan runs in one transaction: raise max_locks_per_transaction, migrate in smaller plans by naming intermediate targets, or use CALL trek_migrate()."
 #define TREK_ENUM_ADVICE "trek_execute() runs the whole plan in one transaction; CALL trek_migrate() commits each step, so a later step can use a value an earlier one added."
@@ -66,6 +67,22 @@ static bool executing = false;
 
 /* set when an error trek may add advice to passes a step (amend_hint) */
 static bool advice_pending = false;
+
+/*
+ * The trek_execute() run in progress, so that a failure can be recorded
+ * although the run's transaction rolls back (see record_failure).
+ */
+typedef struct TrekRunning
+{
+	TrekPlan   *plan;			/* NULL: no run in progress */
+	const char *dir;
+	int			step;			/* index of the step running */
+	TimestampTz started;
+	Oid			owner;			/* of trek's state */
+	char	   *run_by;
+} TrekRunning;
+
+static TrekRunning running;
 
 /* byte offset of the pos'th character (0-based) of text */
 static int
@@ -386,6 +403,15 @@ execute_plan(TrekPlan *plan)
 
 	started = palloc(plan->nsteps * sizeof(TimestampTz));
 	finished = palloc(plan->nsteps * sizeof(TimestampTz));
+	if (TrekStateRecordsRuns())
+	{
+		running.dir = folder->path;
+		running.step = 0;
+		running.started = GetCurrentTimestamp();
+		running.owner = TrekStateOwner();
+		running.run_by = GetUserNameFromId(GetUserId(), false);
+		running.plan = plan;
+	}
 	stepcxt = AllocSetContextCreate(CurrentMemoryContext, "trek step",
 									ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < plan->nsteps; i++)
@@ -394,6 +420,7 @@ execute_plan(TrekPlan *plan)
 		MemoryContext oldcxt = MemoryContextSwitchTo(stepcxt);
 
 		CHECK_FOR_INTERRUPTS();
+		running.step = i;
 		report_step("trek_execute", plan, i);
 		started[i] = GetCurrentTimestamp();
 		run_step(plan, i, folder);
@@ -410,6 +437,7 @@ execute_plan(TrekPlan *plan)
 	MemoryContextDelete(stepcxt);
 	TrekStateRecord(plan, folder->path, 0, plan->nsteps, started, finished,
 					owned);
+	running.plan = NULL;
 	(void) TrekStateRunStart(plan, folder->path, "execute", "done",
 							 plan->nsteps, NULL);
 	TrekFolderClose(folder);
@@ -456,6 +484,45 @@ amend_hint(MemoryContext cxt, bool one_transaction)
 }
 
 /*
+ * A trek_execute() run failed: have a background worker record it in
+ * trek.runs, since this transaction's bookkeeping rolls back.  Called in
+ * PG_CATCH, in memory context cxt; the error stays as it is.
+ */
+static void
+record_failure(MemoryContext cxt)
+{
+	MemoryContext oldcxt;
+	ErrorData  *edata;
+	TrekFailedRun run;
+	TrekPlan   *plan = running.plan;
+
+	if (plan == NULL)
+		return;
+	running.plan = NULL;
+	oldcxt = MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	run.track = plan->track;
+	run.dir = running.dir;
+	run.from = plan->from;
+	run.target = plan->to;
+	run.run_by = running.run_by;
+	run.current_file = plan->steps[running.step].file;
+	run.sqlstate = unpack_sql_state(edata->sqlerrcode);
+	run.message = edata->message ? edata->message : "";
+	run.steps_done = running.step;
+	run.steps_planned = plan->nsteps;
+	run.pid = MyProcPid;
+	run.started_at = running.started;
+	run.finished_at = GetCurrentTimestamp();
+	run.backend_start = MyStartTimestamp;
+	if (!TrekRecordFailedRun(&run, running.owner))
+		elog(LOG, "could not start a worker to record the failed trek run of track \"%s\"",
+			 plan->track);
+	FreeErrorData(edata);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
  * Run a plan, refusing to be called from one of its own migrations: the
  * inner call would see the track half-way through a step and re-apply it
  * (a migration that runs trek_execute(trek_plan(...)) would recurse until
@@ -475,6 +542,7 @@ TrekExecute(TrekPlan *plan)
 
 	executing = true;
 	advice_pending = false;
+	running.plan = NULL;
 	PG_TRY();
 	{
 		result = execute_plan(plan);
@@ -482,6 +550,7 @@ TrekExecute(TrekPlan *plan)
 	PG_CATCH();
 	{
 		executing = false;
+		record_failure(cxt);
 		amend_hint(cxt, true);
 		PG_RE_THROW();
 	}

@@ -40,6 +40,7 @@
 #include "utils/syscache.h"
 
 #include "state.h"
+#include "worker.h"
 
 /*
  * The track lock is an advisory lock of a kind that no SQL function takes:
@@ -743,6 +744,68 @@ TrekStateRunUpdate(int64 id, int steps_done, const char *current_file,
 	rc = SPI_execute_plan(update_plan, args, nulls, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not update trek.runs: %s",
+			 SPI_result_code_string(rc));
+	owner_leave(&save);
+}
+
+/*
+ * The role whose rights trek's state is kept with (the owner of schema
+ * trek), and whether this database's trek objects record runs (0.2 on).
+ */
+Oid
+TrekStateOwner(void)
+{
+	return state_owner(state_namespace());
+}
+
+bool
+TrekStateRecordsRuns(void)
+{
+	return !objects_are_0_1(state_namespace());
+}
+
+/*
+ * Insert a failed run of trek_execute(), whose own transaction rolled back,
+ * into trek.runs (called by the run recorder, worker.c).
+ */
+void
+TrekStateRunFailed(TrekFailedRun *run)
+{
+	TrekOwnerSave save;
+	Oid			argtypes[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+		INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID,
+	TIMESTAMPTZOID, TEXTOID, TEXTOID};
+	Datum		args[14];
+	char		nulls[14];
+	int			rc;
+
+	(void) own_table(state_namespace(), "runs");
+	owner_enter(&save);
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = CStringGetTextDatum(run->track);
+	args[1] = CStringGetTextDatum(run->dir);
+	args[2] = CStringGetTextDatum(run->from);
+	args[3] = CStringGetTextDatum(run->target);
+	args[4] = Int32GetDatum(run->steps_done);
+	args[5] = Int32GetDatum(run->steps_planned);
+	args[6] = run->current_file ? CStringGetTextDatum(run->current_file) : (Datum) 0;
+	nulls[6] = run->current_file ? ' ' : 'n';
+	args[7] = TimestampTzGetDatum(run->started_at);
+	args[8] = TimestampTzGetDatum(run->finished_at);
+	args[9] = CStringGetTextDatum(run->run_by);
+	args[10] = Int32GetDatum(run->pid);
+	args[11] = TimestampTzGetDatum(run->backend_start);
+	args[12] = CStringGetTextDatum(run->sqlstate);
+	args[13] = CStringGetTextDatum(run->message);
+	rc = SPI_execute_with_args("INSERT INTO trek.runs (track, dir, from_revision,"
+							   " target, call, state, steps_done, steps_planned,"
+							   " current_file, current_since, started_at, finished_at,"
+							   " run_by, pid, backend_start, sqlstate, message)"
+							   " VALUES ($1, $2, $3, $4, 'execute', 'failed', $5, $6,"
+							   " $7, NULL, $8, $9, $10, $11, $12, $13, $14)",
+							   14, argtypes, args, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into trek.runs: %s",
 			 SPI_result_code_string(rc));
 	owner_leave(&save);
 }

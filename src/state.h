@@ -31,6 +31,12 @@ extern void TrekStateRunUpdate(int64 id, int steps_done,
 							   const char *current_file, const char *state,
 							   const char *sqlstate, const char *message);
 
+extern Oid	TrekStateOwner(void);
+extern bool TrekStateRecordsRuns(void);
+
+struct TrekFailedRun;
+extern void TrekStateRunFailed(struct TrekFailedRun *run);
+
 /* operations: stamps, the history of a track, its last run */
 typedef struct TrekHistoryRow
 {

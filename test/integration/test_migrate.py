@@ -328,3 +328,32 @@ def test_progress_is_visible_while_a_step_runs(cluster, database, make_folder):
         watcher.execute(MIGRATE, (str(folder), "rev3"))
         assert watcher.execute("SELECT count(*) FROM trek_runs()"
                                ).fetchone()[0] == runs
+
+
+def test_failed_execute_run_is_recorded(cluster, database, make_folder):
+    """trek_execute's transaction rolls back on failure, its run is still
+    recorded (by a short-lived background worker), with the step it failed
+    in and the error; a successful run commits its row with the plan, and
+    a no-op call records nothing."""
+    folder = make_folder({
+        "20240101_initial_up_rev1.sql": "CREATE TABLE r1 (id int);\n",
+        "20240102_rev1_up_rev2.sql": "CREATE TABLE r2 (id int);\n",
+        "20240103_rev2_up_rev3.sql": "SELECT 1 / 0;\n",
+    })
+    with cluster.connect(database) as conn:
+        conn.execute(EXECUTE, (str(folder), "rev2"))
+        assert conn.execute("SELECT call, state, steps_done, steps_planned"
+                            " FROM trek_runs()").fetchall() == \
+            [("execute", "done", 2, 2)]
+        conn.execute(EXECUTE, (str(folder), "rev2"))       # no-op
+        assert conn.execute("SELECT count(*) FROM trek_runs()").fetchone()[0] == 1
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with conn.transaction():
+                conn.execute(EXECUTE, (str(folder), "rev3"))
+        row = wait_for(lambda: conn.execute(
+            "SELECT call, state, steps_done, steps_planned, current_file,"
+            " sqlstate, message, pid = pg_backend_pid() FROM trek_runs()"
+            " WHERE state = 'failed'").fetchone(), 30, "the failed run's row")
+        assert row == ("execute", "failed", 0, 1, "20240103_rev2_up_rev3.sql",
+                       "22012", "division by zero", True)
+        assert conn.execute("SELECT trek_current()").fetchone()[0] == "rev2"
