@@ -4,10 +4,11 @@ EXTVERSION   = 0.2
 MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/state.o \
-               src/exec.o src/guard.o src/python.o src/worker.o src/toplevel.o
+               src/exec.o src/guard.o src/python.o src/worker.o \
+               src/toplevel.o src/ops.o
 DATA         = $(wildcard trek--*.sql)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \
-               security migrate upgrade
+               security migrate ops upgrade
 PG_CPPFLAGS  = -I$(srcdir)/src
 EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h \
                $(FUZZ_TARGETS) fuzz/work
@@ -39,6 +40,7 @@ src/python_shim.h: src/python_shim.py
 .PHONY: bench demo test test-matrix
 bench:
 	bash bench/run.sh
+	bash bench/status.sh
 
 demo:
 	bash scripts/demo.sh

@@ -31,7 +31,9 @@
 /* at most this many revision names in a hint */
 #define TREK_HINT_NAMES 10
 
-static const char *const direction_names[] = {"none", "up", "down", "auto"};
+static const char *const direction_names[] = {
+	"none", "up", "down", "auto", "stamp"
+};
 
 const char *
 TrekDirectionName(TrekDirection direction)
@@ -157,6 +159,18 @@ resolve_target(TrekGraph *g, const char *target, const char *dir)
 	return -1;					/* keep compiler quiet */
 }
 
+/*
+ * Node of a revision asked for by name, "head" or "initial" in the graph of
+ * canonical folder dir; an unknown name is an error with close names.
+ */
+int
+TrekPlanResolve(TrekGraph *g, const char *revision, const char *dir)
+{
+	if (strcmp(revision, "initial") == 0)
+		return TrekGraphFind(g, "initial");
+	return resolve_target(g, revision, dir);
+}
+
 static void
 no_path(TrekGraph *g, int from, int to, TrekDirection direction)
 {
@@ -199,7 +213,7 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 	int		   *path = NULL;
 	int			nsteps = 0;
 	bool		up = true;
-	int			direction = direction_from_name(dirname, lengthof(direction_names));
+	int			direction = direction_from_name(dirname, TREK_AUTO + 1);
 	TrekFolder *folder;
 
 	if (direction < TREK_UP)
@@ -223,10 +237,7 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 						track, plan->from, plan->dir),
 				 errhint("Check that the folder belongs to this track, and that no migration file was renamed or removed; trek.history shows how the track got there.")));
 
-	if (strcmp(target, "initial") == 0)
-		to = TrekGraphFind(g, "initial");
-	else
-		to = resolve_target(g, target, plan->dir);
+	to = TrekPlanResolve(g, target, plan->dir);
 	plan->to = pstrdup(TrekGraphName(g, to));
 
 	if (from == to)

@@ -20,7 +20,8 @@ typedef enum TrekDirection
 	TREK_NONE,					/* already at the target: no steps */
 	TREK_UP,
 	TREK_DOWN,
-	TREK_AUTO					/* up if that reaches the target, else down */
+	TREK_AUTO,					/* up if that reaches the target, else down */
+	TREK_STAMP					/* a history row only: no migration ran */
 } TrekDirection;
 
 typedef struct TrekStep
@@ -47,6 +48,9 @@ typedef struct TrekPlan
 extern const char *TrekDirectionName(TrekDirection direction);
 extern TrekPlan *TrekPlanMake(const char *dir, const char *target,
 							  const char *direction, const char *track);
+struct TrekGraph;
+extern int	TrekPlanResolve(struct TrekGraph *graph, const char *revision,
+							const char *dir);
 extern Jsonb *TrekPlanToJsonb(TrekPlan *plan);
 extern TrekPlan *TrekPlanFromJsonb(Jsonb *jb);
 
