@@ -139,6 +139,7 @@ survey(TrekSurvey *s, const char *dir, const char *track)
 	{
 		TrekHistoryRow *r = &rows[effect[i]];
 		char		sha256[TREK_SHA256_HEX_LEN + 1];
+		bool		no_transaction;
 
 		CHECK_FOR_INTERRUPTS();
 		if (bsearch(r->file, s->migrations, s->nmigrations,
@@ -148,7 +149,7 @@ survey(TrekSurvey *s, const char *dir, const char *track)
 			s->drift[s->ndrift++].missing = true;
 			continue;
 		}
-		TrekHashFile(s->folder, r->file, sha256);
+		TrekHashFile(s->folder, r->file, sha256, &no_transaction);
 		if (strcmp(sha256, r->sha256) != 0)
 		{
 			s->drift[s->ndrift].row = r;
