@@ -31,6 +31,7 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "exec.h"
 #include "folder.h"
 #include "graph.h"
 #include "ops.h"
@@ -322,6 +323,11 @@ TrekOpsStamp(const char *dir, const char *revision, const char *track)
 				 errmsg("cannot execute %s during recovery", "trek_stamp()"),
 				 errhint("Connect to the primary server to stamp a track; standbys receive the stamp through replication.")));
 	PreventCommandIfReadOnly("trek_stamp()");
+	if (TrekExecuting())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("trek_stamp() cannot be called from inside a migration"),
+				 errhint("Stamp the track before or after the run.")));
 
 	folder = TrekFolderOpen(dir);
 	migrations = TrekScanFolder(folder, &nmigrations);
