@@ -1074,7 +1074,15 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/* a cancel while waiting here leaves nothing to release */
+	/*
+	 * Wait for the track without a snapshot: CALL runs with one, and a step
+	 * outside a transaction that builds an index concurrently waits for
+	 * every older snapshot, also for ours while we wait for it.  Committing
+	 * the (empty) transaction lets go of it.  A cancel while waiting here
+	 * leaves nothing to release.
+	 */
+	commit_and_continue();
+	InvalidateCatalogSnapshot();
 	TrekStateLock(locked, true);
 	executing = true;
 	migrating = true;
