@@ -840,7 +840,7 @@ run_sql_top_level(TrekStepInfo *info, char *text, int len, List *stmts)
 	PG_CATCH();
 	{
 		/* a failed or cancelled step leaves no worker behind */
-		TrekTopLevelStop(run_worker);
+		TrekTopLevelStop(run_worker, true);
 		run_worker = NULL;
 		PG_RE_THROW();
 	}
@@ -1065,6 +1065,7 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 			const char *direction, const char *track)
 {
 	const char *locked = given != NULL ? given->track : track;
+	volatile bool finished = false;
 
 	if (atomic)
 		ereport(ERROR,
@@ -1101,6 +1102,7 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 	PG_TRY();
 	{
 		migrate_locked(given, dir, target, direction, track);
+		finished = true;
 	}
 	PG_FINALLY();
 	{
@@ -1108,7 +1110,8 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 		migrating = false;
 		if (run_worker != NULL)
 		{
-			TrekTopLevelStop(run_worker);
+			/* idle now, unless the run is failing: then see it gone */
+			TrekTopLevelStop(run_worker, !finished);
 			run_worker = NULL;
 		}
 		TrekStateUnlock(locked, true);

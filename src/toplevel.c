@@ -209,19 +209,24 @@ TrekTopLevelStart(void)
 }
 
 /*
- * Stop the worker (it exits when told to, or when terminated), wait until
- * it is gone, and let go of its segment.
+ * Stop the worker and let go of its segment.  With wait, it is terminated
+ * and gone when this returns (after a failure or a cancel, when it may
+ * still be running a statement); without, it is only told to exit, which
+ * an idle worker does at once.
  */
 void
-TrekTopLevelStop(TrekTopLevel *w)
+TrekTopLevelStop(TrekTopLevel *w, bool wait)
 {
 	char		req = TREK_REQ_EXIT;
 
 	if (w->handle == NULL)
 		return;
 	(void) shm_mq_send(w->request, 1, &req, true, true);
-	TerminateBackgroundWorker(w->handle);
-	(void) WaitForBackgroundWorkerShutdown(w->handle);
+	if (wait)
+	{
+		TerminateBackgroundWorker(w->handle);
+		(void) WaitForBackgroundWorkerShutdown(w->handle);
+	}
 	running_worker = NULL;
 	w->handle = NULL;
 	dsm_detach(w->seg);
