@@ -43,13 +43,14 @@ git -C "$TREK_ROOT" bundle create "$bundle" HEAD 2>/dev/null ||
 passed=0 failed=0
 summary=()
 
-# add_user ROOT: the user with sudo and a home only they may enter
+# add_user ROOT: the user with sudo and a home only they may enter (useradd
+# is in passwd, which the apt variant of trixie and later lacks)
 add_user() {
 	trek_root_sh "$1" root "
 		set -e
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -q >/dev/null
-		apt-get install -y -q --no-install-recommends sudo >/dev/null
+		apt-get install -y -q --no-install-recommends sudo passwd >/dev/null
 		useradd -m -s /bin/bash $TREK_TEST_USER
 		chmod 700 /home/$TREK_TEST_USER
 		echo '$TREK_TEST_USER ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/$TREK_TEST_USER
