@@ -4,10 +4,10 @@ EXTVERSION   = 0.2
 MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/state.o \
-               src/exec.o src/guard.o src/python.o
+               src/exec.o src/guard.o src/python.o src/worker.o
 DATA         = $(wildcard trek--*.sql)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \
-               security upgrade
+               security migrate upgrade
 PG_CPPFLAGS  = -I$(srcdir)/src
 EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h \
                $(FUZZ_TARGETS) fuzz/work

@@ -47,8 +47,10 @@ DB = "bench_run"
 # file whose statements psql joins with \; into one query string
 ARG_MAX_BYTES = 120 * 1024
 
-APPLY_TOOLS = ["one-string", "psql -1", "psql loop", "trek", "sqitch", "dbmate",
-               "node-pg-migrate"]
+APPLY_TOOLS = ["one-string", "psql -1", "psql loop", "trek", "psql txn each",
+               "trek_migrate", "sqitch", "dbmate", "node-pg-migrate"]
+# tools that run trek, in a database with the extension
+TREK_TOOLS = ("trek", "trek_migrate")
 NOOP_TOOLS = ["psql SELECT 1", "trek", "sqitch", "dbmate", "node-pg-migrate"]
 
 
@@ -123,6 +125,11 @@ def generate(work, workload, n, only_trek=False):
     write(os.path.join(root, "sqitch", "sqitch.conf"),
           f'[core]\n\tengine = pg\n[engine "pg"]\n\tclient = {PSQL}\n')
     write(os.path.join(root, "all.sql"), sql_text(everything))
+    # trek_migrate's limit: one session sending each migration as its own
+    # transaction
+    write(os.path.join(root, "all-txn.sql"), "".join(
+        "BEGIN;\n" + sql_text(statements(workload, i)[0]) + "COMMIT;\n"
+        for i in range(1, n + 1)))
     # the same statements as one query string: psql sends statements joined
     # by \; to the server together, in one Query message
     write(os.path.join(root, "all-1q.sql"), " \\;\n".join(everything) + ";\n")
@@ -186,6 +193,10 @@ def command(tool, root, dbname, noop=False):
         return psql + ["-c", "SELECT 1"], None
     if tool == "trek":
         return psql + ["-c", f"SELECT trek_execute(trek_plan('{trek_dir}', 'head'))"], None
+    if tool == "psql txn each":
+        return psql + ["-f", os.path.join(root, "all-txn.sql")], None
+    if tool == "trek_migrate":
+        return psql + ["-c", f"CALL trek_migrate('{trek_dir}', 'head')"], None
     if tool == "sqitch":
         return (["sqitch", "--quiet", "deploy"] + (["--log-only"] if noop == "setup" else [])
                 + [f"db:pg:{dbname}"], os.path.join(root, "sqitch"))
@@ -272,7 +283,7 @@ def bench_apply(args, admin, workload, n, budget, results):
         for t in order:
             if rep >= reps[t]:
                 continue
-            fresh_db(admin, DB, t == "trek")
+            fresh_db(admin, DB, t in TREK_TOOLS)
             elapsed = run_timed(t, root, DB)
             check_applied(workload, n, DB)
             times[t].append(elapsed)
@@ -482,6 +493,21 @@ def report(results, info, args):
                     per = f"{c['median'] * 1000 / int(n):.2f}"
                 out.append(f"| {int(n):,} | {t} | {med} | {rng} | {ratio} | {paired} | {per} |")
         out.append("")
+        rows = [(n, cell) for n, cell in results[workload].items()
+                if "trek_migrate" in cell and "psql txn each" in cell
+                and not cell["trek_migrate"].get("skipped")
+                and not cell["psql txn each"].get("skipped")]
+        if rows:
+            out += ["One transaction per migration: trek_migrate against psql"
+                    " sending each migration as BEGIN; ...; COMMIT; in one session.", "",
+                    "| N | trek_migrate | psql txn each | × psql txn each |"
+                    " × psql txn each, same repetition |",
+                    "|---:|---:|---:|---:|---:|"]
+            for n, cell in rows:
+                m, lim = cell["trek_migrate"], cell["psql txn each"]
+                out.append(f"| {int(n):,} | {fmt(m['median'])} | {fmt(lim['median'])} |"
+                           f" {m['median'] / lim['median']:.2f} | {paired_ratio(m, lim)} |")
+            out.append("")
     if "noop" in results:
         out += ["### No-op: migrate to head when already there", "",
                 "| N | tool | median | min–max | × psql SELECT 1 |",

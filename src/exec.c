@@ -13,23 +13,42 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "exec.h"
 #include "folder.h"
+#include "guard.h"
 #include "parse.h"
 #include "python.h"
 #include "state.h"
+#include "worker.h"
 
 #define TREK_LOCK_ADVICE "A plan runs in one transaction: raise max_locks_per_transaction, migrate in smaller plans by naming intermediate targets, or use CALL trek_migrate()."
+#define TREK_ENUM_ADVICE "trek_execute() runs the whole plan in one transaction; CALL trek_migrate() commits each step, so a later step can use a value an earlier one added."
+
+/* pauses between retries of a step that hit trek.lock_timeout */
+#define TREK_RETRY_FIRST_MS 100
+#define TREK_RETRY_MAX_MS 10000
+
+/* how often a running step notes which lock it waits for, if any */
+#define TREK_WAIT_PROBE_MS 20
 
 /* what the error context callback knows about the step being run */
 typedef struct TrekStepInfo
@@ -46,8 +65,24 @@ typedef struct TrekStepInfo
 /* set while a plan runs, to refuse trek_execute() from inside a migration */
 static bool executing = false;
 
-/* set when an error of class 53200 passes a step: maybe a full lock table */
-static bool out_of_memory_seen = false;
+/* set when an error trek may add advice to passes a step (amend_hint) */
+static bool advice_pending = false;
+
+/*
+ * The trek_execute() run in progress, so that a failure can be recorded
+ * although the run's transaction rolls back (see record_failure).
+ */
+typedef struct TrekRunning
+{
+	TrekPlan   *plan;			/* NULL: no run in progress */
+	const char *dir;
+	int			step;			/* index of the step running */
+	TimestampTz started;
+	Oid			owner;			/* of trek's state */
+	char	   *run_by;
+} TrekRunning;
+
+static TrekRunning running;
 
 /* byte offset of the pos'th character (0-based) of text */
 static int
@@ -100,8 +135,9 @@ step_context(void *arg)
 		if (pos > 0)
 			offset = report_syntax_position(info, pos);
 	}
-	if (geterrcode() == ERRCODE_OUT_OF_MEMORY)
-		out_of_memory_seen = true;
+	if (geterrcode() == ERRCODE_OUT_OF_MEMORY ||
+		geterrcode() == ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE)
+		advice_pending = true;
 
 	if (line == 0 && info->text != NULL && offset >= 0)
 		line = TrekLineNumber(info->text, offset);
@@ -249,6 +285,21 @@ run_sql(TrekStepInfo *info, char *text, int len)
 }
 
 /*
+ * Show other sessions what this backend does, in pg_stat_activity.query:
+ * the track, the step and its file.
+ */
+static void
+report_step(const char *call, TrekPlan *plan, int i)
+{
+	char	   *activity = psprintf("%s: track \"%s\", step %d of %d, %s",
+									call, plan->track, i + 1, plan->nsteps,
+									plan->steps[i].file);
+
+	pgstat_report_activity(STATE_RUNNING, activity);
+	pfree(activity);
+}
+
+/*
  * Re-read, check and run one step.
  */
 static void
@@ -352,6 +403,15 @@ execute_plan(TrekPlan *plan)
 
 	started = palloc(plan->nsteps * sizeof(TimestampTz));
 	finished = palloc(plan->nsteps * sizeof(TimestampTz));
+	if (TrekStateRecordsRuns())
+	{
+		running.dir = folder->path;
+		running.step = 0;
+		running.started = GetCurrentTimestamp();
+		running.owner = TrekStateOwner();
+		running.run_by = GetUserNameFromId(GetUserId(), false);
+		running.plan = plan;
+	}
 	stepcxt = AllocSetContextCreate(CurrentMemoryContext, "trek step",
 									ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < plan->nsteps; i++)
@@ -360,6 +420,8 @@ execute_plan(TrekPlan *plan)
 		MemoryContext oldcxt = MemoryContextSwitchTo(stepcxt);
 
 		CHECK_FOR_INTERRUPTS();
+		running.step = i;
+		report_step("trek_execute", plan, i);
 		started[i] = GetCurrentTimestamp();
 		run_step(plan, i, folder);
 		finished[i] = GetCurrentTimestamp();
@@ -375,6 +437,9 @@ execute_plan(TrekPlan *plan)
 	MemoryContextDelete(stepcxt);
 	TrekStateRecord(plan, folder->path, 0, plan->nsteps, started, finished,
 					owned);
+	running.plan = NULL;
+	(void) TrekStateRunStart(plan, folder->path, "execute", "done",
+							 plan->nsteps, NULL);
 	TrekFolderClose(folder);
 
 	SPI_finish();
@@ -382,33 +447,79 @@ execute_plan(TrekPlan *plan)
 }
 
 /*
- * A full lock table is reported as "out of shared memory" with PostgreSQL's
- * hint to raise max_locks_per_transaction.  trek adds its own advice to
- * that hint, keeping PostgreSQL's words, and lets the error go on.  Called
- * in PG_CATCH, in memory context cxt.
+ * Add trek's advice to the hint of an error a step raised, keeping what
+ * PostgreSQL's own hint says, and let the error go on: a full lock table
+ * ("out of shared memory", with the hint to raise
+ * max_locks_per_transaction), and, in one transaction, an unsafe use of a
+ * new enum value.  Called in PG_CATCH, in memory context cxt.
  */
 static void
-amend_lock_hint(MemoryContext cxt)
+amend_hint(MemoryContext cxt, bool one_transaction)
 {
 	MemoryContext oldcxt;
 	ErrorData  *edata;
+	const char *advice = NULL;
 
-	if (!out_of_memory_seen)
+	if (!advice_pending)
 		return;
-	out_of_memory_seen = false;
+	advice_pending = false;
 	oldcxt = MemoryContextSwitchTo(cxt);
 	edata = CopyErrorData();
 	MemoryContextSwitchTo(oldcxt);
-	if (edata->sqlerrcode != ERRCODE_OUT_OF_MEMORY || edata->hint == NULL ||
-		strstr(edata->hint, "max_locks_per_transaction") == NULL)
+	if (edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY && edata->hint != NULL &&
+		strstr(edata->hint, "max_locks_per_transaction") != NULL)
+		advice = one_transaction ? TREK_LOCK_ADVICE : NULL;
+	else if (edata->sqlerrcode == ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE &&
+			 one_transaction)
+		advice = TREK_ENUM_ADVICE;
+	if (advice == NULL)
 	{
 		FreeErrorData(edata);
 		return;
 	}
 	FlushErrorState();
-	edata->hint = MemoryContextStrdup(cxt, psprintf("%s %s", edata->hint,
-													TREK_LOCK_ADVICE));
+	edata->hint = MemoryContextStrdup(cxt, edata->hint == NULL ? advice :
+									  psprintf("%s %s", edata->hint, advice));
 	ReThrowError(edata);
+}
+
+/*
+ * A trek_execute() run failed: have a background worker record it in
+ * trek.runs, since this transaction's bookkeeping rolls back.  Called in
+ * PG_CATCH, in memory context cxt; the error stays as it is.
+ */
+static void
+record_failure(MemoryContext cxt)
+{
+	MemoryContext oldcxt;
+	ErrorData  *edata;
+	TrekFailedRun run;
+	TrekPlan   *plan = running.plan;
+
+	if (plan == NULL)
+		return;
+	running.plan = NULL;
+	oldcxt = MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	run.track = plan->track;
+	run.dir = running.dir;
+	run.from = plan->from;
+	run.target = plan->to;
+	run.run_by = running.run_by;
+	run.current_file = plan->steps[running.step].file;
+	run.sqlstate = unpack_sql_state(edata->sqlerrcode);
+	run.message = edata->message ? edata->message : "";
+	run.steps_done = running.step;
+	run.steps_planned = plan->nsteps;
+	run.pid = MyProcPid;
+	run.started_at = running.started;
+	run.finished_at = GetCurrentTimestamp();
+	run.backend_start = MyStartTimestamp;
+	if (!TrekRecordFailedRun(&run, running.owner))
+		elog(LOG, "could not start a worker to record the failed trek run of track \"%s\"",
+			 plan->track);
+	FreeErrorData(edata);
+	MemoryContextSwitchTo(oldcxt);
 }
 
 /*
@@ -430,7 +541,8 @@ TrekExecute(TrekPlan *plan)
 				 errhint("Run the other plan before or after this one, in the same transaction if need be.")));
 
 	executing = true;
-	out_of_memory_seen = false;
+	advice_pending = false;
+	running.plan = NULL;
 	PG_TRY();
 	{
 		result = execute_plan(plan);
@@ -438,10 +550,404 @@ TrekExecute(TrekPlan *plan)
 	PG_CATCH();
 	{
 		executing = false;
-		amend_lock_hint(cxt);
+		record_failure(cxt);
+		amend_hint(cxt, true);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	executing = false;
 	return result;
+}
+
+
+/*
+ * trek_migrate(): one step, one commit.
+ *
+ * The run holds the track's lock as a session lock from start to end, so
+ * it serialises with trek_execute() and other runs although it commits
+ * many times.  Each step runs in a subtransaction of its own transaction,
+ * with lock_timeout set to trek.lock_timeout; its history row and the
+ * run's progress commit with it.  A step that times out waiting for a lock
+ * is rolled back and retried after a growing, jittered pause; any other
+ * error rolls the step back, records the failure in the run's row,
+ * commits that, and is raised again with its SQLSTATE and context.
+ */
+
+/* the lock the running step waits for, as last noted by wait_probe() */
+static volatile bool waited_valid = false;
+static LOCKTAG waited_tag;
+static TimeoutId wait_probe_id = MAX_TIMEOUTS;
+
+/*
+ * Timeout handler (signal context): note the lock this backend waits for.
+ * The waiter's own lock object cannot go away while it waits.
+ */
+static void
+wait_probe(void)
+{
+	LOCK	   *lock = MyProc != NULL ? MyProc->waitLock : NULL;
+
+	if (lock != NULL)
+	{
+		waited_tag = lock->tag;
+		waited_valid = true;
+	}
+}
+
+/*
+ * The backends holding the lock the step last waited for (as
+ * pg_blocking_pids() would have named them while it waited), with what
+ * they run, as far as the caller may see it; NULL if none is known.
+ */
+static char *
+blockers(void)
+{
+	Oid			argtypes[6] = {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, INT4OID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', 'n', 'n', 'n'};
+	const char *kind;
+	int			rc;
+	char	   *result = NULL;
+	LOCKTAG		tag = waited_tag;
+
+	if (!waited_valid)
+		return NULL;
+	switch ((LockTagType) tag.locktag_type)
+	{
+		case LOCKTAG_RELATION:
+			kind = "relation";
+			break;
+		case LOCKTAG_TUPLE:
+			kind = "tuple";
+			nulls[4] = nulls[5] = ' ';
+			args[4] = Int32GetDatum((int32) tag.locktag_field3);
+			args[5] = Int32GetDatum((int32) tag.locktag_field4);
+			break;
+		case LOCKTAG_TRANSACTION:
+			kind = "transactionid";
+			nulls[3] = ' ';
+			args[3] = CStringGetTextDatum(psprintf("%u", tag.locktag_field1));
+			break;
+		default:
+			return NULL;
+	}
+	args[0] = CStringGetTextDatum(kind);
+	args[1] = ObjectIdGetDatum(tag.locktag_field1);
+	args[2] = ObjectIdGetDatum(tag.locktag_field2);
+	rc = SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format("
+							   "'pid %s (%s: %s)', a.pid,"
+							   " COALESCE(a.state, 'state not visible'),"
+							   " pg_catalog.left(COALESCE(a.query, ''), 200)),"
+							   " ', ' ORDER BY a.pid)"
+							   " FROM pg_catalog.pg_stat_activity a"
+							   " WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+							   " AND a.pid OPERATOR(pg_catalog.=) ANY (SELECT l.pid"
+							   " FROM pg_catalog.pg_locks l WHERE l.granted"
+							   " AND l.locktype OPERATOR(pg_catalog.=) $1"
+							   " AND ($1 OPERATOR(pg_catalog.=) 'transactionid'"
+							   " OR (l.database OPERATOR(pg_catalog.=) $2"
+							   " AND l.relation OPERATOR(pg_catalog.=) $3))"
+							   " AND ($4 IS NULL OR l.transactionid::pg_catalog.text"
+							   " OPERATOR(pg_catalog.=) $4)"
+							   " AND ($5 IS NULL OR (l.page OPERATOR(pg_catalog.=) $5"
+							   " AND l.tuple OPERATOR(pg_catalog.=) $6)))",
+							   6, argtypes, args, nulls, true, 1);
+	if (rc == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			result = pstrdup(v);
+	}
+	return result;
+}
+
+/*
+ * Wait ms milliseconds, or less if interrupted (a cancel ends the run).
+ */
+static void
+pause_ms(long ms)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		left;
+
+		CHECK_FOR_INTERRUPTS();
+		left = (long) ((end - GetCurrentTimestamp()) / 1000);
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * Run step i in a subtransaction, with trek.lock_timeout and the wait
+ * probe on.  Returns NULL on success, else the error (copied into cxt),
+ * with the subtransaction rolled back.
+ */
+static ErrorData *
+run_step_guarded(TrekPlan *plan, int i, TrekFolder *folder, MemoryContext cxt)
+{
+	ResourceOwner oldowner = CurrentResourceOwner;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ErrorData  *volatile edata = NULL;
+
+	waited_valid = false;
+	if (wait_probe_id == MAX_TIMEOUTS)
+		wait_probe_id = RegisterTimeout(USER_TIMEOUT, wait_probe);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int			nest = NewGUCNestLevel();
+
+		if (TrekLockTimeout > 0)
+		{
+			char		value[32];
+
+			snprintf(value, sizeof(value), "%d", TrekLockTimeout);
+			(void) set_config_option("lock_timeout", value, PGC_USERSET,
+									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+									 false);
+		}
+		enable_timeout_every(wait_probe_id,
+							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 TREK_WAIT_PROBE_MS),
+							 TREK_WAIT_PROBE_MS);
+		run_step(plan, i, folder);
+		disable_timeout(wait_probe_id, false);
+		AtEOXact_GUC(true, nest);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		disable_timeout(wait_probe_id, false);
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/* commit what the current transaction did, and start the next */
+static void
+commit_and_continue(void)
+{
+	SPI_commit();
+	SPI_start_transaction();
+}
+
+/*
+ * Run the steps from first on, each committed with its history row.
+ */
+static void
+migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
+			  MemoryContext cxt)
+{
+	MemoryContext stepcxt = AllocSetContextCreate(cxt, "trek step",
+												  ALLOCSET_DEFAULT_SIZES);
+
+	for (int i = first; i < plan->nsteps; i++)
+	{
+		TrekStep   *s = &plan->steps[i];
+		TimestampTz started;
+		TimestampTz finished;
+		TrekFolder *folder;
+		ErrorData  *edata;
+		int			attempt = 0;
+		MemoryContext oldcxt;
+
+		for (;;)
+		{
+			CHECK_FOR_INTERRUPTS();
+			oldcxt = MemoryContextSwitchTo(stepcxt);
+			folder = TrekFolderOpen(plan->dir);
+			report_step("trek_migrate", plan, i);
+			started = GetCurrentTimestamp();
+			edata = run_step_guarded(plan, i, folder, cxt);
+			MemoryContextSwitchTo(oldcxt);
+			if (edata == NULL)
+				break;
+
+			TrekFolderClose(folder);
+			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+			{
+				char	   *who = blockers();
+
+				if (attempt < TrekLockRetries)
+				{
+					long		ms = Min((long) TREK_RETRY_FIRST_MS << Min(attempt, 16),
+										 (long) TREK_RETRY_MAX_MS);
+
+					ms = (long) (ms * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
+					attempt++;
+					ereport(NOTICE,
+							(errmsg("migration \"%s\", step %d of %d, timed out waiting for a lock; retrying in %ld ms (retry %d of %d)",
+									s->file, i + 1, plan->nsteps, ms, attempt,
+									TrekLockRetries),
+							 who != NULL ?
+							 errdetail("Blocking: %s.", who) :
+							 errdetail("No blocking session is left.")));
+					FreeErrorData(edata);
+					commit_and_continue();
+					pause_ms(ms);
+					MemoryContextReset(stepcxt);
+					continue;
+				}
+				edata->hint = MemoryContextStrdup(cxt, who != NULL ?
+												  psprintf("Blocking: %s. Let them finish, or raise trek.lock_timeout or trek.lock_retries.", who) :
+												  "Raise trek.lock_timeout or trek.lock_retries, or migrate when the tables are less busy.");
+			}
+
+			/* the failure is recorded, and the error goes on */
+			TrekStateRunUpdate(run_id, i, NULL, "failed",
+							   unpack_sql_state(edata->sqlerrcode),
+							   edata->message);
+			commit_and_continue();
+			ReThrowError(edata);
+		}
+		finished = GetCurrentTimestamp();
+
+		TrekStateRecord(plan, folder->path, i, 1, &started, &finished, owned);
+		owned = true;
+		TrekStateRunUpdate(run_id, i + 1,
+						   i + 1 < plan->nsteps ? plan->steps[i + 1].file : NULL,
+						   i + 1 < plan->nsteps ? NULL : "done", NULL, NULL);
+		TrekFolderClose(folder);
+		commit_and_continue();
+		MemoryContextReset(stepcxt);
+
+		ereport(NOTICE,
+				(errmsg("applied migration \"%s\" (%s -> %s)",
+						s->file, s->from, s->to),
+				 errdetail("Step %d of %d took %.3f ms.", i + 1, plan->nsteps,
+						   (double) (finished - started) / 1000.0)));
+	}
+	MemoryContextDelete(stepcxt);
+}
+
+/*
+ * The part of a run that holds the track's lock.  given is the plan of
+ * trek_migrate(plan), or NULL: then the plan is made here, under the lock.
+ */
+static void
+migrate_locked(TrekPlan *given, const char *dir, const char *target,
+			   const char *direction, const char *track)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TrekPlan   *plan = given;
+	TrekFolder *folder;
+	char	   *current;
+	bool		owned;
+	Oid			owner;
+	int			first = 0;
+	int64		run_id;
+
+	if (plan == NULL)
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		plan = TrekPlanMake(dir, target, direction, track);
+		PopActiveSnapshot();
+	}
+	folder = TrekFolderOpen(plan->dir);
+	current = TrekStateRead(plan->track, &owned, &owner, cxt);
+	TrekStateCheckOwner(plan->track, owned, owner, "migrate");
+
+	if (strcmp(current, plan->to) == 0)
+	{
+		ereport(NOTICE,
+				(errmsg("track \"%s\" is already at revision \"%s\", nothing to do",
+						plan->track, current)));
+		TrekFolderClose(folder);
+		return;
+	}
+	if (strcmp(current, plan->from) != 0)
+	{
+		/* a plan that an earlier run took part of the way goes on from there */
+		for (first = 1; first < plan->nsteps; first++)
+			if (strcmp(plan->steps[first].from, current) == 0)
+				break;
+		if (first == plan->nsteps)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("plan is stale: track \"%s\" is at revision \"%s\", not \"%s\"",
+							plan->track, current, plan->from),
+					 errhint("Make a new plan with trek_plan(), or call trek_migrate() with the folder and the target.")));
+		ereport(NOTICE,
+				(errmsg("track \"%s\" is at revision \"%s\": continuing the plan at step %d of %d",
+						plan->track, current, first + 1, plan->nsteps)));
+	}
+	for (int i = first; i < plan->nsteps; i++)
+	{
+		if (plan->steps[i].python)
+		{
+			TrekPythonCheck(plan->steps[i].file, i + 1, plan->nsteps);
+			break;
+		}
+	}
+
+	run_id = TrekStateRunStart(plan, folder->path, "migrate", "running",
+							   first, plan->steps[first].file);
+	TrekFolderClose(folder);
+	commit_and_continue();
+	migrate_steps(plan, first, run_id, owned, cxt);
+}
+
+/*
+ * CALL trek_migrate(): run given (a plan from trek_plan), or plan from dir
+ * to target and run that, one step per transaction.  atomic says whether
+ * the call came from a context that cannot commit (a transaction block).
+ */
+void
+TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
+			const char *direction, const char *track)
+{
+	const char *locked = given != NULL ? given->track : track;
+
+	if (atomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("trek_migrate() cannot run inside a transaction block"),
+				 errdetail("trek_migrate() commits each step, so it must be called on its own, not inside BEGIN ... COMMIT or a function."),
+				 errhint("Call it in autocommit mode, or use SELECT trek_execute(trek_plan(...)) to apply the whole plan in one transaction.")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot execute %s during recovery", "trek_migrate()"),
+				 errhint("Connect to the primary server to apply migrations; standbys receive them through replication.")));
+	PreventCommandIfReadOnly("trek_migrate()");
+	if (executing)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("trek_migrate() cannot be called from inside a migration")));
+
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* a cancel while waiting here leaves nothing to release */
+	TrekStateLock(locked, true);
+	executing = true;
+	PG_TRY();
+	{
+		migrate_locked(given, dir, target, direction, track);
+	}
+	PG_FINALLY();
+	{
+		executing = false;
+		TrekStateUnlock(locked, true);
+	}
+	PG_END_TRY();
+	SPI_finish();
 }

@@ -11,5 +11,8 @@
 #include "plan.h"
 
 extern char *TrekExecute(TrekPlan *plan);
+extern void TrekMigrate(bool atomic, TrekPlan *given, const char *dir,
+						const char *target, const char *direction,
+						const char *track);
 
 #endif							/* TREK_EXEC_H */

@@ -38,6 +38,8 @@
 
 char	   *TrekAllowedDirectories = NULL;
 int			TrekMaxFileSize = TREK_DEFAULT_MAX_FILE_SIZE;
+int			TrekLockTimeout = TREK_DEFAULT_LOCK_TIMEOUT;
+int			TrekLockRetries = TREK_DEFAULT_LOCK_RETRIES;
 
 /*
  * The parsed setting: canonical absolute paths, each NUL-terminated, one
@@ -99,6 +101,49 @@ assign_allowed_directories(const char *newval, void *extra)
 	allowed_parsed = extra;
 }
 
+/*
+ * trek.lock_timeout and trek.lock_retries are defaults that a superuser
+ * sets (postgresql.conf, ALTER SYSTEM, ALTER ROLE/DATABASE ... SET as a
+ * superuser) and that a session of any other role may lower but not raise:
+ * a migration run by an application role must not queue the application's
+ * traffic for longer than the administrator decided.  0 means no limit, so
+ * it is the highest value of all.
+ */
+static bool
+check_lowered(int newval, const char *name, GucSource source,
+			  bool zero_unlimited)
+{
+	const char *reset;
+	int			limit;
+	bool		ok;
+
+	if (source < PGC_S_DATABASE || superuser())
+		return true;
+	reset = GetConfigOptionResetString(name);
+	if (reset == NULL || !parse_int(reset, &limit, GUC_UNIT_MS, NULL))
+		return true;
+	if (zero_unlimited)
+		ok = limit == 0 || (newval != 0 && newval <= limit);
+	else
+		ok = newval <= limit;
+	if (!ok)
+		GUC_check_errdetail("Only superusers may raise \"%s\" above %s.",
+							name, reset);
+	return ok;
+}
+
+static bool
+check_lock_timeout(int *newval, void **extra, GucSource source)
+{
+	return check_lowered(*newval, "trek.lock_timeout", source, true);
+}
+
+static bool
+check_lock_retries(int *newval, void **extra, GucSource source)
+{
+	return check_lowered(*newval, "trek.lock_retries", source, false);
+}
+
 void
 TrekDefineSettings(void)
 {
@@ -122,6 +167,30 @@ TrekDefineSettings(void)
 							PGC_SUSET,
 							GUC_UNIT_KB,
 							NULL,
+							NULL,
+							NULL);
+	DefineCustomIntVariable("trek.lock_timeout",
+							"lock_timeout for each statement of a step run by trek_migrate().",
+							"A statement that waits longer for a lock is rolled back with its step, and the step is retried after a pause. 0 keeps the caller's lock_timeout.",
+							&TrekLockTimeout,
+							TREK_DEFAULT_LOCK_TIMEOUT,
+							0,
+							INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							check_lock_timeout,
+							NULL,
+							NULL);
+	DefineCustomIntVariable("trek.lock_retries",
+							"How often trek_migrate() retries a step that hit trek.lock_timeout.",
+							NULL,
+							&TrekLockRetries,
+							TREK_DEFAULT_LOCK_RETRIES,
+							0,
+							1000,
+							PGC_USERSET,
+							0,
+							check_lock_retries,
 							NULL,
 							NULL);
 	MarkGUCPrefixReserved("trek");

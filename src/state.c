@@ -39,6 +39,7 @@
 #include "utils/syscache.h"
 
 #include "state.h"
+#include "worker.h"
 
 /*
  * The track lock is an advisory lock of a kind that no SQL function takes:
@@ -456,6 +457,191 @@ TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 	rc = SPI_execute_plan(insert, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
 		elog(ERROR, "could not insert into trek.history: %s",
+			 SPI_result_code_string(rc));
+	owner_leave(&save);
+}
+
+/*
+ * Start the record of a run in trek.runs and return its id: a call of
+ * trek_execute() or trek_migrate() (call) on track, from revision from
+ * towards target, over nsteps steps read from canonical folder dir.  state
+ * is "running" for a run that commits its row before its first step, or
+ * "done" for a run recorded at its end (trek_execute()).  Objects of 0.1
+ * have no trek.runs: then nothing is recorded, and the id is -1.
+ */
+int64
+TrekStateRunStart(TrekPlan *plan, const char *dir, const char *call,
+				  const char *state, int steps_done, const char *current_file)
+{
+	static SPIPlanPtr run_plan = NULL;
+	TrekOwnerSave save;
+	Oid			nsp = state_namespace();
+	Datum		args[11];
+	char		nulls[11];
+	bool		isnull;
+	int64		id;
+	int			rc;
+
+	if (objects_are_0_1(nsp))
+		return -1;
+	(void) own_table(nsp, "runs");
+	owner_enter(&save);
+	if (run_plan == NULL)
+	{
+		Oid			argtypes[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+
+		run_plan = prepare_kept("INSERT INTO trek.runs (track, dir, from_revision,"
+								" target, call, state, steps_done, steps_planned,"
+								" current_file, current_since, started_at, finished_at,"
+								" run_by, pid, backend_start)"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+								" CASE WHEN $9 IS NOT NULL THEN pg_catalog.clock_timestamp() END,"
+								" pg_catalog.statement_timestamp(),"
+								" CASE WHEN $6 OPERATOR(pg_catalog.<>) 'running'"
+								" THEN pg_catalog.clock_timestamp() END,"
+								" $10, pg_catalog.pg_backend_pid(), $11)"
+								" RETURNING id",
+								11, argtypes);
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = CStringGetTextDatum(plan->track);
+	args[1] = CStringGetTextDatum(dir);
+	args[2] = CStringGetTextDatum(plan->from);
+	args[3] = CStringGetTextDatum(plan->to);
+	args[4] = CStringGetTextDatum(call);
+	args[5] = CStringGetTextDatum(state);
+	args[6] = Int32GetDatum(steps_done);
+	args[7] = Int32GetDatum(plan->nsteps);
+	args[8] = current_file ? CStringGetTextDatum(current_file) : (Datum) 0;
+	nulls[8] = current_file ? ' ' : 'n';
+	args[9] = CStringGetTextDatum(GetUserNameFromId(save.userid, false));
+	args[10] = TimestampTzGetDatum(MyStartTimestamp);
+	rc = SPI_execute_plan(run_plan, args, nulls, false, 1);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not insert into trek.runs: %s",
+			 SPI_result_code_string(rc));
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1, &isnull));
+	owner_leave(&save);
+	return id;
+}
+
+/*
+ * Update run id: steps_done steps are done and current_file (NULL: none)
+ * runs now; state NULL keeps the state, else the run ends in it, with
+ * sqlstate and message for a failure.
+ */
+void
+TrekStateRunUpdate(int64 id, int steps_done, const char *current_file,
+				   const char *state, const char *sqlstate,
+				   const char *message)
+{
+	static SPIPlanPtr update_plan = NULL;
+	TrekOwnerSave save;
+	Oid			nsp = state_namespace();
+	Datum		args[6];
+	char		nulls[6];
+	int			rc;
+
+	if (id < 0)
+		return;
+	(void) own_table(nsp, "runs");
+	owner_enter(&save);
+	if (update_plan == NULL)
+	{
+		Oid			argtypes[6] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID};
+
+		update_plan = prepare_kept("UPDATE trek.runs SET steps_done = $2,"
+								   " current_file = $3,"
+								   " current_since = CASE WHEN $3 IS NOT NULL"
+								   " THEN pg_catalog.clock_timestamp() END,"
+								   " state = COALESCE($4, state),"
+								   " finished_at = CASE WHEN $4 IS NOT NULL"
+								   " THEN pg_catalog.clock_timestamp() END,"
+								   " sqlstate = $5, message = $6"
+								   " WHERE id OPERATOR(pg_catalog.=) $1",
+								   6, argtypes);
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = Int64GetDatum(id);
+	args[1] = Int32GetDatum(steps_done);
+#define TEXT_OR_NULL(i, s) \
+	do { \
+		args[i] = (s) ? CStringGetTextDatum(s) : (Datum) 0; \
+		nulls[i] = (s) ? ' ' : 'n'; \
+	} while (0)
+	TEXT_OR_NULL(2, current_file);
+	TEXT_OR_NULL(3, state);
+	TEXT_OR_NULL(4, sqlstate);
+	TEXT_OR_NULL(5, message);
+#undef TEXT_OR_NULL
+	rc = SPI_execute_plan(update_plan, args, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not update trek.runs: %s",
+			 SPI_result_code_string(rc));
+	owner_leave(&save);
+}
+
+/*
+ * The role whose rights trek's state is kept with (the owner of schema
+ * trek), and whether this database's trek objects record runs (0.2 on).
+ */
+Oid
+TrekStateOwner(void)
+{
+	return state_owner(state_namespace());
+}
+
+bool
+TrekStateRecordsRuns(void)
+{
+	return !objects_are_0_1(state_namespace());
+}
+
+/*
+ * Insert a failed run of trek_execute(), whose own transaction rolled back,
+ * into trek.runs (called by the run recorder, worker.c).
+ */
+void
+TrekStateRunFailed(TrekFailedRun *run)
+{
+	TrekOwnerSave save;
+	Oid			argtypes[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+		INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID,
+	TIMESTAMPTZOID, TEXTOID, TEXTOID};
+	Datum		args[14];
+	char		nulls[14];
+	int			rc;
+
+	(void) own_table(state_namespace(), "runs");
+	owner_enter(&save);
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = CStringGetTextDatum(run->track);
+	args[1] = CStringGetTextDatum(run->dir);
+	args[2] = CStringGetTextDatum(run->from);
+	args[3] = CStringGetTextDatum(run->target);
+	args[4] = Int32GetDatum(run->steps_done);
+	args[5] = Int32GetDatum(run->steps_planned);
+	args[6] = run->current_file ? CStringGetTextDatum(run->current_file) : (Datum) 0;
+	nulls[6] = run->current_file ? ' ' : 'n';
+	args[7] = TimestampTzGetDatum(run->started_at);
+	args[8] = TimestampTzGetDatum(run->finished_at);
+	args[9] = CStringGetTextDatum(run->run_by);
+	args[10] = Int32GetDatum(run->pid);
+	args[11] = TimestampTzGetDatum(run->backend_start);
+	args[12] = CStringGetTextDatum(run->sqlstate);
+	args[13] = CStringGetTextDatum(run->message);
+	rc = SPI_execute_with_args("INSERT INTO trek.runs (track, dir, from_revision,"
+							   " target, call, state, steps_done, steps_planned,"
+							   " current_file, current_since, started_at, finished_at,"
+							   " run_by, pid, backend_start, sqlstate, message)"
+							   " VALUES ($1, $2, $3, $4, 'execute', 'failed', $5, $6,"
+							   " $7, NULL, $8, $9, $10, $11, $12, $13, $14)",
+							   14, argtypes, args, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into trek.runs: %s",
 			 SPI_result_code_string(rc));
 	owner_leave(&save);
 }

@@ -24,4 +24,17 @@ extern void TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 							TimestampTz *started, TimestampTz *finished,
 							bool owned);
 
+extern int64 TrekStateRunStart(TrekPlan *plan, const char *dir,
+							   const char *call, const char *state,
+							   int steps_done, const char *current_file);
+extern void TrekStateRunUpdate(int64 id, int steps_done,
+							   const char *current_file, const char *state,
+							   const char *sqlstate, const char *message);
+
+extern Oid	TrekStateOwner(void);
+extern bool TrekStateRecordsRuns(void);
+
+struct TrekFailedRun;
+extern void TrekStateRunFailed(struct TrekFailedRun *run);
+
 #endif							/* TREK_STATE_H */

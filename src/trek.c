@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -70,4 +71,38 @@ Datum
 trek_current(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(TrekStateCurrent(text_arg(fcinfo, 0, "track"))));
+}
+
+/* was this procedure called where it may commit? */
+static bool
+call_is_atomic(FunctionCallInfo fcinfo)
+{
+	return fcinfo->context == NULL || !IsA(fcinfo->context, CallContext) ||
+		castNode(CallContext, fcinfo->context)->atomic;
+}
+
+PG_FUNCTION_INFO_V1(trek_migrate);
+Datum
+trek_migrate(PG_FUNCTION_ARGS)
+{
+	TrekMigrate(call_is_atomic(fcinfo), NULL,
+				text_arg(fcinfo, 0, "dir"), text_arg(fcinfo, 1, "target"),
+				text_arg(fcinfo, 2, "direction"), text_arg(fcinfo, 3, "track"));
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(trek_migrate_plan);
+Datum
+trek_migrate_plan(PG_FUNCTION_ARGS)
+{
+	bool		atomic = call_is_atomic(fcinfo);
+	TrekPlan   *plan;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"%s\" must not be null", "plan")));
+	plan = TrekPlanFromJsonb(PG_GETARG_JSONB_P(0));
+	TrekMigrate(atomic, plan, NULL, NULL, NULL, NULL);
+	PG_RETURN_VOID();
 }

@@ -27,6 +27,16 @@ async function migrate(client, folder, target = 'head', attempts = 5) {
   }
 }
 
+// One step per transaction, for production: each step commits with its
+// history row, and trek bounds and retries lock waits (trek.lock_timeout).
+// After a failure the steps before it stay applied, and calling again goes
+// on from there.  The client must not be inside a transaction.
+async function migrateInSteps(client, folder, target = 'head') {
+  await client.query('CALL trek_migrate($1, $2)', [folder, target]);
+  const res = await client.query('SELECT trek_current() AS revision');
+  return res.rows[0].revision;
+}
+
 async function main(folder, target = 'head') {
   const client = new Client();
   client.on('notice', (msg) =>
@@ -46,4 +56,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { migrate };
+module.exports = { migrate, migrateInSteps };

@@ -33,6 +33,15 @@ async def migrate(conn, folder, target="head", attempts=5):
             await asyncio.sleep(0.1 * attempt)
 
 
+async def migrate_in_steps(conn, folder, target="head"):
+    """One step per transaction, for production: each step commits with its
+    history row, and trek bounds and retries lock waits (trek.lock_timeout).
+    After a failure the steps before it stay applied, and calling again
+    goes on from there.  conn must not be inside a transaction."""
+    await conn.execute("CALL trek_migrate($1, $2)", folder, target)
+    return await conn.fetchval("SELECT trek_current()")
+
+
 def log_notice(conn, msg):
     log.info("%s%s", msg.message, " (%s)" % msg.detail if msg.detail else "")
 

@@ -34,6 +34,15 @@ def migrate(conn, folder, target="head", attempts=5):
             time.sleep(0.1 * attempt)
 
 
+def migrate_in_steps(conn, folder, target="head"):
+    """One step per transaction, for production: each step commits with its
+    history row, and trek bounds and retries lock waits (trek.lock_timeout).
+    After a failure the steps before it stay applied, and calling again
+    goes on from there.  conn must be in autocommit mode."""
+    conn.execute("CALL trek_migrate(%s, %s)", (folder, target))
+    return conn.execute("SELECT trek_current()").fetchone()[0]
+
+
 def log_notice(diag):
     log.info("%s%s", diag.message_primary,
              " (%s)" % diag.message_detail if diag.message_detail else "")

@@ -83,14 +83,43 @@ def check(steps, cluster, database):
             "rev1", "rev2", "rev1", "initial"]
 
 
+IN_STEPS_TARGETS = ["head", "rev2"]
+
+
+def check_in_steps(steps, cluster, database):
+    """CALL trek_migrate from a client: steps 1 and 2 commit and report as
+    they run, step 3 fails with its SQLSTATE and context and leaves the
+    track at rev2; the same target again is a no-op that says so."""
+    assert [s["target"] for s in steps] == IN_STEPS_TARGETS
+    assert [s.get("result") for s in steps] == [None, "rev2"], steps
+    assert [[n["message"] for n in s["notices"]] for s in steps] == \
+        [UP, [NOTHING]]
+    error = steps[0]["error"]
+    assert error["sqlstate"] == "42P01"
+    assert error["message"] == 'relation "no_such_table" does not exist'
+    assert 'migration "20240103_rev2_up_rev3.sql", step 3 of 3, line 3' \
+        in error["context"]
+    with cluster.connect(database) as conn:
+        assert conn.execute("SELECT trek_current(), to_regclass('accounts')"
+                            " IS NOT NULL, to_regclass('audit')").fetchone() \
+            == ("rev2", True, None)
+        assert [r[1] for r in history(conn)] == ["rev1", "rev2"]
+        assert conn.execute("SELECT state, sqlstate FROM trek_runs() LIMIT 1"
+                            ).fetchone() == ("failed", "42P01")
+
+
 @pytest.fixture
 def folder(make_folder):
     return str(make_folder(FILES))
 
 
-def test_asyncpg(cluster, database, folder):
+@pytest.mark.parametrize("in_steps", [False, True],
+                         ids=["trek_execute", "trek_migrate"])
+def test_asyncpg(cluster, database, folder, in_steps):
     import asyncpg
     example = load("migrate_asyncpg")
+    run = example.migrate_in_steps if in_steps else example.migrate
+    targets = IN_STEPS_TARGETS if in_steps else TARGETS
 
     async def scenario():
         conn = await asyncpg.connect(host=cluster.host, port=cluster.port,
@@ -100,11 +129,11 @@ def test_asyncpg(cluster, database, folder):
             "severity": m.severity, "sqlstate": m.sqlstate,
             "message": m.message, "detail": m.detail}))
         steps = []
-        for target in TARGETS:
+        for target in targets:
             notices.clear()
             step = {"target": target}
             try:
-                step["result"] = await example.migrate(conn, folder, target)
+                step["result"] = await run(conn, folder, target)
             except asyncpg.PostgresError as e:
                 step["error"] = {"sqlstate": e.sqlstate, "message": e.message,
                                  "context": e.context}
@@ -114,29 +143,33 @@ def test_asyncpg(cluster, database, folder):
         await conn.close()
         return steps
 
-    check(asyncio.run(scenario()), cluster, database)
+    (check_in_steps if in_steps else check)(asyncio.run(scenario()), cluster,
+                                            database)
 
 
-def test_psycopg(cluster, database, folder):
+@pytest.mark.parametrize("in_steps", [False, True],
+                         ids=["trek_execute", "trek_migrate"])
+def test_psycopg(cluster, database, folder, in_steps):
     example = load("migrate_psycopg")
+    run = example.migrate_in_steps if in_steps else example.migrate
     notices = []
     steps = []
     with cluster.connect(database) as conn:
         conn.add_notice_handler(lambda d: notices.append({
             "severity": d.severity_nonlocalized, "sqlstate": d.sqlstate,
             "message": d.message_primary, "detail": d.message_detail}))
-        for target in TARGETS:
+        for target in IN_STEPS_TARGETS if in_steps else TARGETS:
             notices.clear()
             step = {"target": target}
             try:
-                step["result"] = example.migrate(conn, folder, target)
+                step["result"] = run(conn, folder, target)
             except psycopg.Error as e:
                 step["error"] = {"sqlstate": e.sqlstate,
                                  "message": e.diag.message_primary,
                                  "context": e.diag.context}
             step["notices"] = list(notices)
             steps.append(step)
-    check(steps, cluster, database)
+    (check_in_steps if in_steps else check)(steps, cluster, database)
 
 
 @pytest.fixture(scope="session")
@@ -160,13 +193,17 @@ def client_env(cluster, database):
                 NODE_PATH=str(NODE_DIR / "node_modules"))
 
 
-def test_node_pg(cluster, database, folder, node_pg):
+@pytest.mark.parametrize("in_steps", [False, True],
+                         ids=["trek_execute", "trek_migrate"])
+def test_node_pg(cluster, database, folder, node_pg, in_steps):
     env = client_env(cluster, database)
-    p = subprocess.run([node_pg, str(NODE_DIR / "scenario.js"), folder,
-                        json.dumps(TARGETS)], env=env, capture_output=True,
-                       text=True, timeout=60)
+    args = [json.dumps(IN_STEPS_TARGETS), "in-steps"] if in_steps \
+        else [json.dumps(TARGETS)]
+    p = subprocess.run([node_pg, str(NODE_DIR / "scenario.js"), folder] + args,
+                       env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    check(json.loads(p.stdout), cluster, database)
+    (check_in_steps if in_steps else check)(json.loads(p.stdout), cluster,
+                                            database)
 
 
 @pytest.mark.parametrize("name", ["migrate_asyncpg.py", "migrate_psycopg.py",

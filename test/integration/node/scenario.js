@@ -2,14 +2,17 @@
 // examples/clients/migrate.js: migrate to each target given, in order, and
 // print what happened as JSON (result or error, and the notices seen).
 //
-//     node scenario.js FOLDER '["rev2", "initial", ...]'
+//     node scenario.js FOLDER '["rev2", "initial", ...]' [in-steps]
+//
+// With "in-steps", migrateInSteps() (CALL trek_migrate) runs instead.
 //
 // Connection settings come from the PG* environment variables.
 const path = require('path');
 const { Client } = require('pg');
-const { migrate } = require(path.join(__dirname, '..', '..', '..', 'examples', 'clients', 'migrate.js'));
+const { migrate, migrateInSteps } = require(path.join(__dirname, '..', '..', '..', 'examples', 'clients', 'migrate.js'));
 
-async function main(folder, targets) {
+async function main(folder, targets, mode) {
+  const run = mode === 'in-steps' ? migrateInSteps : migrate;
   const client = new Client();
   let notices = [];
   client.on('notice', (msg) => notices.push({
@@ -22,7 +25,7 @@ async function main(folder, targets) {
     notices = [];
     const step = { target };
     try {
-      step.result = await migrate(client, folder, target);
+      step.result = await run(client, folder, target);
     } catch (err) {
       step.error = {
         sqlstate: err.code, message: err.message, context: err.where ?? null,
