@@ -4,10 +4,11 @@ EXTVERSION   = 0.2
 MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/state.o \
-               src/exec.o src/guard.o src/python.o src/worker.o
+               src/exec.o src/guard.o src/python.o src/worker.o \
+               src/toplevel.o src/ops.o
 DATA         = $(wildcard trek--*.sql)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \
-               security migrate upgrade
+               security migrate ops upgrade
 PG_CPPFLAGS  = -I$(srcdir)/src
 EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h \
                $(FUZZ_TARGETS) fuzz/work
@@ -26,6 +27,9 @@ all install installcheck:
 	@echo "PostgreSQL's PGXS is missing: install postgresql-server-dev-NN (NN: the PostgreSQL major), or run 'make demo' or 'make test', which install it" >&2; exit 1
 endif
 
+# PGXS does not track headers: every object depends on all of ours.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
 # The Python half of Python migrations, built into the library as base64.
 src/python.o src/python.bc: src/python_shim.h
 src/python_shim.h: src/python_shim.py
@@ -36,6 +40,7 @@ src/python_shim.h: src/python_shim.py
 .PHONY: bench demo test test-matrix
 bench:
 	bash bench/run.sh
+	bash bench/status.sh
 
 demo:
 	bash scripts/demo.sh

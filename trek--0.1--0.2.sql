@@ -110,3 +110,59 @@ COMMENT ON PROCEDURE trek_migrate(jsonb) IS
 REVOKE EXECUTE ON FUNCTION trek_runs(text) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE trek_migrate(text, text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE trek_migrate(jsonb) FROM PUBLIC;
+
+-- ---- operations: status, verification, stamps, pictures ----
+
+-- a stamp records that a track is at a revision without running anything:
+-- a history row with direction 'stamp' and neither file nor SHA-256
+ALTER TABLE trek.history DROP CONSTRAINT history_direction_check;
+ALTER TABLE trek.history
+	ADD CONSTRAINT history_direction_check
+	CHECK (direction IN ('up', 'down', 'stamp'));
+ALTER TABLE trek.history ALTER COLUMN file DROP NOT NULL;
+ALTER TABLE trek.history ALTER COLUMN sha256 DROP NOT NULL;
+ALTER TABLE trek.history
+	ADD CONSTRAINT history_file_check
+	CHECK (direction OPERATOR(pg_catalog.=) 'stamp'
+		   OR (file IS NOT NULL AND sha256 IS NOT NULL));
+
+CREATE FUNCTION trek_status(dir text, track text DEFAULT 'default')
+RETURNS TABLE (track text, current text, current_known boolean, head text,
+			   steps_to_head integer, changed_files text[],
+			   missing_files text[], last_run text, note text)
+AS 'MODULE_PATHNAME', 'trek_status'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+COMMENT ON FUNCTION trek_status(text, text) IS
+'where a track is, how far from head, and which applied files changed or are gone';
+
+CREATE FUNCTION trek_verify(dir text, track text DEFAULT 'default')
+RETURNS void
+AS 'MODULE_PATHNAME', 'trek_verify'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_verify(text, text) IS
+'fail if a migration file applied on a track changed or is gone';
+
+CREATE FUNCTION trek_stamp(dir text, revision text,
+						   track text DEFAULT 'default')
+RETURNS text
+AS 'MODULE_PATHNAME', 'trek_stamp'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_stamp(text, text, text) IS
+'record that a track is at a revision without running any migration';
+
+CREATE FUNCTION trek_graph(dir text, format text DEFAULT 'mermaid',
+						   track text DEFAULT 'default')
+RETURNS text
+AS 'MODULE_PATHNAME', 'trek_graph'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_graph(text, text, text) IS
+'the revision graph of a migration folder as Mermaid or Graphviz dot text';
+
+REVOKE EXECUTE ON FUNCTION trek_status(text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_verify(text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_stamp(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_graph(text, text, text) FROM PUBLIC;

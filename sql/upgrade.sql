@@ -50,5 +50,17 @@ RESET ROLE;
 SELECT track, to_revision, applied_by, dir = :'fixtures' || '/app' AS dir_recorded
   FROM trek.history WHERE id > 3 ORDER BY id;
 
+-- stamps, status and pictures work on the updated objects, and the
+-- history takes stamp rows
+SELECT pg_get_constraintdef(oid) FROM pg_constraint
+ WHERE conrelid = 'trek.history'::regclass AND contype = 'c' ORDER BY conname;
+SELECT trek_stamp(:'fixtures' || '/app', 'two', 'up_gone');
+SELECT track, current, current_known, head, steps_to_head, changed_files,
+	   missing_files FROM trek_status(:'fixtures' || '/app', 'up_app');
+SELECT trek_verify(:'fixtures' || '/app', 'up_app');
+SELECT length(trek_graph(:'fixtures' || '/app', 'dot', 'up_gone')) > 0 AS drawn;
+SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may_run
+  FROM pg_proc p WHERE p.proname LIKE 'trek\_%' ORDER BY 1;
+
 \c :regress_db
 DROP DATABASE regress_trek_upgrade;

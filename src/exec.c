@@ -38,6 +38,7 @@
 #include "parse.h"
 #include "python.h"
 #include "state.h"
+#include "toplevel.h"
 #include "worker.h"
 
 #define TREK_LOCK_ADVICE "A plan runs in one transaction: raise max_locks_per_transaction, migrate in smaller plans by naming intermediate targets, or use CALL trek_migrate()."
@@ -60,10 +61,14 @@ typedef struct TrekStepInfo
 	int			offset;			/* byte offset of the current statement */
 	bool		parsing;		/* inside raw_parser */
 	int			line;			/* line a Python step failed at, else 0 */
+	bool		top_level;		/* a step outside a transaction */
 } TrekStepInfo;
 
 /* set while a plan runs, to refuse trek_execute() from inside a migration */
 static bool executing = false;
+
+/* set while trek_migrate() runs: steps outside a transaction may run */
+static bool migrating = false;
 
 /* set when an error trek may add advice to passes a step (amend_hint) */
 static bool advice_pending = false;
@@ -162,7 +167,9 @@ check_statement(TrekStepInfo *info, RawStmt *raw, int len)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("transaction control statements are not allowed in migrations"),
-				 errdetail("trek runs the whole plan in one transaction, the caller's."),
+				 info->top_level ?
+				 errdetail("In a step outside a transaction, each statement is a transaction of its own.") :
+				 errdetail("trek runs each step inside a transaction: the whole plan in the caller's (trek_execute), or one per step (trek_migrate)."),
 				 errhint("Remove BEGIN, COMMIT, ROLLBACK and SAVEPOINT statements from \"%s\".",
 						 info->file)));
 	if (IsA(stmt, CopyStmt) && ((CopyStmt *) stmt)->filename == NULL &&
@@ -203,17 +210,16 @@ skip_byte_order_mark(TrekStepInfo *info, char *text, int len)
 }
 
 /*
- * Check and run the SQL text of one migration, statement by statement.
+ * Check the SQL text of one migration and return its statements (RawStmt
+ * nodes), before any of them runs.
  */
-static void
-run_sql(TrekStepInfo *info, char *text, int len)
+static List *
+check_sql(TrekStepInfo *info, char *text, int len)
 {
 	int			valid;
 	int			meta;
 	List	   *stmts;
 	ListCell   *lc;
-	MemoryContext stmtcxt;
-	MemoryContext oldcxt;
 
 	info->text = text;
 	skip_byte_order_mark(info, text, len);
@@ -258,6 +264,20 @@ run_sql(TrekStepInfo *info, char *text, int len)
 		CHECK_FOR_INTERRUPTS();
 		check_statement(info, lfirst_node(RawStmt, lc), len);
 	}
+	return stmts;
+}
+
+/*
+ * Check and run the SQL text of one migration, statement by statement,
+ * through SPI.
+ */
+static void
+run_sql(TrekStepInfo *info, char *text, int len)
+{
+	List	   *stmts = check_sql(info, text, len);
+	ListCell   *lc;
+	MemoryContext stmtcxt;
+	MemoryContext oldcxt;
 
 	stmtcxt = AllocSetContextCreate(CurrentMemoryContext, "trek statement",
 									ALLOCSET_DEFAULT_SIZES);
@@ -283,6 +303,9 @@ run_sql(TrekStepInfo *info, char *text, int len)
 	}
 	MemoryContextDelete(stmtcxt);
 }
+
+static void run_sql_top_level(TrekStepInfo *info, char *text, int len,
+							  List *stmts);
 
 /*
  * Show other sessions what this backend does, in pg_stat_activity.query:
@@ -311,6 +334,7 @@ run_step(TrekPlan *plan, int i, TrekFolder *folder)
 	char		sha256[TREK_SHA256_HEX_LEN + 1];
 	char	   *text;
 	int			len;
+	bool		no_transaction;
 
 	info.file = s->file;
 	info.step = i + 1;
@@ -319,13 +343,14 @@ run_step(TrekPlan *plan, int i, TrekFolder *folder)
 	info.offset = -1;
 	info.parsing = false;
 	info.line = 0;
+	info.top_level = false;
 
 	cb.callback = step_context;
 	cb.arg = &info;
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
 
-	text = TrekReadFile(folder, s->file, &len, sha256);
+	text = TrekReadFile(folder, s->file, &len, sha256, &no_transaction);
 	if (strcmp(sha256, s->sha256) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -335,8 +360,19 @@ run_step(TrekPlan *plan, int i, TrekFolder *folder)
 						   s->sha256, sha256),
 				 errhint("Make a new plan with trek_plan().")));
 
+	if (no_transaction && !migrating)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("migration \"%s\" must run outside a transaction", s->file),
+				 errdetail("Its first line is \"-- trek:no-transaction\", and trek_execute() runs the whole plan in one transaction."),
+				 errhint("Apply the plan with CALL trek_migrate(...).")));
 	if (s->python)
 		TrekPythonRun(s->file, text, len, &info.line);
+	else if (no_transaction)
+	{
+		info.top_level = true;
+		run_sql_top_level(&info, text, len, check_sql(&info, text, len));
+	}
 	else
 		run_sql(&info, text, len);
 
@@ -367,6 +403,17 @@ execute_plan(TrekPlan *plan)
 				 errhint("Connect to the primary server to apply migrations; standbys receive them through replication.")));
 	PreventCommandIfReadOnly("trek_execute()");
 
+	for (int i = 0; i < plan->nsteps; i++)
+	{
+		if (plan->steps[i].no_transaction)
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("trek_execute() cannot run migration \"%s\", which must run outside a transaction",
+							plan->steps[i].file),
+					 errdetail("Step %d of %d starts with \"-- trek:no-transaction\"; trek_execute() runs the whole plan in one transaction.",
+							   i + 1, plan->nsteps),
+					 errhint("Apply the plan with CALL trek_migrate(...).")));
+	}
 	folder = TrekFolderOpen(plan->dir);
 	for (int i = 0; i < plan->nsteps; i++)
 	{
@@ -595,12 +642,12 @@ wait_probe(void)
 }
 
 /*
- * The backends holding the lock the step last waited for (as
- * pg_blocking_pids() would have named them while it waited), with what
- * they run, as far as the caller may see it; NULL if none is known.
+ * The backends holding lock tag (as pg_blocking_pids() would have named
+ * them while a statement waited for it), with what they run, as far as the
+ * current user may see it; NULL if none is known.  Needs SPI.
  */
-static char *
-blockers(void)
+char *
+TrekLockHolders(const LOCKTAG *waited)
 {
 	Oid			argtypes[6] = {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, INT4OID};
 	Datum		args[6];
@@ -608,10 +655,8 @@ blockers(void)
 	const char *kind;
 	int			rc;
 	char	   *result = NULL;
-	LOCKTAG		tag = waited_tag;
+	LOCKTAG		tag = *waited;
 
-	if (!waited_valid)
-		return NULL;
 	switch ((LockTagType) tag.locktag_type)
 	{
 		case LOCKTAG_RELATION:
@@ -683,6 +728,96 @@ pause_ms(long ms)
 						 left, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+}
+
+/*
+ * A statement of step i of nsteps (file) failed with a lock timeout (edata)
+ * while who (NULL: nobody known) held the lock: if retries are left, say so
+ * in a NOTICE naming them and return
+ * the pause before the next attempt, in ms; else put the blockers into the
+ * error's hint (in cxt) and return -1.
+ */
+static long
+lock_retry(ErrorData *edata, const char *who, const char *file, int i,
+		   int nsteps, int *attempt, MemoryContext cxt)
+{
+	long		ms;
+
+	if (*attempt >= TrekLockRetries)
+	{
+		edata->hint = MemoryContextStrdup(cxt, who != NULL ?
+										  psprintf("Blocking: %s. Let them finish, or raise trek.lock_timeout or trek.lock_retries.", who) :
+										  "Raise trek.lock_timeout or trek.lock_retries, or migrate when the tables are less busy.");
+		return -1;
+	}
+	ms = Min((long) TREK_RETRY_FIRST_MS << Min(*attempt, 16),
+			 (long) TREK_RETRY_MAX_MS);
+	ms = (long) (ms * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
+	(*attempt)++;
+	ereport(NOTICE,
+			(errmsg("migration \"%s\", step %d of %d, timed out waiting for a lock; retrying in %ld ms (retry %d of %d)",
+					file, i + 1, nsteps, ms, *attempt, TrekLockRetries),
+			 who != NULL ?
+			 errdetail("Blocking: %s.", who) :
+			 errdetail("No blocking session is left.")));
+	return ms;
+}
+
+/*
+ * Run the statements of a step outside a transaction, each as a top-level
+ * command of its own, through a worker (toplevel.c).  A statement that
+ * times out waiting for a lock is retried as steps are; any other failure
+ * stops the step (the worker has dropped an INVALID index that a failed
+ * concurrent index build left behind).  Nothing here takes a snapshot
+ * while the worker runs: CREATE INDEX CONCURRENTLY would wait for it.
+ */
+static void
+run_sql_top_level(TrekStepInfo *info, char *text, int len, List *stmts)
+{
+	TrekTopLevel *w = TrekTopLevelStart();
+
+	PG_TRY();
+	{
+		ListCell   *lc;
+
+		foreach(lc, stmts)
+		{
+			RawStmt    *raw = lfirst_node(RawStmt, lc);
+			int			start = raw->stmt_location;
+			int			slen = raw->stmt_len > 0 ? raw->stmt_len : len - start;
+			char	   *sql;
+			int			attempt = 0;
+
+			CHECK_FOR_INTERRUPTS();
+			info->offset = TrekSkipBlanks(text, start, start + slen);
+			sql = pnstrdup(text + info->offset, start + slen - info->offset);
+			for (;;)
+			{
+				char	   *who = NULL;
+				ErrorData  *edata = TrekTopLevelRun(w, sql, &who);
+				long		ms;
+
+				if (edata == NULL)
+					break;
+				if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+					(ms = lock_retry(edata, who, info->file, info->step - 1,
+									 info->nsteps, &attempt,
+									 CurrentMemoryContext)) >= 0)
+				{
+					FreeErrorData(edata);
+					pause_ms(ms);
+					continue;
+				}
+				/* the worker's error, with this step's context */
+				ThrowErrorData(edata);
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		TrekTopLevelStop(w);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -784,31 +919,19 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 			TrekFolderClose(folder);
 			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 			{
-				char	   *who = blockers();
+				long		ms = lock_retry(edata,
+											waited_valid ? TrekLockHolders(&waited_tag) : NULL,
+											s->file, i, plan->nsteps,
+											&attempt, cxt);
 
-				if (attempt < TrekLockRetries)
+				if (ms >= 0)
 				{
-					long		ms = Min((long) TREK_RETRY_FIRST_MS << Min(attempt, 16),
-										 (long) TREK_RETRY_MAX_MS);
-
-					ms = (long) (ms * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
-					attempt++;
-					ereport(NOTICE,
-							(errmsg("migration \"%s\", step %d of %d, timed out waiting for a lock; retrying in %ld ms (retry %d of %d)",
-									s->file, i + 1, plan->nsteps, ms, attempt,
-									TrekLockRetries),
-							 who != NULL ?
-							 errdetail("Blocking: %s.", who) :
-							 errdetail("No blocking session is left.")));
 					FreeErrorData(edata);
 					commit_and_continue();
 					pause_ms(ms);
 					MemoryContextReset(stepcxt);
 					continue;
 				}
-				edata->hint = MemoryContextStrdup(cxt, who != NULL ?
-												  psprintf("Blocking: %s. Let them finish, or raise trek.lock_timeout or trek.lock_retries.", who) :
-												  "Raise trek.lock_timeout or trek.lock_retries, or migrate when the tables are less busy.");
 			}
 
 			/* the failure is recorded, and the error goes on */
@@ -939,6 +1062,7 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 	/* a cancel while waiting here leaves nothing to release */
 	TrekStateLock(locked, true);
 	executing = true;
+	migrating = true;
 	PG_TRY();
 	{
 		migrate_locked(given, dir, target, direction, track);
@@ -946,6 +1070,7 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 	PG_FINALLY();
 	{
 		executing = false;
+		migrating = false;
 		TrekStateUnlock(locked, true);
 	}
 	PG_END_TRY();

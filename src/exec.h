@@ -8,9 +8,12 @@
 #ifndef TREK_EXEC_H
 #define TREK_EXEC_H
 
+#include "storage/lock.h"
+
 #include "plan.h"
 
 extern char *TrekExecute(TrekPlan *plan);
+extern char *TrekLockHolders(const LOCKTAG *waited);
 extern void TrekMigrate(bool atomic, TrekPlan *given, const char *dir,
 						const char *target, const char *direction,
 						const char *track);

@@ -562,6 +562,8 @@ typedef struct TrekLoad
 	char	   *buf;
 	size_t		total;			/* bytes read */
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	bool		python;			/* a Python migration */
+	bool		no_transaction; /* starts with the no-transaction marker */
 } TrekLoad;
 
 static void
@@ -577,6 +579,8 @@ read_and_hash(TrekLoad *load)
 								 load->path);
 		hash_update(load->ctx, load->buf, load->total);
 		load->buf[load->total] = '\0';
+		load->no_transaction = TrekNoTransactionMarker(load->buf, load->total,
+													   load->python);
 	}
 	else
 	{
@@ -593,6 +597,9 @@ read_and_hash(TrekLoad *load)
 							 load->path);
 			if (got == 0)
 				break;
+			if (load->total == 0)
+				load->no_transaction = TrekNoTransactionMarker(buf, got,
+															   load->python);
 			hash_update(load->ctx, buf, got);
 			left -= got;
 			load->total += got;
@@ -611,14 +618,17 @@ read_and_hash(TrekLoad *load)
  * meanwhile gets another hash at its next read.
  */
 static char *
-load_file(TrekFolder *f, const char *file, bool keep, int *len, char *sha256)
+load_file(TrekFolder *f, const char *file, bool keep, int *len, char *sha256,
+		  bool *no_transaction)
 {
 	TrekLoad	load;
 	struct stat st;
+	TrekName	name;
 
 	memset(&load, 0, sizeof(load));
 	load.path = psprintf("%s/%s", f->path, file);
 	load.keep = keep;
+	load.python = TrekParseFileName(file, &name) == TREK_NAME_OK && name.python;
 	load.fd = open_migration(f, file, load.path, &st);
 	load.size = st.st_size;
 	PG_TRY();
@@ -642,18 +652,21 @@ load_file(TrekFolder *f, const char *file, bool keep, int *len, char *sha256)
 	sha256_hex(load.digest, sha256);
 	if (len != NULL)
 		*len = (int) load.total;
+	*no_transaction = load.no_transaction;
 	return load.buf;
 }
 
 /*
  * SHA-256 of a migration file as 64 lower-case hex digits (sha256 must have
  * room for TREK_SHA256_HEX_LEN + 1 bytes), read in chunks so that memory
- * use does not grow with the file.
+ * use does not grow with the file; *no_transaction says whether its first
+ * line is the no-transaction marker.
  */
 void
-TrekHashFile(TrekFolder *f, const char *file, char *sha256)
+TrekHashFile(TrekFolder *f, const char *file, char *sha256,
+			 bool *no_transaction)
 {
-	(void) load_file(f, file, false, NULL, sha256);
+	(void) load_file(f, file, false, NULL, sha256, no_transaction);
 }
 
 /*
@@ -662,7 +675,8 @@ TrekHashFile(TrekFolder *f, const char *file, char *sha256)
  * here: the caller does that so that errors can name the line.
  */
 char *
-TrekReadFile(TrekFolder *f, const char *file, int *len, char *sha256)
+TrekReadFile(TrekFolder *f, const char *file, int *len, char *sha256,
+			 bool *no_transaction)
 {
-	return load_file(f, file, true, len, sha256);
+	return load_file(f, file, true, len, sha256, no_transaction);
 }

@@ -34,8 +34,9 @@ typedef struct TrekFolder
 extern TrekFolder *TrekFolderOpen(const char *dir);
 extern void TrekFolderClose(TrekFolder *f);
 extern TrekMigration *TrekScanFolder(TrekFolder *f, int *nmigrations);
-extern void TrekHashFile(TrekFolder *f, const char *file, char *sha256);
+extern void TrekHashFile(TrekFolder *f, const char *file, char *sha256,
+						 bool *no_transaction);
 extern char *TrekReadFile(TrekFolder *f, const char *file, int *len,
-						  char *sha256);
+						  char *sha256, bool *no_transaction);
 
 #endif							/* TREK_FOLDER_H */

@@ -384,3 +384,44 @@ TrekPathWithin(const char *dir, const char *path)
 		return true;
 	return strncmp(dir, path, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
+
+/*
+ * Does migration text start with the line "-- trek:no-transaction" (after
+ * an optional UTF-8 byte order mark; blanks allowed around the colon and
+ * at the line's ends)?  For Python files the line may also start with "#"
+ * instead of "--", so that the marker is found (and refused) there too.
+ */
+bool
+TrekNoTransactionMarker(const char *text, int len, bool python)
+{
+	int			i = 0;
+
+	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+		i = 3;
+	while (i < len && (text[i] == ' ' || text[i] == '\t'))
+		i++;
+	if (i + 2 <= len && text[i] == '-' && text[i + 1] == '-')
+		i += 2;
+	else if (python && i < len && text[i] == '#')
+		i++;
+	else
+		return false;
+	while (i < len && (text[i] == ' ' || text[i] == '\t'))
+		i++;
+	if (i + 4 > len || memcmp(text + i, "trek", 4) != 0)
+		return false;
+	i += 4;
+	while (i < len && (text[i] == ' ' || text[i] == '\t'))
+		i++;
+	if (i >= len || text[i] != ':')
+		return false;
+	i++;
+	while (i < len && (text[i] == ' ' || text[i] == '\t'))
+		i++;
+	if (i + 14 > len || memcmp(text + i, "no-transaction", 14) != 0)
+		return false;
+	i += 14;
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r'))
+		i++;
+	return i == len || text[i] == '\n';
+}

@@ -38,5 +38,6 @@ extern int	TrekSkipBlanks(const char *sql, int start, int len);
 extern int	TrekLineNumber(const char *sql, int offset);
 
 extern bool TrekPathWithin(const char *dir, const char *path);
+extern bool TrekNoTransactionMarker(const char *text, int len, bool python);
 
 #endif							/* TREK_PARSE_H */

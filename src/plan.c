@@ -31,7 +31,9 @@
 /* at most this many revision names in a hint */
 #define TREK_HINT_NAMES 10
 
-static const char *const direction_names[] = {"none", "up", "down", "auto"};
+static const char *const direction_names[] = {
+	"none", "up", "down", "auto", "stamp"
+};
 
 const char *
 TrekDirectionName(TrekDirection direction)
@@ -157,6 +159,18 @@ resolve_target(TrekGraph *g, const char *target, const char *dir)
 	return -1;					/* keep compiler quiet */
 }
 
+/*
+ * Node of a revision asked for by name, "head" or "initial" in the graph of
+ * canonical folder dir; an unknown name is an error with close names.
+ */
+int
+TrekPlanResolve(TrekGraph *g, const char *revision, const char *dir)
+{
+	if (strcmp(revision, "initial") == 0)
+		return TrekGraphFind(g, "initial");
+	return resolve_target(g, revision, dir);
+}
+
 static void
 no_path(TrekGraph *g, int from, int to, TrekDirection direction)
 {
@@ -199,7 +213,7 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 	int		   *path = NULL;
 	int			nsteps = 0;
 	bool		up = true;
-	int			direction = direction_from_name(dirname, lengthof(direction_names));
+	int			direction = direction_from_name(dirname, TREK_AUTO + 1);
 	TrekFolder *folder;
 
 	if (direction < TREK_UP)
@@ -223,10 +237,7 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 						track, plan->from, plan->dir),
 				 errhint("Check that the folder belongs to this track, and that no migration file was renamed or removed; trek.history shows how the track got there.")));
 
-	if (strcmp(target, "initial") == 0)
-		to = TrekGraphFind(g, "initial");
-	else
-		to = resolve_target(g, target, plan->dir);
+	to = TrekPlanResolve(g, target, plan->dir);
 	plan->to = pstrdup(TrekGraphName(g, to));
 
 	if (from == to)
@@ -259,7 +270,14 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 		s->from = m->from;
 		s->to = m->to;
 		s->python = m->python;
-		TrekHashFile(folder, m->file, s->sha256);
+		TrekHashFile(folder, m->file, s->sha256, &s->no_transaction);
+		if (s->no_transaction && s->python)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("Python migration \"%s\" cannot run outside a transaction",
+							s->file),
+					 errdetail("Its first line is the no-transaction marker, which only SQL migrations may have."),
+					 errhint("Remove the marker, or put the statements that must run outside a transaction into an SQL migration.")));
 	}
 	TrekFolderClose(folder);
 	return plan;
@@ -318,6 +336,15 @@ TrekPlanToJsonb(TrekPlan *plan)
 		push_pair(&state, "to", s->to);
 		push_pair(&state, "direction", TrekDirectionName(plan->direction));
 		push_pair(&state, "sha256", s->sha256);
+		if (s->no_transaction)
+		{
+			JsonbValue	t;
+
+			push_string(&state, WJB_KEY, "no_transaction");
+			t.type = jbvBool;
+			t.val.boolean = true;
+			(void) pushJsonbValue(&state, WJB_VALUE, &t);
+		}
 		(void) pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}
 	(void) pushJsonbValue(&state, WJB_END_ARRAY, NULL);
@@ -375,6 +402,7 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 	TrekName	name;
 	char	   *direction;
 	char	   *sha;
+	JsonbValue	v;
 
 	s->file = get_string(obj, "file", step);
 	s->from = get_revision(obj, "from", step);
@@ -389,6 +417,14 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 		malformed("Key \"%s\" must be 64 lower-case hexadecimal digits.",
 				  "sha256", step);
 	memcpy(s->sha256, sha, TREK_SHA256_HEX_LEN + 1);
+
+	/* optional: a step outside a transaction */
+	if (getKeyJsonValueFromContainer(obj, "no_transaction", 14, &v) != NULL)
+	{
+		if (v.type != jbvBool)
+			malformed("Key \"%s\" must be a boolean.", "no_transaction", step);
+		s->no_transaction = v.val.boolean;
+	}
 
 	/* the file name is the edge: a plain name in the folder, same revisions */
 	if (strchr(s->file, '/') != NULL ||

@@ -20,7 +20,8 @@ typedef enum TrekDirection
 	TREK_NONE,					/* already at the target: no steps */
 	TREK_UP,
 	TREK_DOWN,
-	TREK_AUTO					/* up if that reaches the target, else down */
+	TREK_AUTO,					/* up if that reaches the target, else down */
+	TREK_STAMP					/* a history row only: no migration ran */
 } TrekDirection;
 
 typedef struct TrekStep
@@ -29,6 +30,7 @@ typedef struct TrekStep
 	char	   *from;
 	char	   *to;
 	bool		python;
+	bool		no_transaction; /* runs outside a transaction (trek_migrate) */
 	char		sha256[TREK_SHA256_HEX_LEN + 1];
 } TrekStep;
 
@@ -46,6 +48,9 @@ typedef struct TrekPlan
 extern const char *TrekDirectionName(TrekDirection direction);
 extern TrekPlan *TrekPlanMake(const char *dir, const char *target,
 							  const char *direction, const char *track);
+struct TrekGraph;
+extern int	TrekPlanResolve(struct TrekGraph *graph, const char *revision,
+							const char *dir);
 extern Jsonb *TrekPlanToJsonb(TrekPlan *plan);
 extern TrekPlan *TrekPlanFromJsonb(Jsonb *jb);
 

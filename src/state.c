@@ -34,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -355,6 +356,183 @@ TrekStateCheckOwner(const char *track, bool owned, Oid owner,
 			 errhint("Only roles with the privileges of the track's owner, and superusers, may execute, migrate or stamp on it.")));
 }
 
+/* ---- operations: stamps, the history of a track, its last run ---- */
+
+/*
+ * Make userid the owner of track, which has none yet.  Runs with the
+ * owner's rights (inside owner_enter()).
+ */
+static void
+claim_track(const char *track, Oid userid)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2];
+	int			rc;
+
+	if (track_plan == NULL)
+		track_plan = prepare_kept("INSERT INTO trek.tracks (track, owner)"
+								  " VALUES ($1, $2::pg_catalog.regrole)",
+								  2, argtypes);
+	args[0] = CStringGetTextDatum(track);
+	args[1] = ObjectIdGetDatum(userid);
+	rc = SPI_execute_plan(track_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into trek.tracks: %s",
+			 SPI_result_code_string(rc));
+}
+
+/*
+ * Record that track, at revision from, is now at revision to without any
+ * migration having run: a history row with direction "stamp" and neither
+ * file nor SHA-256, read from canonical folder dir.  A track without an
+ * owner (!owned) gets the current user as its owner, as for applied steps.
+ * The caller holds the track lock and has checked the owner.
+ */
+void
+TrekStateStamp(const char *track, const char *dir, const char *from,
+			   const char *to, bool owned)
+{
+	static SPIPlanPtr stamp_plan = NULL;
+	TrekOwnerSave save;
+	Oid			nsp = state_namespace();
+	Oid			userid = GetUserId();
+	Datum		args[5];
+	int			rc;
+
+	if (objects_are_0_1(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trek's objects in this database are those of version 0.1"),
+				 errhint("Run ALTER EXTENSION trek UPDATE.")));
+	(void) own_table(nsp, "history");
+	(void) own_table(nsp, "tracks");
+	owner_enter(&save);
+	if (!owned)
+		claim_track(track, userid);
+	if (stamp_plan == NULL)
+	{
+		Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+
+		stamp_plan = prepare_kept("INSERT INTO trek.history (track, from_revision,"
+								  " to_revision, direction, file, sha256,"
+								  " applied_at, applied_by, duration, dir)"
+								  " VALUES ($1, $2, $3, 'stamp', NULL, NULL,"
+								  " pg_catalog.clock_timestamp(), $4,"
+								  " '0'::pg_catalog.interval, $5)",
+								  5, argtypes);
+	}
+	args[0] = CStringGetTextDatum(track);
+	args[1] = CStringGetTextDatum(from);
+	args[2] = CStringGetTextDatum(to);
+	args[3] = CStringGetTextDatum(GetUserNameFromId(userid, false));
+	args[4] = CStringGetTextDatum(dir);
+	rc = SPI_execute_plan(stamp_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT || SPI_processed != 1)
+		elog(ERROR, "could not insert into trek.history: %s",
+			 SPI_result_code_string(rc));
+	owner_leave(&save);
+}
+
+/*
+ * The history of track, oldest first, copied into cxt: *nrows rows.  Files
+ * and SHA-256 are NULL in stamp rows.
+ */
+TrekHistoryRow *
+TrekStateHistory(const char *track, int *nrows, MemoryContext cxt)
+{
+	static SPIPlanPtr history_plan = NULL;
+	TrekOwnerSave save;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	TrekHistoryRow *rows;
+	int			rc;
+
+	owner_enter(&save);
+	if (history_plan == NULL)
+		history_plan = prepare_kept("SELECT id, from_revision, to_revision,"
+									" direction, file, sha256 FROM trek.history"
+									" WHERE track OPERATOR(pg_catalog.=) $1"
+									" ORDER BY id",
+									1, argtypes);
+	args[0] = CStringGetTextDatum(track);
+	rc = SPI_execute_plan(history_plan, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read trek.history: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed > (uint64) (MaxAllocSize / sizeof(TrekHistoryRow)))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("track \"%s\" has too many history rows", track)));
+	rows = MemoryContextAlloc(cxt, Max(SPI_processed, 1) * sizeof(TrekHistoryRow));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		TrekHistoryRow *r = &rows[i];
+		bool		isnull;
+		char	   *v;
+
+		CHECK_FOR_INTERRUPTS();
+		r->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		r->from = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
+		r->to = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
+		v = SPI_getvalue(tup, desc, 4);
+		r->direction = strcmp(v, "up") == 0 ? TREK_UP :
+			strcmp(v, "down") == 0 ? TREK_DOWN : TREK_STAMP;
+		v = SPI_getvalue(tup, desc, 5);
+		r->file = v ? MemoryContextStrdup(cxt, v) : NULL;
+		v = SPI_getvalue(tup, desc, 6);
+		r->sha256 = v ? MemoryContextStrdup(cxt, v) : NULL;
+	}
+	*nrows = (int) SPI_processed;
+	owner_leave(&save);
+	return rows;
+}
+
+/*
+ * State of the newest run on track in trek.runs ("running", "done",
+ * "failed", or "interrupted" for a running row whose backend is gone), in
+ * cxt; NULL if the track has no run, or trek's objects have no runs table.
+ */
+char *
+TrekStateLastRun(const char *track, MemoryContext cxt)
+{
+	static SPIPlanPtr run_plan = NULL;
+	TrekOwnerSave save;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char	   *result = NULL;
+	int			rc;
+
+	if (!OidIsValid(get_relname_relid("runs", state_namespace())))
+		return NULL;
+	owner_enter(&save);
+	if (run_plan == NULL)
+		run_plan = prepare_kept("SELECT CASE WHEN r.state OPERATOR(pg_catalog.=) 'running'"
+								" AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
+								" WHERE a.pid OPERATOR(pg_catalog.=) r.pid"
+								" AND a.backend_start OPERATOR(pg_catalog.=) r.backend_start)"
+								" THEN 'interrupted' ELSE r.state END"
+								" FROM trek.runs r WHERE r.track OPERATOR(pg_catalog.=) $1"
+								" ORDER BY r.id DESC LIMIT 1",
+								1, argtypes);
+	args[0] = CStringGetTextDatum(track);
+	rc = SPI_execute_plan(run_plan, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read trek.runs: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1);
+
+		result = v ? MemoryContextStrdup(cxt, v) : NULL;
+	}
+	owner_leave(&save);
+	return result;
+}
+
+/* ---- end of operations ---- */
+
 static Datum
 text_array(Datum *elems, int n)
 {
@@ -405,21 +583,7 @@ TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 	owner_enter(&save);
 
 	if (!owned && !legacy)
-	{
-		Oid			argtypes[2] = {TEXTOID, OIDOID};
-		Datum		targs[2];
-
-		if (track_plan == NULL)
-			track_plan = prepare_kept("INSERT INTO trek.tracks (track, owner)"
-									  " VALUES ($1, $2::pg_catalog.regrole)",
-									  2, argtypes);
-		targs[0] = CStringGetTextDatum(plan->track);
-		targs[1] = ObjectIdGetDatum(userid);
-		rc = SPI_execute_plan(track_plan, targs, NULL, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "could not insert into trek.tracks: %s",
-				 SPI_result_code_string(rc));
-	}
+		claim_track(plan->track, userid);
 
 	insert = legacy ? insert_0_1_plan : insert_plan;
 	if (insert == NULL)

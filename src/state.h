@@ -37,4 +37,21 @@ extern bool TrekStateRecordsRuns(void);
 struct TrekFailedRun;
 extern void TrekStateRunFailed(struct TrekFailedRun *run);
 
+/* operations: stamps, the history of a track, its last run */
+typedef struct TrekHistoryRow
+{
+	int64		id;
+	char	   *from;
+	char	   *to;
+	TrekDirection direction;	/* TREK_UP, TREK_DOWN or TREK_STAMP */
+	char	   *file;			/* NULL for a stamp */
+	char	   *sha256;			/* NULL for a stamp */
+} TrekHistoryRow;
+
+extern void TrekStateStamp(const char *track, const char *dir,
+						   const char *from, const char *to, bool owned);
+extern TrekHistoryRow *TrekStateHistory(const char *track, int *nrows,
+										MemoryContext cxt);
+extern char *TrekStateLastRun(const char *track, MemoryContext cxt);
+
 #endif							/* TREK_STATE_H */

@@ -17,6 +17,7 @@
 
 #include "exec.h"
 #include "guard.h"
+#include "ops.h"
 #include "plan.h"
 #include "state.h"
 
@@ -105,4 +106,41 @@ trek_migrate_plan(PG_FUNCTION_ARGS)
 	plan = TrekPlanFromJsonb(PG_GETARG_JSONB_P(0));
 	TrekMigrate(atomic, plan, NULL, NULL, NULL, NULL);
 	PG_RETURN_VOID();
+}
+
+/* ---- operations: status, verification, stamps, pictures ---- */
+
+PG_FUNCTION_INFO_V1(trek_status);
+Datum
+trek_status(PG_FUNCTION_ARGS)
+{
+	TrekOpsStatus(fcinfo, text_arg(fcinfo, 0, "dir"),
+				  text_arg(fcinfo, 1, "track"));
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(trek_verify);
+Datum
+trek_verify(PG_FUNCTION_ARGS)
+{
+	TrekOpsVerify(text_arg(fcinfo, 0, "dir"), text_arg(fcinfo, 1, "track"));
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(trek_stamp);
+Datum
+trek_stamp(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(TrekOpsStamp(text_arg(fcinfo, 0, "dir"),
+												  text_arg(fcinfo, 1, "revision"),
+												  text_arg(fcinfo, 2, "track"))));
+}
+
+PG_FUNCTION_INFO_V1(trek_graph);
+Datum
+trek_graph(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(TrekOpsGraph(text_arg(fcinfo, 0, "dir"),
+												  text_arg(fcinfo, 1, "format"),
+												  text_arg(fcinfo, 2, "track"))));
 }

@@ -1,0 +1,588 @@
+/*-------------------------------------------------------------------------
+ *
+ * ops.c
+ *	  Operating a track: its status, verification, stamps and the picture
+ *	  of its folder.
+ *
+ * Drift is judged on the files "in effect": the up steps that brought the
+ * track where it is and were not undone since.  The history is replayed
+ * oldest first as a stack: an up step is pushed; a down step to revision R
+ * pops steps until the top one ends at R (all of them for "initial"); a
+ * stamp to a revision the stack passes through pops like a down step, and
+ * a stamp anywhere else keeps the stack.  So a file that was applied, undone
+ * and edited before being applied again is judged against its newest run,
+ * and files of undone steps may change freely: the next run reads them
+ * anew.  Down files are not judged: what they did is an absence.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "folder.h"
+#include "graph.h"
+#include "ops.h"
+#include "plan.h"
+#include "state.h"
+
+/* at most this many files named in trek_verify()'s DETAIL */
+#define TREK_VERIFY_FILES 20
+
+/* an applied file in effect that changed or is gone */
+typedef struct TrekDrift
+{
+	TrekHistoryRow *row;
+	bool		missing;		/* no longer in the folder */
+} TrekDrift;
+
+/* what a survey of a track and its folder found */
+typedef struct TrekSurvey
+{
+	const char *track;
+	TrekFolder *folder;
+	TrekMigration *migrations;
+	int			nmigrations;
+	TrekGraph  *graph;
+	char	   *current;		/* the revision the track is at */
+	int			current_node;	/* its node, or -1 if the folder lacks it */
+	char	   *last_run;		/* state of the newest run, or NULL */
+	TrekDrift  *drift;
+	int			ndrift;
+} TrekSurvey;
+
+static int
+migration_file_cmp(const void *key, const void *elem)
+{
+	return strcmp((const char *) key, ((const TrekMigration *) elem)->file);
+}
+
+/*
+ * Indexes of the history rows in effect, oldest first (see the header
+ * comment): *n of them.
+ */
+static int *
+rows_in_effect(TrekHistoryRow *rows, int nrows, int *n)
+{
+	int		   *stack = palloc(Max(nrows, 1) * sizeof(int));
+	int			top = 0;
+
+	for (int i = 0; i < nrows; i++)
+	{
+		TrekHistoryRow *r = &rows[i];
+		int			k;
+
+		CHECK_FOR_INTERRUPTS();
+		if (r->direction == TREK_UP)
+		{
+			stack[top++] = i;
+			continue;
+		}
+		if (r->direction == TREK_STAMP && strcmp(r->to, "initial") != 0)
+		{
+			/* a stamp forward or sideways keeps what is applied */
+			for (k = top; k > 0; k--)
+				if (strcmp(rows[stack[k - 1]].to, r->to) == 0)
+					break;
+			if (k == 0)
+				continue;
+		}
+		while (top > 0 && strcmp(rows[stack[top - 1]].to, r->to) != 0)
+			top--;
+	}
+	*n = top;
+	return stack;
+}
+
+/*
+ * Open folder dir, read track's state and compare the files in effect with
+ * the folder: missing names from the listing, changed contents by SHA-256.
+ */
+static void
+survey(TrekSurvey *s, const char *dir, const char *track)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	TrekHistoryRow *rows;
+	int			nrows;
+	int		   *effect;
+	int			neffect;
+
+	memset(s, 0, sizeof(TrekSurvey));
+	s->track = track;
+	s->folder = TrekFolderOpen(dir);
+	s->migrations = TrekScanFolder(s->folder, &s->nmigrations);
+	s->graph = TrekGraphBuild(s->migrations, s->nmigrations);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rows = TrekStateHistory(track, &nrows, callercxt);
+	s->last_run = TrekStateLastRun(track, callercxt);
+	SPI_finish();
+
+	s->current = nrows > 0 ? rows[nrows - 1].to : "initial";
+	s->current_node = TrekGraphFind(s->graph, s->current);
+
+	effect = rows_in_effect(rows, nrows, &neffect);
+	s->drift = palloc(Max(neffect, 1) * sizeof(TrekDrift));
+	for (int i = 0; i < neffect; i++)
+	{
+		TrekHistoryRow *r = &rows[effect[i]];
+		char		sha256[TREK_SHA256_HEX_LEN + 1];
+
+		CHECK_FOR_INTERRUPTS();
+		if (bsearch(r->file, s->migrations, s->nmigrations,
+					sizeof(TrekMigration), migration_file_cmp) == NULL)
+		{
+			s->drift[s->ndrift].row = r;
+			s->drift[s->ndrift++].missing = true;
+			continue;
+		}
+		TrekHashFile(s->folder, r->file, sha256);
+		if (strcmp(sha256, r->sha256) != 0)
+		{
+			s->drift[s->ndrift].row = r;
+			s->drift[s->ndrift++].missing = false;
+		}
+	}
+	TrekFolderClose(s->folder);
+}
+
+static Datum
+drift_files(TrekSurvey *s, bool missing)
+{
+	Datum	   *elems = palloc(Max(s->ndrift, 1) * sizeof(Datum));
+	int			n = 0;
+
+	for (int i = 0; i < s->ndrift; i++)
+		if (s->drift[i].missing == missing)
+			elems[n++] = CStringGetTextDatum(s->drift[i].row->file);
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
+/*
+ * One row about track and folder dir, put in fcinfo's result set: track,
+ * current revision, whether the folder knows it, head, steps to head,
+ * changed files, missing files, the last run's state and a note on what
+ * keeps the track from reaching head.  Nothing in it is an error: a folder
+ * that cannot be read is.
+ */
+void
+TrekOpsStatus(FunctionCallInfo fcinfo, const char *dir, const char *track)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TrekSurvey	s;
+	Datum		values[9];
+	bool		nulls[9];
+	int			nheads;
+	int		   *heads;
+	int			head = -1;
+	char	   *note = NULL;
+
+	InitMaterializedSRF(fcinfo, 0);
+	survey(&s, dir, track);
+
+	heads = TrekGraphHeads(s.graph, &nheads);
+	if (nheads == 1)
+		head = heads[0];
+	else if (nheads == 0)
+		note = "the folder has no head revision: its up migrations form a cycle";
+	else
+		note = psprintf("the folder has %d head revisions", nheads);
+
+	memset(nulls, false, sizeof(nulls));
+	values[0] = CStringGetTextDatum(track);
+	values[1] = CStringGetTextDatum(s.current);
+	values[2] = BoolGetDatum(s.current_node >= 0);
+	if (head >= 0)
+		values[3] = CStringGetTextDatum(TrekGraphName(s.graph, head));
+	else
+		nulls[3] = true;
+	nulls[4] = true;
+	if (s.current_node < 0)
+		note = psprintf("revision \"%s\" is not in the folder", s.current);
+	else if (head >= 0)
+	{
+		int			nsteps = 0;
+		int		   *path = NULL;
+
+		if (head != s.current_node)
+		{
+			path = TrekGraphShortestPath(s.graph, s.current_node, head, true,
+										 &nsteps);
+			if (path == NULL)
+				path = TrekGraphShortestPath(s.graph, s.current_node, head,
+											 false, &nsteps);
+		}
+		if (head == s.current_node || path != NULL)
+		{
+			values[4] = Int32GetDatum(nsteps);
+			nulls[4] = false;
+		}
+		else
+			note = psprintf("no path from \"%s\" to head \"%s\"", s.current,
+							TrekGraphName(s.graph, head));
+	}
+	values[5] = drift_files(&s, false);
+	values[6] = drift_files(&s, true);
+	if (s.last_run != NULL)
+		values[7] = CStringGetTextDatum(s.last_run);
+	else
+		nulls[7] = true;
+	if (note != NULL)
+		values[8] = CStringGetTextDatum(note);
+	else
+		nulls[8] = true;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * Nothing if every file in effect on track is in folder dir as it was
+ * applied and the folder knows the track's revision; else an error whose
+ * DETAIL names each file with its history id.
+ */
+void
+TrekOpsVerify(const char *dir, const char *track)
+{
+	TrekSurvey	s;
+	StringInfoData buf;
+
+	survey(&s, dir, track);
+	if (s.ndrift == 0 && s.current_node >= 0)
+		return;
+
+	initStringInfo(&buf);
+	if (s.current_node < 0)
+		appendStringInfo(&buf, "The track is at revision \"%s\", which the folder does not know.",
+						 s.current);
+	for (int i = 0; i < s.ndrift && i < TREK_VERIFY_FILES; i++)
+	{
+		TrekDrift  *d = &s.drift[i];
+
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, '\n');
+		if (d->missing)
+			appendStringInfo(&buf, "File \"%s\" (history id " INT64_FORMAT ") is no longer in the folder.",
+							 d->row->file, d->row->id);
+		else
+			appendStringInfo(&buf, "File \"%s\" (history id " INT64_FORMAT ") changed since it was applied.",
+							 d->row->file, d->row->id);
+	}
+	if (s.ndrift > TREK_VERIFY_FILES)
+		appendStringInfo(&buf, "\nAnd %d more files.",
+						 s.ndrift - TREK_VERIFY_FILES);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 s.ndrift > 0 ?
+			 errmsg_plural("track \"%s\" has %d applied migration file that changed or is gone",
+						   "track \"%s\" has %d applied migration files that changed or are gone",
+						   s.ndrift, track, s.ndrift) :
+			 errmsg("track \"%s\" is at a revision that migration folder \"%s\" does not know",
+					track, s.folder->path),
+			 errdetail("%s", buf.data),
+			 s.ndrift > 0 ?
+			 errhint("Put the files back as they were applied (trek.history keeps their SHA-256); trek_status() shows the whole state.") :
+			 errhint("Check that the folder belongs to this track, and that no migration file was renamed or removed.")));
+}
+
+/*
+ * Record that track is at revision (a name, "head" or "initial" of folder
+ * dir) without running any migration; returns the revision.  Takes the
+ * track lock and follows the owner rules of trek_execute().
+ */
+char *
+TrekOpsStamp(const char *dir, const char *revision, const char *track)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	TrekFolder *folder;
+	TrekMigration *migrations;
+	int			nmigrations;
+	TrekGraph  *g;
+	char	   *to;
+	char	   *current;
+	bool		owned;
+	Oid			owner;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot execute %s during recovery", "trek_stamp()"),
+				 errhint("Connect to the primary server to stamp a track; standbys receive the stamp through replication.")));
+	PreventCommandIfReadOnly("trek_stamp()");
+
+	folder = TrekFolderOpen(dir);
+	migrations = TrekScanFolder(folder, &nmigrations);
+	g = TrekGraphBuild(migrations, nmigrations);
+	to = pstrdup(TrekGraphName(g, TrekPlanResolve(g, revision, folder->path)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	TrekStateLock(track, false);
+	current = TrekStateRead(track, &owned, &owner, callercxt);
+	TrekStateCheckOwner(track, owned, owner, "stamp");
+	TrekStateStamp(track, folder->path, current, to, owned);
+	SPI_finish();
+	TrekFolderClose(folder);
+
+	ereport(NOTICE,
+			(errmsg("stamped track \"%s\" at revision \"%s\" (was \"%s\"); no migration ran",
+					track, to, current)));
+	return to;
+}
+
+/* ---- pictures ---- */
+
+typedef enum TrekGraphFormat
+{
+	TREK_MERMAID,
+	TREK_DOT
+} TrekGraphFormat;
+
+/* marks of a node */
+#define MARK_INITIAL	0x1
+#define MARK_HEAD		0x2
+#define MARK_CURRENT	0x4
+#define MARK_UNKNOWN	0x8		/* the track's revision, not in the folder */
+
+/* a node of the picture */
+typedef struct TrekPicNode
+{
+	const char *name;
+	int			marks;
+} TrekPicNode;
+
+static int
+pic_node_cmp(const void *a, const void *b)
+{
+	return strcmp(((const TrekPicNode *) a)->name,
+				  ((const TrekPicNode *) b)->name);
+}
+
+static int
+pic_node_find(TrekPicNode *nodes, int n, const char *name)
+{
+	TrekPicNode key;
+	TrekPicNode *found;
+
+	key.name = name;
+	found = bsearch(&key, nodes, n, sizeof(TrekPicNode), pic_node_cmp);
+	return found ? (int) (found - nodes) : -1;
+}
+
+/*
+ * Text for a Mermaid label: letters, digits and a few plain signs as they
+ * are, everything else as an entity code (#35; is "#"), so that no label
+ * can end the label or the statement.
+ */
+static void
+mermaid_text(StringInfo buf, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	{
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			(*p >= '0' && *p <= '9') || strchr("_.-,() ", *p) != NULL)
+			appendStringInfoChar(buf, *p);
+		else
+			appendStringInfo(buf, "#%d;", *p);
+	}
+}
+
+/* text for a Graphviz double-quoted string */
+static void
+dot_text(StringInfo buf, const char *s)
+{
+	for (const char *p = s; *p; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			appendStringInfoChar(buf, '\\');
+		if (*p == '\n')
+			appendStringInfoString(buf, "\\n");
+		else
+			appendStringInfoChar(buf, *p);
+	}
+}
+
+/* "rev3 (head, current)": a node's name and what it is */
+static char *
+node_label(TrekPicNode *node, const char *sep)
+{
+	StringInfoData buf;
+	int			n = 0;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, node->name);
+	if (node->marks & (MARK_HEAD | MARK_CURRENT))
+	{
+		appendStringInfo(&buf, "%s(", sep);
+		if (node->marks & MARK_HEAD)
+			appendStringInfo(&buf, "%shead", n++ ? ", " : "");
+		if (node->marks & MARK_CURRENT)
+			appendStringInfo(&buf, "%scurrent%s", n++ ? ", " : "",
+							 (node->marks & MARK_UNKNOWN) ? ", not in folder" : "");
+		appendStringInfoChar(&buf, ')');
+	}
+	return buf.data;
+}
+
+static void
+mermaid_graph(StringInfo out, TrekPicNode *nodes, int nnodes,
+			  TrekMigration *migrations, int nmigrations)
+{
+	appendStringInfoString(out, "flowchart TD\n");
+	for (int i = 0; i < nnodes; i++)
+	{
+		appendStringInfo(out, "    n%d[\"", i);
+		mermaid_text(out, node_label(&nodes[i], " "));
+		appendStringInfoString(out, "\"]\n");
+	}
+	for (int i = 0; i < nmigrations; i++)
+	{
+		TrekMigration *m = &migrations[i];
+
+		CHECK_FOR_INTERRUPTS();
+		appendStringInfo(out, "    n%d %s|\"",
+						 pic_node_find(nodes, nnodes, m->from),
+						 m->up ? "-->" : "-.->");
+		mermaid_text(out, m->file);
+		appendStringInfo(out, "\"| n%d\n", pic_node_find(nodes, nnodes, m->to));
+	}
+	appendStringInfoString(out,
+						   "    classDef initial stroke-width:3px\n"
+						   "    classDef head stroke-width:3px,stroke-dasharray:0\n"
+						   "    classDef current fill:#cde4ff\n"
+						   "    classDef unknown fill:#ffd6d6,stroke-dasharray:4 2\n");
+	for (int i = 0; i < nnodes; i++)
+	{
+		if (nodes[i].marks & MARK_INITIAL)
+			appendStringInfo(out, "    class n%d initial\n", i);
+		if (nodes[i].marks & MARK_HEAD)
+			appendStringInfo(out, "    class n%d head\n", i);
+		if (nodes[i].marks & MARK_CURRENT)
+			appendStringInfo(out, "    class n%d %s\n", i,
+							 (nodes[i].marks & MARK_UNKNOWN) ? "unknown" : "current");
+	}
+}
+
+static void
+dot_graph(StringInfo out, TrekPicNode *nodes, int nnodes,
+		  TrekMigration *migrations, int nmigrations)
+{
+	appendStringInfoString(out,
+						   "digraph trek {\n"
+						   "    rankdir=TB;\n"
+						   "    node [shape=box, style=rounded, fontname=\"Helvetica\"];\n"
+						   "    edge [fontname=\"Helvetica\", fontsize=10];\n");
+	for (int i = 0; i < nnodes; i++)
+	{
+		TrekPicNode *n = &nodes[i];
+
+		appendStringInfoString(out, "    \"");
+		dot_text(out, n->name);
+		appendStringInfoString(out, "\" [label=\"");
+		dot_text(out, node_label(n, "\n"));
+		appendStringInfoChar(out, '"');
+		if (n->marks & MARK_INITIAL)
+			appendStringInfoString(out, ", shape=oval");
+		if (n->marks & MARK_HEAD)
+			appendStringInfoString(out, ", peripheries=2");
+		if (n->marks & MARK_UNKNOWN)
+			appendStringInfoString(out, ", style=\"rounded,filled,dashed\", fillcolor=\"#ffd6d6\"");
+		else if (n->marks & MARK_CURRENT)
+			appendStringInfoString(out, ", style=\"rounded,filled\", fillcolor=\"#cde4ff\"");
+		appendStringInfoString(out, "];\n");
+	}
+	for (int i = 0; i < nmigrations; i++)
+	{
+		TrekMigration *m = &migrations[i];
+
+		CHECK_FOR_INTERRUPTS();
+		appendStringInfoString(out, "    \"");
+		dot_text(out, m->from);
+		appendStringInfoString(out, "\" -> \"");
+		dot_text(out, m->to);
+		appendStringInfoString(out, "\" [label=\"");
+		dot_text(out, m->file);
+		appendStringInfoChar(out, '"');
+		if (!m->up)
+			appendStringInfoString(out, ", style=dashed");
+		appendStringInfoString(out, "];\n");
+	}
+	appendStringInfoString(out, "}\n");
+}
+
+/*
+ * The revision graph of folder dir as Mermaid or Graphviz text: every
+ * revision a node, every file an edge labelled with its name, down edges
+ * dashed; "initial", the head(s) and the track's revision marked.  Nodes
+ * come in name order and edges in file-name order, so the same folder and
+ * state always give the same text.
+ */
+char *
+TrekOpsGraph(const char *dir, const char *formatname, const char *track)
+{
+	TrekFolder *folder;
+	TrekMigration *migrations;
+	int			nmigrations;
+	TrekGraph  *g;
+	TrekGraphFormat format;
+	TrekPicNode *nodes;
+	int			nnodes;
+	int		   *heads;
+	int			nheads;
+	char	   *current;
+	int			cur;
+	StringInfoData out;
+
+	if (strcmp(formatname, "mermaid") == 0)
+		format = TREK_MERMAID;
+	else if (strcmp(formatname, "dot") == 0)
+		format = TREK_DOT;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid graph format \"%s\"", formatname),
+				 errhint("Use \"mermaid\" or \"dot\".")));
+
+	folder = TrekFolderOpen(dir);
+	migrations = TrekScanFolder(folder, &nmigrations);
+	TrekFolderClose(folder);
+	g = TrekGraphBuild(migrations, nmigrations);
+	current = TrekStateCurrent(track);
+
+	nnodes = TrekGraphSize(g);
+	nodes = palloc0((nnodes + 1) * sizeof(TrekPicNode));
+	for (int i = 0; i < nnodes; i++)
+		nodes[i].name = TrekGraphName(g, i);
+	heads = TrekGraphHeads(g, &nheads);
+	for (int i = 0; i < nheads; i++)
+		nodes[heads[i]].marks |= MARK_HEAD;
+	nodes[TrekGraphFind(g, "initial")].marks |= MARK_INITIAL;
+	cur = TrekGraphFind(g, current);
+	if (cur >= 0)
+		nodes[cur].marks |= MARK_CURRENT;
+	else
+	{
+		nodes[nnodes].name = current;
+		nodes[nnodes++].marks = MARK_CURRENT | MARK_UNKNOWN;
+	}
+	qsort(nodes, nnodes, sizeof(TrekPicNode), pic_node_cmp);
+
+	initStringInfo(&out);
+	if (format == TREK_MERMAID)
+		mermaid_graph(&out, nodes, nnodes, migrations, nmigrations);
+	else
+		dot_graph(&out, nodes, nnodes, migrations, nmigrations);
+	return out.data;
+}
