@@ -85,8 +85,10 @@ CALL trek_migrate(NULL::jsonb);
 CALL trek_migrate('{"format": 2}'::jsonb);
 
 -- a new enum value used by a later step: one transaction cannot, one step
--- per transaction can
-\! mkdir "$MIG/enum" && cd "$MIG/enum" && echo "CREATE TYPE mig_s.mood AS ENUM ('sad');" > 20240101_initial_up_a.sql && echo "ALTER TYPE mig_s.mood ADD VALUE 'happy';" > 20240102_a_up_b.sql && echo "CREATE TABLE mig_s.feel (m mig_s.mood DEFAULT 'happy');" > 20240103_b_up_c.sql && chmod -R a+rX "$MIG/enum"
+-- per transaction can.  The type exists before the plan: since PostgreSQL
+-- 17, a value added in the transaction that created its type is usable there.
+CREATE TYPE mig_s.mood AS ENUM ('sad');
+\! mkdir "$MIG/enum" && cd "$MIG/enum" && echo "COMMENT ON TYPE mig_s.mood IS 'how it feels';" > 20240101_initial_up_a.sql && echo "ALTER TYPE mig_s.mood ADD VALUE 'happy';" > 20240102_a_up_b.sql && echo "CREATE TABLE mig_s.feel (m mig_s.mood DEFAULT 'happy');" > 20240103_b_up_c.sql && chmod -R a+rX "$MIG/enum"
 SET client_min_messages = warning;
 SELECT trek_execute(trek_plan(:'mig' || '/enum', 'head', track => 'mig_enum'));
 RESET client_min_messages;

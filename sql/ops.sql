@@ -1,7 +1,8 @@
 -- operating a track: status, verification, stamps, pictures
 -- (in a database of their own, so that history ids are the same every run)
-\set fixtures '/tmp/trek_regress/fixtures'
-\set ops '/tmp/trek_regress/ops'
+\getenv regress_dir TREK_REGRESS_DIR
+\set fixtures :regress_dir '/fixtures'
+\set ops :regress_dir '/ops'
 \set drift :ops '/drift'
 \set adopt :ops '/adopt'
 \setenv OPS :ops
