@@ -135,6 +135,11 @@ REVOKE EXECUTE ON PROCEDURE trek_migrate(text, text, text, text),
 	trek_migrate(jsonb) FROM regress_trek_app;
 REVOKE EXECUTE ON FUNCTION trek_runs(text) FROM regress_trek_app;
 
+-- a migration may not stamp the track it runs on
+\! mkdir "$MIG/nested" && echo "SELECT trek_stamp('$MIG/nested', 'a', track => 'mig_nested');" > "$MIG/nested/20240101_initial_up_a.sql" && chmod -R a+rX "$MIG/nested"
+CALL trek_migrate(:'mig' || '/nested', 'head', track => 'mig_nested');
+SELECT trek_current('mig_nested');
+
 -- clean up
 \! rm -rf "$MIG"
 RESET search_path;

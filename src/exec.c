@@ -569,6 +569,13 @@ record_failure(MemoryContext cxt)
 	MemoryContextSwitchTo(oldcxt);
 }
 
+/* is a plan being run in this backend (a migration calling back)? */
+bool
+TrekExecuting(void)
+{
+	return executing;
+}
+
 /*
  * Run a plan, refusing to be called from one of its own migrations: the
  * inner call would see the track half-way through a step and re-apply it
@@ -673,6 +680,14 @@ TrekLockHolders(const LOCKTAG *waited)
 			nulls[3] = ' ';
 			args[3] = CStringGetTextDatum(psprintf("%u", tag.locktag_field1));
 			break;
+		case LOCKTAG_VIRTUALTRANSACTION:
+			/* CREATE INDEX CONCURRENTLY waits for transactions like this */
+			kind = "virtualxid";
+			nulls[3] = ' ';
+			args[3] = CStringGetTextDatum(psprintf("%d/%u",
+												   (int) tag.locktag_field1,
+												   tag.locktag_field2));
+			break;
 		default:
 			return NULL;
 	}
@@ -689,11 +704,11 @@ TrekLockHolders(const LOCKTAG *waited)
 							   " AND a.pid OPERATOR(pg_catalog.=) ANY (SELECT l.pid"
 							   " FROM pg_catalog.pg_locks l WHERE l.granted"
 							   " AND l.locktype OPERATOR(pg_catalog.=) $1"
-							   " AND ($1 OPERATOR(pg_catalog.=) 'transactionid'"
+							   " AND ($1 OPERATOR(pg_catalog.=) ANY ('{transactionid,virtualxid}')"
 							   " OR (l.database OPERATOR(pg_catalog.=) $2"
 							   " AND l.relation OPERATOR(pg_catalog.=) $3))"
-							   " AND ($4 IS NULL OR l.transactionid::pg_catalog.text"
-							   " OPERATOR(pg_catalog.=) $4)"
+							   " AND ($4 IS NULL OR COALESCE(l.transactionid::pg_catalog.text,"
+							   " l.virtualxid) OPERATOR(pg_catalog.=) $4)"
 							   " AND ($5 IS NULL OR (l.page OPERATOR(pg_catalog.=) $5"
 							   " AND l.tuple OPERATOR(pg_catalog.=) $6)))",
 							   6, argtypes, args, nulls, true, 1);

@@ -14,6 +14,7 @@
 
 extern char *TrekExecute(TrekPlan *plan);
 extern char *TrekLockHolders(const LOCKTAG *waited);
+extern bool TrekExecuting(void);
 extern void TrekMigrate(bool atomic, TrekPlan *given, const char *dir,
 						const char *target, const char *direction,
 						const char *track);

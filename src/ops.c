@@ -31,6 +31,7 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "exec.h"
 #include "folder.h"
 #include "graph.h"
 #include "ops.h"
@@ -139,6 +140,7 @@ survey(TrekSurvey *s, const char *dir, const char *track)
 	{
 		TrekHistoryRow *r = &rows[effect[i]];
 		char		sha256[TREK_SHA256_HEX_LEN + 1];
+		bool		no_transaction;
 
 		CHECK_FOR_INTERRUPTS();
 		if (bsearch(r->file, s->migrations, s->nmigrations,
@@ -148,7 +150,7 @@ survey(TrekSurvey *s, const char *dir, const char *track)
 			s->drift[s->ndrift++].missing = true;
 			continue;
 		}
-		TrekHashFile(s->folder, r->file, sha256);
+		TrekHashFile(s->folder, r->file, sha256, &no_transaction);
 		if (strcmp(sha256, r->sha256) != 0)
 		{
 			s->drift[s->ndrift].row = r;
@@ -321,6 +323,11 @@ TrekOpsStamp(const char *dir, const char *revision, const char *track)
 				 errmsg("cannot execute %s during recovery", "trek_stamp()"),
 				 errhint("Connect to the primary server to stamp a track; standbys receive the stamp through replication.")));
 	PreventCommandIfReadOnly("trek_stamp()");
+	if (TrekExecuting())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("trek_stamp() cannot be called from inside a migration"),
+				 errhint("Stamp the track before or after the run.")));
 
 	folder = TrekFolderOpen(dir);
 	migrations = TrekScanFolder(folder, &nmigrations);

@@ -432,12 +432,18 @@ query_names(const char *sql, int nargs, Oid *argtypes, Datum *args,
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not look up indexes: %s", SPI_result_code_string(rc));
 	for (uint64 r = 0; r < SPI_processed; r++)
-		names = lappend(names,
-						MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[r],
-															  SPI_tuptable->tupdesc, 1)));
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[r],
+										SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		names = lappend(names, pstrdup(name));
+		MemoryContextSwitchTo(old);
+	}
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
 	return names;
 }
 
