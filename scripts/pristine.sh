@@ -90,7 +90,8 @@ for c in "${cases[@]}"; do
 		demo=ok
 	else
 		demo=FAILED
-		tail -n 40 "$log"
+		echo "---- make demo failed; the end of its output:"
+		tail -n 60 "$log"
 		failed=$((failed + 1))
 	fi
 	stages+=", demo $((SECONDS - t)) s"
@@ -102,10 +103,11 @@ for c in "${cases[@]}"; do
 	stages+=$(sed -n 's/^trek: \([a-z_-]*\) took \([0-9]*\) s$/ (\1 \2 s)/p' "$log" | tr -d '\n')
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
 	if [ -z "$line" ]; then
-		tail -n 60 "$log"
 		line="0 passed, 1 failed"
-	elif [[ $line != *" 0 failed" ]]; then
-		grep -E 'FAILED|^FAILED|^ERROR|failed$' "$log" | head -n 40
+	fi
+	if [[ $line != *" 0 failed" ]]; then
+		echo "---- make test failed; the end of its output:"
+		grep -v -E '^(ok|test) .* ok ' "$log" | tail -n 120
 	fi
 	read -r p _ f _ <<<"$line"
 	passed=$((passed + p)) failed=$((failed + f))
