@@ -70,6 +70,14 @@ static bool executing = false;
 /* set while trek_migrate() runs: steps outside a transaction may run */
 static bool migrating = false;
 
+/*
+ * The worker that runs the statements of the run's steps outside a
+ * transaction (toplevel.c): started for the first such step, kept for the
+ * next ones (starting one costs tens of milliseconds), stopped at the end
+ * of the run or when a step fails.
+ */
+static TrekTopLevel *run_worker = NULL;
+
 /* set when an error trek may add advice to passes a step (amend_hint) */
 static bool advice_pending = false;
 
@@ -780,7 +788,7 @@ lock_retry(ErrorData *edata, const char *who, const char *file, int i,
 
 /*
  * Run the statements of a step outside a transaction, each as a top-level
- * command of its own, through a worker (toplevel.c).  A statement that
+ * command of its own, through the run's worker (toplevel.c).  A statement that
  * times out waiting for a lock is retried as steps are; any other failure
  * stops the step (the worker has dropped an INVALID index that a failed
  * concurrent index build left behind).  Nothing here takes a snapshot
@@ -789,7 +797,8 @@ lock_retry(ErrorData *edata, const char *who, const char *file, int i,
 static void
 run_sql_top_level(TrekStepInfo *info, char *text, int len, List *stmts)
 {
-	TrekTopLevel *w = TrekTopLevelStart();
+	if (run_worker == NULL)
+		run_worker = TrekTopLevelStart();
 
 	PG_TRY();
 	{
@@ -809,7 +818,7 @@ run_sql_top_level(TrekStepInfo *info, char *text, int len, List *stmts)
 			for (;;)
 			{
 				char	   *who = NULL;
-				ErrorData  *edata = TrekTopLevelRun(w, sql, &who);
+				ErrorData  *edata = TrekTopLevelRun(run_worker, sql, &who);
 				long		ms;
 
 				if (edata == NULL)
@@ -828,9 +837,12 @@ run_sql_top_level(TrekStepInfo *info, char *text, int len, List *stmts)
 			}
 		}
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		TrekTopLevelStop(w);
+		/* a failed or cancelled step leaves no worker behind */
+		TrekTopLevelStop(run_worker, true);
+		run_worker = NULL;
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
 }
@@ -1053,6 +1065,7 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 			const char *direction, const char *track)
 {
 	const char *volatile locked = given != NULL ? given->track : track;
+	volatile bool finished = false;
 
 	if (atomic)
 		ereport(ERROR,
@@ -1074,18 +1087,33 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/* a cancel while waiting here leaves nothing to release */
+	/*
+	 * Wait for the track without a snapshot: CALL runs with one, and a step
+	 * outside a transaction that builds an index concurrently waits for
+	 * every older snapshot, also for ours while we wait for it.  Committing
+	 * the (empty) transaction lets go of it.  A cancel while waiting here
+	 * leaves nothing to release.
+	 */
+	commit_and_continue();
+	InvalidateCatalogSnapshot();
 	TrekStateLock(locked, true);
 	executing = true;
 	migrating = true;
 	PG_TRY();
 	{
 		migrate_locked(given, dir, target, direction, track);
+		finished = true;
 	}
 	PG_FINALLY();
 	{
 		executing = false;
 		migrating = false;
+		if (run_worker != NULL)
+		{
+			/* idle now, unless the run is failing: then see it gone */
+			TrekTopLevelStop(run_worker, !finished);
+			run_worker = NULL;
+		}
 		TrekStateUnlock(locked, true);
 	}
 	PG_END_TRY();

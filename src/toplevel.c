@@ -112,11 +112,15 @@ stop_worker_at_exit(int code, Datum arg)
 }
 
 /*
- * Start a worker for the current user, database and settings.
+ * Start a worker for the current user, database and settings.  It lives,
+ * with its segment, until TrekTopLevelStop(), across the caller's
+ * transactions.
  */
 TrekTopLevel *
 TrekTopLevelStart(void)
 {
+	MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	ResourceOwner oldowner = CurrentResourceOwner;
 	TrekTopLevel *w = palloc0(sizeof(TrekTopLevel));
 	shm_toc_estimator e;
 	Size		gucsize = EstimateGUCStateSpace();
@@ -136,7 +140,10 @@ TrekTopLevelStart(void)
 	shm_toc_estimate_keys(&e, 4);
 	size = shm_toc_estimate(&e);
 
+	/* the worker outlives the caller's transactions: so does the segment */
+	CurrentResourceOwner = NULL;
 	w->seg = dsm_create(size, 0);
+	CurrentResourceOwner = oldowner;
 	toc = shm_toc_create(TREK_TOPLEVEL_MAGIC, dsm_segment_address(w->seg), size);
 
 	fixed = shm_toc_allocate(toc, sizeof(TrekTopLevelFixed));
@@ -181,13 +188,18 @@ TrekTopLevelStart(void)
 		exit_callback_registered = true;
 	}
 	if (!RegisterDynamicBackgroundWorker(&worker, &w->handle))
+	{
+		dsm_detach(w->seg);
+		MemoryContextSwitchTo(oldcxt);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start a worker to run statements outside a transaction"),
 				 errhint("Raise max_worker_processes, or run the step when fewer background workers are busy.")));
+	}
 	running_worker = w->handle;
 	shm_mq_set_handle(w->request, w->handle);
 	shm_mq_set_handle(w->response, w->handle);
+	MemoryContextSwitchTo(oldcxt);
 	if (WaitForBackgroundWorkerStartup(w->handle, &pid) != BGWH_STARTED)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -197,22 +209,28 @@ TrekTopLevelStart(void)
 }
 
 /*
- * Stop the worker (it exits when told to, or when terminated) and wait
- * until it is gone.
+ * Stop the worker and let go of its segment.  With wait, it is terminated
+ * and gone when this returns (after a failure or a cancel, when it may
+ * still be running a statement); without, it is only told to exit, which
+ * an idle worker does at once.
  */
 void
-TrekTopLevelStop(TrekTopLevel *w)
+TrekTopLevelStop(TrekTopLevel *w, bool wait)
 {
 	char		req = TREK_REQ_EXIT;
 
 	if (w->handle == NULL)
 		return;
 	(void) shm_mq_send(w->request, 1, &req, true, true);
-	TerminateBackgroundWorker(w->handle);
-	(void) WaitForBackgroundWorkerShutdown(w->handle);
+	if (wait)
+	{
+		TerminateBackgroundWorker(w->handle);
+		(void) WaitForBackgroundWorkerShutdown(w->handle);
+	}
 	running_worker = NULL;
 	w->handle = NULL;
 	dsm_detach(w->seg);
+	pfree(w);
 }
 
 /*

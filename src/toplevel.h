@@ -16,6 +16,6 @@ typedef struct TrekTopLevel TrekTopLevel;
 extern TrekTopLevel *TrekTopLevelStart(void);
 extern ErrorData *TrekTopLevelRun(TrekTopLevel *w, const char *sql,
 								  char **holders);
-extern void TrekTopLevelStop(TrekTopLevel *w);
+extern void TrekTopLevelStop(TrekTopLevel *w, bool wait);
 
 #endif							/* TREK_TOPLEVEL_H */

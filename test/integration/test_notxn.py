@@ -1,0 +1,145 @@
+"""Steps outside a transaction, from several sessions: cancel and terminate
+of the caller stop the statement and its worker, a lock timeout is retried,
+and sixteen callers build a concurrent index once."""
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from conftest import history, wait_for
+
+MIGRATE = "CALL trek_migrate(%s, %s)"
+RUNNERS = ("SELECT count(*) FROM pg_stat_activity"
+           " WHERE backend_type = 'trek statement runner'")
+
+SLOW = {
+    "20240101_initial_up_rev1.sql": "CREATE TABLE slow_t (id int);\n",
+    "20240102_rev1_up_rev2.sql":
+        "-- trek:no-transaction\nSELECT pg_sleep(60);\n",
+}
+
+
+def start_call(cluster, db, folder, target):
+    outcome = {}
+    ready = threading.Event()
+
+    def run():
+        with cluster.connect(db) as conn:
+            outcome["pid"] = conn.info.backend_pid
+            ready.set()
+            t = time.monotonic()
+            try:
+                conn.execute(MIGRATE, (str(folder), target))
+                outcome["result"] = "done"
+            except psycopg.Error as e:
+                outcome["result"] = e
+            outcome["seconds"] = time.monotonic() - t
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    ready.wait(30)
+    return t, outcome
+
+
+@pytest.mark.parametrize("how", ["cancel", "terminate"])
+def test_cancel_and_terminate_stop_the_worker(cluster, database, make_folder, how):
+    folder = make_folder(SLOW)
+    with cluster.connect(database) as watcher:
+        t, outcome = start_call(cluster, database, folder, "rev2")
+        wait_for(lambda: watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type ="
+            " 'trek statement runner' AND query = 'SELECT pg_sleep(60)'"
+        ).fetchone()[0] == 1, 30, "the worker to run the statement")
+        started = time.monotonic()
+        fn = "pg_cancel_backend" if how == "cancel" else "pg_terminate_backend"
+        watcher.execute("SELECT %s(%s)" % (fn, outcome["pid"]))
+        t.join(30)
+        assert not t.is_alive()
+        assert time.monotonic() - started < 5
+        err = outcome["result"]
+        if how == "cancel":
+            assert isinstance(err, psycopg.errors.QueryCanceled)
+        else:
+            assert isinstance(err, psycopg.OperationalError)
+        # nothing of the run is left running, and the track did not move
+        wait_for(lambda: watcher.execute(RUNNERS).fetchone()[0] == 0, 10,
+                 "the worker to go")
+        assert watcher.execute("SELECT trek_current()").fetchone()[0] == "rev1"
+
+
+def test_lock_timeout_is_retried_outside_a_transaction(cluster, database,
+                                                       make_folder):
+    folder = make_folder({
+        "20240101_initial_up_rev1.sql": "CREATE TABLE lt (id int);\n",
+        "20240102_rev1_up_rev2.sql":
+            "-- trek:no-transaction\nALTER TABLE lt ADD COLUMN note text;\n",
+    })
+    with cluster.connect(database) as conn:
+        conn.execute(MIGRATE, (str(folder), "rev1"))
+    blocker = cluster.connect(database, autocommit=False)
+    blocker.execute("SELECT count(*) FROM lt").fetchone()
+    blocker_pid = blocker.info.backend_pid
+    notices = []
+    outcome = {}
+
+    def run():
+        with cluster.connect(database) as conn:
+            conn.add_notice_handler(lambda d: notices.append(
+                (d.message_primary, d.message_detail)))
+            conn.execute("SET trek.lock_timeout = '200ms'")
+            conn.execute("SET trek.lock_retries = 30")
+            conn.execute(MIGRATE, (str(folder), "rev2"))
+            outcome["result"] = "done"
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    wait_for(lambda: len(notices) >= 2, 30, "two retries")
+    blocker.commit()
+    t.join(60)
+    blocker.close()
+    retries = [n for n in notices if "timed out waiting for a lock" in n[0]]
+    assert len(retries) >= 2
+    assert all("pid %d " % blocker_pid in (d or "")
+               for _, d in retries), retries
+    assert outcome["result"] == "done"
+    with cluster.connect(database) as conn:
+        assert conn.execute("SELECT trek_current()").fetchone()[0] == "rev2"
+
+
+def test_sixteen_callers_build_the_index_once(cluster, database, make_folder):
+    folder = make_folder({
+        "20240101_initial_up_rev1.sql":
+            "CREATE TABLE many (id int, v int);\n"
+            "INSERT INTO many SELECT g, g % 100 FROM generate_series(1, 20000) g;\n",
+        "20240102_rev1_up_rev2.sql":
+            "-- trek:no-transaction\n"
+            "CREATE INDEX CONCURRENTLY many_v_idx ON many (v);\n",
+        "20240103_rev2_up_rev3.sql": "CREATE TABLE after_index (id int);\n",
+    })
+    barrier = threading.Barrier(16)
+    errors = []
+
+    def caller():
+        try:
+            with cluster.connect(database) as conn:
+                barrier.wait(30)
+                conn.execute(MIGRATE, (str(folder), "head"))
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=caller, daemon=True) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    with cluster.connect(database) as conn:
+        assert [r[1] for r in history(conn)] == ["rev1", "rev2", "rev3"]
+        assert conn.execute(
+            "SELECT count(*), bool_and(indisvalid) FROM pg_index"
+            " WHERE indrelid = 'many'::regclass").fetchone() == (1, True)
+        # the last run told its worker to exit, which it does at once
+        wait_for(lambda: conn.execute(RUNNERS).fetchone()[0] == 0, 10,
+                 "the workers to exit")
