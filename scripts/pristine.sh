@@ -43,13 +43,14 @@ git -C "$TREK_ROOT" bundle create "$bundle" HEAD 2>/dev/null ||
 passed=0 failed=0
 summary=()
 
-# add_user ROOT: the user with sudo and a home only they may enter
+# add_user ROOT: the user with sudo and a home only they may enter (useradd
+# is in passwd, which the apt variant of trixie and later lacks)
 add_user() {
 	trek_root_sh "$1" root "
 		set -e
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -q >/dev/null
-		apt-get install -y -q --no-install-recommends sudo >/dev/null
+		apt-get install -y -q --no-install-recommends sudo passwd >/dev/null
 		useradd -m -s /bin/bash $TREK_TEST_USER
 		chmod 700 /home/$TREK_TEST_USER
 		echo '$TREK_TEST_USER ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/$TREK_TEST_USER
@@ -89,7 +90,8 @@ for c in "${cases[@]}"; do
 		demo=ok
 	else
 		demo=FAILED
-		tail -n 40 "$log"
+		echo "---- make demo failed; the end of its output:"
+		tail -n 60 "$log"
 		failed=$((failed + 1))
 	fi
 	stages+=", demo $((SECONDS - t)) s"
@@ -101,10 +103,11 @@ for c in "${cases[@]}"; do
 	stages+=$(sed -n 's/^trek: \([a-z_-]*\) took \([0-9]*\) s$/ (\1 \2 s)/p' "$log" | tr -d '\n')
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
 	if [ -z "$line" ]; then
-		tail -n 60 "$log"
 		line="0 passed, 1 failed"
-	elif [[ $line != *" 0 failed" ]]; then
-		grep -E 'FAILED|^FAILED|^ERROR|failed$' "$log" | head -n 40
+	fi
+	if [[ $line != *" 0 failed" ]]; then
+		echo "---- make test failed; the end of its output:"
+		grep -v -E '^(ok|test) .* ok ' "$log" | tail -n 120
 	fi
 	read -r p _ f _ <<<"$line"
 	passed=$((passed + p)) failed=$((failed + f))

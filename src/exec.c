@@ -1064,7 +1064,7 @@ void
 TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 			const char *direction, const char *track)
 {
-	const char *locked = given != NULL ? given->track : track;
+	const char *volatile locked = given != NULL ? given->track : track;
 	volatile bool finished = false;
 
 	if (atomic)

@@ -376,7 +376,11 @@ run_top_level(const char *sql)
 		PortalStart(portal, NULL, 0, InvalidSnapshot);
 		dest = CreateDestReceiver(DestNone);
 		InitializeQueryCompletion(&qc);
+#if PG_VERSION_NUM >= 180000
+		(void) PortalRun(portal, FETCH_ALL, true, dest, dest, &qc);
+#else
 		(void) PortalRun(portal, FETCH_ALL, true, true, dest, dest, &qc);
+#endif
 		dest->rDestroy(dest);
 		PortalDrop(portal, false);
 		if (lnext(parsetrees, lc) != NULL)

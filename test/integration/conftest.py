@@ -236,6 +236,23 @@ def folder_root():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def staged(folder_root):
+    """staged("examples/people"): a copy of a folder of the project that the
+    server can read (a clone in a home folder is closed to its OS user)."""
+    copies = {}
+
+    def stage(relpath):
+        if relpath not in copies:
+            dest = Path(tempfile.mkdtemp(dir=folder_root)) / Path(relpath).name
+            shutil.copytree(ROOT / relpath, dest)
+            for path in [dest.parent, dest, *dest.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            copies[relpath] = dest
+        return copies[relpath]
+    return stage
+
+
 class Folder:
     """A migration folder the server can read."""
 

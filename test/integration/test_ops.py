@@ -18,10 +18,10 @@ import xml.etree.ElementTree as ET
 import psycopg
 import pytest
 
-from conftest import ROOT, history
+from conftest import history
 
 SVG = "{http://www.w3.org/2000/svg}"
-PEOPLE = ROOT / "examples" / "people"
+PEOPLE = "examples/people"     # staged: the server reads a copy
 
 # asyncpg-trek's statements (asyncpg_trek/asyncpg.py), schema "public"
 ASYNCPG_TREK_CREATE = """\
@@ -75,17 +75,18 @@ needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
 
 
 @needs_dot
-def test_dot_renders_every_revision_and_file(cluster, database):
+def test_dot_renders_every_revision_and_file(cluster, database, staged):
+    people = staged(PEOPLE)
     with cluster.connect(database) as conn:
         conn.execute("SET client_min_messages = warning")
-        conn.execute("SELECT trek_execute(trek_plan(%s, 'rev2'))", (str(PEOPLE),))
+        conn.execute("SELECT trek_execute(trek_plan(%s, 'rev2'))", (str(people),))
         text = conn.execute("SELECT trek_graph(%s, 'dot')",
-                            (str(PEOPLE),)).fetchone()[0]
+                            (str(people),)).fetchone()[0]
     nodes, edges = render(text)
     assert set(nodes) == {"initial", "rev1", "rev2", "rev3"}
     assert "current" in nodes["rev2"] and "head" in nodes["rev3"]
     assert "current" not in nodes["rev3"] and "head" not in nodes["rev2"]
-    files = sorted(p.name for p in PEOPLE.iterdir())
+    files = sorted(p.name for p in people.iterdir())
     labels = sorted(label for labs in edges.values() for label in labs)
     assert labels == files
     assert edges["initial->rev1"] == ["20240101_initial_up_rev1.sql"]
@@ -119,11 +120,12 @@ def test_dot_of_branches_and_awkward_names(cluster, database, make_folder):
     assert edges["edge->node"] == ["20240104_edge_down_node.sql"]
 
 
-def test_mermaid_lists_every_file(cluster, database):
+def test_mermaid_lists_every_file(cluster, database, staged):
+    people = staged(PEOPLE)
     with cluster.connect(database) as conn:
-        text = conn.execute("SELECT trek_graph(%s)", (str(PEOPLE),)).fetchone()[0]
+        text = conn.execute("SELECT trek_graph(%s)", (str(people),)).fetchone()[0]
     assert text.startswith("flowchart TD\n")
-    for p in PEOPLE.iterdir():
+    for p in people.iterdir():
         assert '|"%s"|' % p.name in text
 
 
