@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # scripts/matrix.sh [LEG...]: the whole suite on several PostgreSQL majors
-# (make test-matrix).  A LEG is "host" (make test on this machine) or a
+# (make test-matrix).  A LEG is "host" (make test on this machine), a
 # Debian release whose default PostgreSQL the suite then runs on, in a
 # throwaway copy of a pristine root (scripts/roots.sh): bookworm (15),
-# trixie (17), forky (18).  Default: host trixie forky.  TREK_MATRIX sets
+# trixie (17), forky (18), or "deb:RELEASE": the Debian package built and
+# installed in copies of that release's pristine root and the regression
+# suite run against it (scripts/test-deb.sh).  Default: host trixie forky
+# deb:bookworm.  TREK_MATRIX sets
 # the default too, e.g. TREK_MATRIX="bookworm trixie forky" leaves this
 # machine's PostgreSQL alone.
 #
@@ -19,7 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=scripts/roots.sh
 source "$TREK_ROOT/scripts/roots.sh"
 
-read -r -a legs <<<"${TREK_MATRIX:-host trixie forky}"
+read -r -a legs <<<"${TREK_MATRIX:-host trixie forky deb:bookworm}"
 [ $# -gt 0 ] && legs=("$@")
 logs=$(mktemp -d "${TMPDIR:-/tmp}/trek-matrix.XXXXXX")
 cleanup() {
@@ -67,6 +70,24 @@ for leg in "${legs[@]}"; do
 		echo "==== $label: make test"
 		(cd "$TREK_ROOT" && make test) 2>&1 | tee "$log"
 		stages=""
+	elif [ "${leg#deb:}" != "$leg" ]; then
+		# the Debian package: built in a copy of the release's pristine
+		# root, installed into a second one, regression suite against it
+		rel=${leg#deb:}
+		major=$(trek_root_release_major "$rel") || major="?"
+		label="Debian package postgresql-$major-trek ($rel)"
+		echo "==== $label: build, install, installcheck"
+		t=$SECONDS
+		if ! pristine=$(trek_root_cached "$rel"); then
+			count /dev/null
+			summary+=("$label: no root: $line")
+			continue
+		fi
+		stages="root $((SECONDS - t)) s"
+		t=$SECONDS
+		DEB_BUILD_OPTIONS=nocheck bash "$TREK_ROOT/scripts/test-deb.sh" "$pristine" 2>&1 |
+			tee "$log"
+		stages+=", package $((SECONDS - t)) s"
 	else
 		if ! major=$(trek_root_release_major "$leg"); then
 			summary+=("$leg: unknown release: 0 passed, 1 failed")
