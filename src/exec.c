@@ -903,12 +903,29 @@ run_step_guarded(TrekPlan *plan, int i, TrekFolder *folder, MemoryContext cxt)
 	return edata;
 }
 
-/* commit what the current transaction did, and start the next */
+/*
+ * Commit what the current transaction did, and start the next.  Unless
+ * durable (or trek.synchronous_steps is on), the commit does not wait for
+ * its WAL to be flushed: a crash may then lose it, but only together with
+ * every later commit of the run, history rows included, since WAL is
+ * flushed in order; the next run applies such steps again.  The run's
+ * last commit is durable, and so makes every earlier one durable too.
+ */
+static void
+commit_and_continue_as(bool durable)
+{
+	if (!durable && !TrekSynchronousSteps)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
+								 false);
+	SPI_commit();
+	SPI_start_transaction();
+}
+
 static void
 commit_and_continue(void)
 {
-	SPI_commit();
-	SPI_start_transaction();
+	commit_and_continue_as(true);
 }
 
 /*
@@ -954,7 +971,7 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 				if (ms >= 0)
 				{
 					FreeErrorData(edata);
-					commit_and_continue();
+					commit_and_continue_as(false);
 					pause_ms(ms);
 					MemoryContextReset(stepcxt);
 					continue;
@@ -976,7 +993,7 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 						   i + 1 < plan->nsteps ? plan->steps[i + 1].file : NULL,
 						   i + 1 < plan->nsteps ? NULL : "done", NULL, NULL);
 		TrekFolderClose(folder);
-		commit_and_continue();
+		commit_and_continue_as(i + 1 == plan->nsteps);
 		MemoryContextReset(stepcxt);
 
 		ereport(NOTICE,
@@ -1051,7 +1068,7 @@ migrate_locked(TrekPlan *given, const char *dir, const char *target,
 	run_id = TrekStateRunStart(plan, folder->path, "migrate", "running",
 							   first, plan->steps[first].file);
 	TrekFolderClose(folder);
-	commit_and_continue();
+	commit_and_continue_as(false);
 	migrate_steps(plan, first, run_id, owned, cxt);
 }
 

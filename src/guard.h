@@ -21,6 +21,7 @@ extern char *TrekAllowedDirectories;
 extern int	TrekMaxFileSize;
 extern int	TrekLockTimeout;
 extern int	TrekLockRetries;
+extern bool TrekSynchronousSteps;
 
 extern void TrekDefineSettings(void);
 extern bool TrekGuardConfined(void);
