@@ -71,12 +71,11 @@ static bool executing = false;
 static bool migrating = false;
 
 /*
- * The worker that runs the statements of the run's steps outside a
- * transaction (toplevel.c): started for the first such step, kept for the
- * next ones (starting one costs tens of milliseconds), stopped at the end
- * of the run or when a step fails.
+ * set while trek_migrate() runs from another procedure or a DO block (not
+ * from the top level): then it cannot leave its transaction for a step
+ * outside one, since the caller's SPI connection would not survive that
  */
-static TrekTopLevel *run_worker = NULL;
+static bool migrating_nested = false;
 
 /* set when an error trek may add advice to passes a step (amend_hint) */
 static bool advice_pending = false;
@@ -374,6 +373,14 @@ run_step(TrekPlan *plan, int i, TrekFolder *folder)
 				 errmsg("migration \"%s\" must run outside a transaction", s->file),
 				 errdetail("Its first line is \"-- trek:no-transaction\", and trek_execute() runs the whole plan in one transaction."),
 				 errhint("Apply the plan with CALL trek_migrate(...).")));
+	if (no_transaction != s->no_transaction)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("plan does not match migration \"%s\"", s->file),
+				 errdetail("The file %s \"-- trek:no-transaction\", the plan says it %s.",
+						   no_transaction ? "starts with" : "does not start with",
+						   s->no_transaction ? "does" : "does not"),
+				 errhint("Make a new plan with trek_plan().")));
 	if (s->python)
 		TrekPythonRun(s->file, text, len, &info.line);
 	else if (no_transaction)
@@ -787,64 +794,136 @@ lock_retry(ErrorData *edata, const char *who, const char *file, int i,
 }
 
 /*
- * Run the statements of a step outside a transaction, each as a top-level
- * command of its own, through the run's worker (toplevel.c).  A statement that
- * times out waiting for a lock is retried as steps are; any other failure
- * stops the step (the worker has dropped an INVALID index that a failed
- * concurrent index build left behind).  Nothing here takes a snapshot
- * while the worker runs: CREATE INDEX CONCURRENTLY would wait for it.
+ * A step outside a transaction, read and checked by run_step() in the
+ * step's subtransaction, waiting for run_pending_top_level() to run it
+ * outside any; in the step's memory, which commits do not free.
  */
+typedef struct TrekPendingStep
+{
+	TrekStepInfo info;
+	char	   *text;
+	int			len;
+	List	   *stmts;
+} TrekPendingStep;
+
+static TrekPendingStep *pending_top_level = NULL;
+
+/* the context trek_migrate() keeps its SPI connection in (see TrekMigrate) */
+static MemoryContext migrate_spi_cxt = NULL;
+
 static void
 run_sql_top_level(TrekStepInfo *info, char *text, int len, List *stmts)
 {
-	if (run_worker == NULL)
-		run_worker = TrekTopLevelStart();
+	TrekPendingStep *p = palloc(sizeof(TrekPendingStep));
 
+	Assert(migrating && !migrating_nested);
+	p->info = *info;
+	p->text = text;
+	p->len = len;
+	p->stmts = stmts;
+	pending_top_level = p;
+}
+
+/* who held the lock the last statement timed out on (needs SPI) */
+static char *
+waited_lock_holders(void)
+{
+	return waited_valid ? TrekLockHolders(&waited_tag) : NULL;
+}
+
+/*
+ * Run the pending step outside a transaction: each statement as a
+ * top-level command of its own, in this backend, outside any transaction
+ * (toplevel.c), with lock_timeout set to trek.lock_timeout.  A statement
+ * that times out waiting for a lock is retried as steps are; any other
+ * error (a cancel too) stops the step, and is returned, copied into cxt,
+ * as run_step_guarded() returns one.  Either way the backend is in a new
+ * transaction with SPI connected when this returns.
+ */
+static ErrorData *
+run_pending_top_level(MemoryContext cxt)
+{
+	TrekPendingStep *p = pending_top_level;
+	TrekStepInfo *info = &p->info;
+	ErrorData  *volatile edata = NULL;
+	char	   *volatile saved_lock_timeout = NULL;
+	ErrorContextCallback cb;
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	pending_top_level = NULL;
+	if (wait_probe_id == MAX_TIMEOUTS)
+		wait_probe_id = RegisterTimeout(USER_TIMEOUT, wait_probe);
+
+	TrekTopLevelEnter();
+	MemoryContextSwitchTo(oldcxt);
+	cb.callback = step_context;
+	cb.arg = info;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
 	PG_TRY();
 	{
 		ListCell   *lc;
 
-		foreach(lc, stmts)
+		if (TrekLockTimeout > 0)
+		{
+			char		value[32];
+
+			saved_lock_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
+			snprintf(value, sizeof(value), "%d", TrekLockTimeout);
+			SetConfigOption("lock_timeout", value, PGC_USERSET, PGC_S_SESSION);
+		}
+		foreach(lc, p->stmts)
 		{
 			RawStmt    *raw = lfirst_node(RawStmt, lc);
 			int			start = raw->stmt_location;
-			int			slen = raw->stmt_len > 0 ? raw->stmt_len : len - start;
+			int			slen = raw->stmt_len > 0 ? raw->stmt_len : p->len - start;
 			char	   *sql;
 			int			attempt = 0;
 
 			CHECK_FOR_INTERRUPTS();
-			info->offset = TrekSkipBlanks(text, start, start + slen);
-			sql = pnstrdup(text + info->offset, start + slen - info->offset);
+			info->offset = TrekSkipBlanks(p->text, start, start + slen);
+			sql = pnstrdup(p->text + info->offset, start + slen - info->offset);
 			for (;;)
 			{
-				char	   *who = NULL;
-				ErrorData  *edata = TrekTopLevelRun(run_worker, sql, &who);
+				char	   *who;
 				long		ms;
 
-				if (edata == NULL)
+				waited_valid = false;
+				edata = TrekTopLevelRun(sql, wait_probe_id, waited_lock_holders,
+										&who, cxt);
+				MemoryContextSwitchTo(oldcxt);
+				if (edata == NULL || edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 					break;
-				if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
-					(ms = lock_retry(edata, who, info->file, info->step - 1,
-									 info->nsteps, &attempt,
-									 CurrentMemoryContext)) >= 0)
-				{
-					FreeErrorData(edata);
-					pause_ms(ms);
-					continue;
-				}
-				/* the worker's error, with this step's context */
-				ThrowErrorData(edata);
+				ms = lock_retry(edata, who, info->file, info->step - 1,
+								info->nsteps, &attempt, cxt);
+				if (ms < 0)
+					break;
+				FreeErrorData(edata);
+				edata = NULL;
+				pause_ms(ms);
 			}
+			if (edata != NULL)
+				break;
 		}
 	}
 	PG_CATCH();
 	{
-		/* a failed or cancelled step leaves no worker behind */
-		TrekTopLevelStop(run_worker, true);
-		run_worker = NULL;
-		PG_RE_THROW();
+		/* a cancel between statements, or the like */
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		RESUME_INTERRUPTS();
 	}
 	PG_END_TRY();
+	error_context_stack = cb.previous;
+	if (saved_lock_timeout != NULL)
+		SetConfigOption("lock_timeout", saved_lock_timeout, PGC_USERSET,
+						PGC_S_SESSION);
+	TrekTopLevelLeave(migrate_spi_cxt);
+	MemoryContextSwitchTo(oldcxt);
+	return edata;
 }
 
 /*
@@ -903,29 +982,12 @@ run_step_guarded(TrekPlan *plan, int i, TrekFolder *folder, MemoryContext cxt)
 	return edata;
 }
 
-/*
- * Commit what the current transaction did, and start the next.  Unless
- * durable (or trek.synchronous_steps is on), the commit does not wait for
- * its WAL to be flushed: a crash may then lose it, but only together with
- * every later commit of the run, history rows included, since WAL is
- * flushed in order; the next run applies such steps again.  The run's
- * last commit is durable, and so makes every earlier one durable too.
- */
-static void
-commit_and_continue_as(bool durable)
-{
-	if (!durable && !TrekSynchronousSteps)
-		(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
-								 false);
-	SPI_commit();
-	SPI_start_transaction();
-}
-
+/* commit what the current transaction did, and start the next */
 static void
 commit_and_continue(void)
 {
-	commit_and_continue_as(true);
+	SPI_commit();
+	SPI_start_transaction();
 }
 
 /*
@@ -956,6 +1018,15 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 			report_step("trek_migrate", plan, i);
 			started = GetCurrentTimestamp();
 			edata = run_step_guarded(plan, i, folder, cxt);
+			if (pending_top_level != NULL)
+			{
+				/* read and checked: now outside a transaction */
+				TrekFolderClose(folder);
+				if (edata == NULL)
+					edata = run_pending_top_level(cxt);
+				pending_top_level = NULL;
+				folder = TrekFolderOpen(plan->dir);
+			}
 			MemoryContextSwitchTo(oldcxt);
 			if (edata == NULL)
 				break;
@@ -971,7 +1042,7 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 				if (ms >= 0)
 				{
 					FreeErrorData(edata);
-					commit_and_continue_as(false);
+					commit_and_continue();
 					pause_ms(ms);
 					MemoryContextReset(stepcxt);
 					continue;
@@ -993,7 +1064,7 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 						   i + 1 < plan->nsteps ? plan->steps[i + 1].file : NULL,
 						   i + 1 < plan->nsteps ? NULL : "done", NULL, NULL);
 		TrekFolderClose(folder);
-		commit_and_continue_as(i + 1 == plan->nsteps);
+		commit_and_continue();
 		MemoryContextReset(stepcxt);
 
 		ereport(NOTICE,
@@ -1064,11 +1135,22 @@ migrate_locked(TrekPlan *given, const char *dir, const char *target,
 			break;
 		}
 	}
+	for (int i = first; i < plan->nsteps && migrating_nested; i++)
+	{
+		if (plan->steps[i].no_transaction)
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("trek_migrate() cannot run migration \"%s\" from inside a procedure or a DO block",
+							plan->steps[i].file),
+					 errdetail("Step %d of %d starts with \"-- trek:no-transaction\": its statements run as top-level commands, which only a CALL at the top level can do.",
+							   i + 1, plan->nsteps),
+					 errhint("Call trek_migrate() directly: CALL trek_migrate(...) from the client or a pg_cron job.")));
+	}
 
 	run_id = TrekStateRunStart(plan, folder->path, "migrate", "running",
 							   first, plan->steps[first].file);
 	TrekFolderClose(folder);
-	commit_and_continue_as(false);
+	commit_and_continue();
 	migrate_steps(plan, first, run_id, owned, cxt);
 }
 
@@ -1082,7 +1164,8 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 			const char *direction, const char *track)
 {
 	const char *volatile locked = given != NULL ? given->track : track;
-	volatile bool finished = false;
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext runcxt;
 
 	if (atomic)
 		ereport(ERROR,
@@ -1101,8 +1184,17 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("trek_migrate() cannot be called from inside a migration")));
 
+	/*
+	 * The run lives in a context of its own, not in SPI's: a step outside
+	 * a transaction leaves SPI for a while (run_pending_top_level).
+	 */
+	migrating_nested = SPI_inside_nonatomic_context();
+	runcxt = AllocSetContextCreate(CurrentMemoryContext, "trek_migrate",
+								   ALLOCSET_DEFAULT_SIZES);
+	migrate_spi_cxt = runcxt;
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(runcxt);
 
 	/*
 	 * Wait for the track without a snapshot: CALL runs with one, and a step
@@ -1119,20 +1211,18 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 	PG_TRY();
 	{
 		migrate_locked(given, dir, target, direction, track);
-		finished = true;
 	}
 	PG_FINALLY();
 	{
 		executing = false;
 		migrating = false;
-		if (run_worker != NULL)
-		{
-			/* idle now, unless the run is failing: then see it gone */
-			TrekTopLevelStop(run_worker, !finished);
-			run_worker = NULL;
-		}
+		migrating_nested = false;
+		pending_top_level = NULL;
+		migrate_spi_cxt = NULL;
 		TrekStateUnlock(locked, true);
 	}
 	PG_END_TRY();
 	SPI_finish();
+	MemoryContextSwitchTo(callercxt);
+	MemoryContextDelete(runcxt);
 }

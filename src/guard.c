@@ -40,7 +40,6 @@ char	   *TrekAllowedDirectories = NULL;
 int			TrekMaxFileSize = TREK_DEFAULT_MAX_FILE_SIZE;
 int			TrekLockTimeout = TREK_DEFAULT_LOCK_TIMEOUT;
 int			TrekLockRetries = TREK_DEFAULT_LOCK_RETRIES;
-bool		TrekSynchronousSteps = false;
 
 /*
  * The parsed setting: canonical absolute paths, each NUL-terminated, one
@@ -194,16 +193,6 @@ TrekDefineSettings(void)
 							check_lock_retries,
 							NULL,
 							NULL);
-	DefineCustomBoolVariable("trek.synchronous_steps",
-							 "Whether trek_migrate() waits for each step's commit to be flushed.",
-							 "Off: steps before a run's last commit without waiting for the WAL flush; the last commit of the run, and the record of a failure, wait as synchronous_commit says, and so make every step before them durable.",
-							 &TrekSynchronousSteps,
-							 false,
-							 PGC_USERSET,
-							 0,
-							 NULL,
-							 NULL,
-							 NULL);
 	MarkGUCPrefixReserved("trek");
 }
 

@@ -21,7 +21,6 @@ extern char *TrekAllowedDirectories;
 extern int	TrekMaxFileSize;
 extern int	TrekLockTimeout;
 extern int	TrekLockRetries;
-extern bool TrekSynchronousSteps;
 
 extern void TrekDefineSettings(void);
 extern bool TrekGuardConfined(void);

@@ -9,13 +9,12 @@
 #ifndef TREK_TOPLEVEL_H
 #define TREK_TOPLEVEL_H
 
-#include "storage/lock.h"
+#include "utils/timeout.h"
 
-typedef struct TrekTopLevel TrekTopLevel;
-
-extern TrekTopLevel *TrekTopLevelStart(void);
-extern ErrorData *TrekTopLevelRun(TrekTopLevel *w, const char *sql,
-								  char **holders);
-extern void TrekTopLevelStop(TrekTopLevel *w, bool wait);
+extern void TrekTopLevelEnter(void);
+extern void TrekTopLevelLeave(MemoryContext spicxt);
+extern ErrorData *TrekTopLevelRun(const char *sql, TimeoutId probe,
+								  char *(*holders_fn) (void), char **holders,
+								  MemoryContext cxt);
 
 #endif							/* TREK_TOPLEVEL_H */

@@ -4,8 +4,9 @@ Debian's postgresql-15-cron (pg_cron 1.4) is preloaded by the test cluster
 and schedules by the minute, so the jobs are scheduled together and the
 test waits for the next minute to start: one job picks up a migration
 added to its folder, another meets a failing migration, and a third, with
-CALL trek_migrate, applies a new migration step by step and stops at a
-failing one after it, with the good step committed.
+CALL trek_migrate, applies a new migration step by step (one outside a
+transaction, which builds an index concurrently) and stops at a failing one
+after it, with the good step committed.
 """
 
 import time
@@ -95,8 +96,10 @@ def run_cron_job(cluster, cron, make_folder, good_db, bad_db, steps_db):
     # the good folder gets a new migration, the bad ones a good one and a
     # failing one
     good.add(GOOD, good_later[GOOD])
+    bad.add(GOOD, good_later[GOOD])
+    steps.add(GOOD, "-- trek:no-transaction\n" + good_later[GOOD]
+              + "CREATE INDEX CONCURRENTLY t1_cron_idx ON t1 (id);\n")
     for folder in (bad, steps):
-        folder.add(GOOD, good_later[GOOD])
         folder.add(BAD, BAD_SQL)
 
     def finished(jobid):
@@ -116,6 +119,9 @@ def run_cron_job(cluster, cron, make_folder, good_db, bad_db, steps_db):
         assert [r[3] for r in history(conn)] == [
             "20240101_initial_up_rev1.sql", GOOD]
         assert tables(conn) == ["t1", "t2"]
+        assert conn.execute("SELECT indisvalid FROM pg_index WHERE"
+                            " indexrelid = 't1_cron_idx'::regclass"
+                            ).fetchone()[0] is True
         assert conn.execute("SELECT call, state, steps_done, sqlstate"
                             " FROM trek_runs() LIMIT 1").fetchone() == \
             ("migrate", "failed", 1, "42P01")

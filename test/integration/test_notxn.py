@@ -1,6 +1,7 @@
 """Steps outside a transaction, from several sessions: cancel and terminate
-of the caller stop the statement and its worker, a lock timeout is retried,
-and sixteen callers build a concurrent index once."""
+of the caller stop the statement (which the caller's own backend runs) and
+leave nothing running, a lock timeout is retried, and sixteen callers build a
+concurrent index once."""
 
 import threading
 import time
@@ -11,8 +12,10 @@ import pytest
 from conftest import history, wait_for
 
 MIGRATE = "CALL trek_migrate(%s, %s)"
-RUNNERS = ("SELECT count(*) FROM pg_stat_activity"
-           " WHERE backend_type = 'trek statement runner'")
+# any other session of the database than the watcher's own: a run outside a
+# transaction must leave no process behind (nor start one)
+OTHERS = ("SELECT count(*) FROM pg_stat_activity"
+          " WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 SLOW = {
     "20240101_initial_up_rev1.sql": "CREATE TABLE slow_t (id int);\n",
@@ -44,14 +47,18 @@ def start_call(cluster, db, folder, target):
 
 
 @pytest.mark.parametrize("how", ["cancel", "terminate"])
-def test_cancel_and_terminate_stop_the_worker(cluster, database, make_folder, how):
+def test_cancel_and_terminate_stop_the_statement(cluster, database, make_folder,
+                                                how):
     folder = make_folder(SLOW)
     with cluster.connect(database) as watcher:
         t, outcome = start_call(cluster, database, folder, "rev2")
+        # the caller's own backend sleeps, and says which step it is at
         wait_for(lambda: watcher.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE backend_type ="
-            " 'trek statement runner' AND query = 'SELECT pg_sleep(60)'"
-        ).fetchone()[0] == 1, 30, "the worker to run the statement")
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+            " AND wait_event = 'PgSleep' AND query LIKE"
+            " 'trek_migrate: track \"default\", step 2 of 2, 20240102_rev1_up_rev2.sql'",
+            (outcome["pid"],)).fetchone()[0] == 1, 30, "the statement to run")
+        assert watcher.execute(OTHERS).fetchone()[0] == 1
         started = time.monotonic()
         fn = "pg_cancel_backend" if how == "cancel" else "pg_terminate_backend"
         watcher.execute("SELECT %s(%s)" % (fn, outcome["pid"]))
@@ -64,8 +71,8 @@ def test_cancel_and_terminate_stop_the_worker(cluster, database, make_folder, ho
         else:
             assert isinstance(err, psycopg.OperationalError)
         # nothing of the run is left running, and the track did not move
-        wait_for(lambda: watcher.execute(RUNNERS).fetchone()[0] == 0, 10,
-                 "the worker to go")
+        wait_for(lambda: watcher.execute(OTHERS).fetchone()[0] == 0, 10,
+                 "the caller's backend to go or to be idle")
         assert watcher.execute("SELECT trek_current()").fetchone()[0] == "rev1"
 
 
@@ -140,6 +147,41 @@ def test_sixteen_callers_build_the_index_once(cluster, database, make_folder):
         assert conn.execute(
             "SELECT count(*), bool_and(indisvalid) FROM pg_index"
             " WHERE indrelid = 'many'::regclass").fetchone() == (1, True)
-        # the last run told its worker to exit, which it does at once
-        wait_for(lambda: conn.execute(RUNNERS).fetchone()[0] == 0, 10,
-                 "the workers to exit")
+        # no session but this one is left
+        wait_for(lambda: conn.execute(OTHERS).fetchone()[0] == 0, 10,
+                 "the callers to go")
+
+
+def test_a_nested_call_refuses_steps_outside_a_transaction(cluster, database,
+                                                           make_folder):
+    """From a procedure or a DO block trek_migrate() cannot leave its
+    transaction: a plan with a step outside one is refused before any step
+    runs; ordinary steps still run from there."""
+    folder = make_folder({
+        "20240101_initial_up_rev1.sql": "CREATE TABLE nest (id int);\n",
+        "20240102_rev1_up_rev2.sql":
+            "-- trek:no-transaction\n"
+            "CREATE INDEX CONCURRENTLY nest_id_idx ON nest (id);\n",
+    })
+    with cluster.connect(database) as conn:
+        conn.execute("CREATE PROCEDURE deploy(target text) LANGUAGE plpgsql"
+                     " AS $$ BEGIN CALL trek_migrate(%s, target); END $$"
+                     % sql_literal(str(folder)))
+        for call in ("CALL deploy('head')",
+                     "DO $$ BEGIN CALL trek_migrate(%s, 'head'); END $$"
+                     % sql_literal(str(folder))):
+            with pytest.raises(psycopg.errors.ActiveSqlTransaction) as e:
+                conn.execute(call)
+            assert "from inside a procedure or a DO block" in str(e.value)
+            assert e.value.diag.message_hint.startswith(
+                "Call trek_migrate() directly")
+            assert conn.execute("SELECT trek_current(), to_regclass('nest')"
+                                ).fetchone() == ("initial", None)
+        conn.execute("CALL deploy('rev1')")
+        assert conn.execute("SELECT trek_current()").fetchone()[0] == "rev1"
+        conn.execute(MIGRATE, (str(folder), "head"))
+        assert conn.execute("SELECT trek_current()").fetchone()[0] == "rev2"
+
+
+def sql_literal(s):
+    return "'" + s.replace("'", "''") + "'"
