@@ -185,3 +185,33 @@ def test_a_nested_call_refuses_steps_outside_a_transaction(cluster, database,
 
 def sql_literal(s):
     return "'" + s.replace("'", "''") + "'"
+
+
+@pytest.mark.parametrize("forge", ["hide", "add"])
+def test_a_plan_that_lies_about_the_marker_is_refused(cluster, database,
+                                                      make_folder, forge):
+    """trek_migrate(plan) runs a step outside a transaction only when the
+    file says so and the plan agrees: a plan edited either way is refused
+    at that step, and the step leaves nothing."""
+    folder = make_folder({
+        "20240101_initial_up_rev1.sql": "CREATE TABLE liar (id int);\n",
+        "20240102_rev1_up_rev2.sql":
+            "-- trek:no-transaction\n"
+            "CREATE INDEX CONCURRENTLY liar_id_idx ON liar (id);\n",
+    })
+    with cluster.connect(database) as conn:
+        plan = conn.execute("SELECT trek_plan(%s, 'head')",
+                            (str(folder),)).fetchone()[0]
+        steps = plan["steps"]
+        if forge == "hide":
+            steps[1].pop("no_transaction")
+        else:
+            steps[0]["no_transaction"] = True
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as e:
+            conn.execute("CALL trek_migrate(%s::jsonb)",
+                         (psycopg.types.json.Jsonb(plan),))
+        assert "plan does not match migration" in str(e.value)
+        current = "rev1" if forge == "hide" else "initial"
+        assert conn.execute("SELECT trek_current()").fetchone()[0] == current
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE"
+                            " indexname = 'liar_id_idx'").fetchone()[0] == 0
