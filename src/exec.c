@@ -314,6 +314,16 @@ run_sql(TrekStepInfo *info, char *text, int len)
 static void run_sql_top_level(TrekStepInfo *info, char *text, int len,
 							  List *stmts);
 
+/* the first step from "from" on that runs outside a transaction, or -1 */
+static int
+first_top_level_step(TrekPlan *plan, int from)
+{
+	for (int i = from; i < plan->nsteps; i++)
+		if (plan->steps[i].no_transaction)
+			return i;
+	return -1;
+}
+
 /*
  * Show other sessions what this backend does, in pg_stat_activity.query:
  * the track, the step and its file.
@@ -401,6 +411,7 @@ run_step(TrekPlan *plan, int i, TrekFolder *folder)
 static char *
 execute_plan(TrekPlan *plan)
 {
+	int			top;
 	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext stepcxt;
 	TrekFolder *folder;
@@ -418,17 +429,14 @@ execute_plan(TrekPlan *plan)
 				 errhint("Connect to the primary server to apply migrations; standbys receive them through replication.")));
 	PreventCommandIfReadOnly("trek_execute()");
 
-	for (int i = 0; i < plan->nsteps; i++)
-	{
-		if (plan->steps[i].no_transaction)
-			ereport(ERROR,
-					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-					 errmsg("trek_execute() cannot run migration \"%s\", which must run outside a transaction",
-							plan->steps[i].file),
-					 errdetail("Step %d of %d starts with \"-- trek:no-transaction\"; trek_execute() runs the whole plan in one transaction.",
-							   i + 1, plan->nsteps),
-					 errhint("Apply the plan with CALL trek_migrate(...).")));
-	}
+	if ((top = first_top_level_step(plan, 0)) >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("trek_execute() cannot run migration \"%s\", which must run outside a transaction",
+						plan->steps[top].file),
+				 errdetail("Step %d of %d starts with \"-- trek:no-transaction\"; trek_execute() runs the whole plan in one transaction.",
+						   top + 1, plan->nsteps),
+				 errhint("Apply the plan with CALL trek_migrate(...).")));
 	folder = TrekFolderOpen(plan->dir);
 	for (int i = 0; i < plan->nsteps; i++)
 	{
@@ -1091,6 +1099,7 @@ migrate_locked(TrekPlan *given, const char *dir, const char *target,
 	bool		owned;
 	Oid			owner;
 	int			first = 0;
+	int			top;
 	int64		run_id;
 
 	if (plan == NULL)
@@ -1135,17 +1144,14 @@ migrate_locked(TrekPlan *given, const char *dir, const char *target,
 			break;
 		}
 	}
-	for (int i = first; i < plan->nsteps && migrating_nested; i++)
-	{
-		if (plan->steps[i].no_transaction)
-			ereport(ERROR,
-					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-					 errmsg("trek_migrate() cannot run migration \"%s\" from inside a procedure or a DO block",
-							plan->steps[i].file),
-					 errdetail("Step %d of %d starts with \"-- trek:no-transaction\": its statements run as top-level commands, which only a CALL at the top level can do.",
-							   i + 1, plan->nsteps),
-					 errhint("Call trek_migrate() directly: CALL trek_migrate(...) from the client or a pg_cron job.")));
-	}
+	if (migrating_nested && (top = first_top_level_step(plan, first)) >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("trek_migrate() cannot run migration \"%s\" from inside a procedure or a DO block",
+						plan->steps[top].file),
+				 errdetail("Step %d of %d starts with \"-- trek:no-transaction\": its statements run as top-level commands, which only a CALL at the top level can do.",
+						   top + 1, plan->nsteps),
+				 errhint("Call trek_migrate() directly: CALL trek_migrate(...) from the client or a pg_cron job.")));
 
 	run_id = TrekStateRunStart(plan, folder->path, "migrate", "running",
 							   first, plan->steps[first].file);

@@ -157,12 +157,7 @@ def test_a_nested_call_refuses_steps_outside_a_transaction(cluster, database,
     """From a procedure or a DO block trek_migrate() cannot leave its
     transaction: a plan with a step outside one is refused before any step
     runs; ordinary steps still run from there."""
-    folder = make_folder({
-        "20240101_initial_up_rev1.sql": "CREATE TABLE nest (id int);\n",
-        "20240102_rev1_up_rev2.sql":
-            "-- trek:no-transaction\n"
-            "CREATE INDEX CONCURRENTLY nest_id_idx ON nest (id);\n",
-    })
+    folder = make_folder(table_then_index("nest"))
     with cluster.connect(database) as conn:
         conn.execute("CREATE PROCEDURE deploy(target text) LANGUAGE plpgsql"
                      " AS $$ BEGIN CALL trek_migrate(%s, target); END $$"
@@ -187,18 +182,23 @@ def sql_literal(s):
     return "'" + s.replace("'", "''") + "'"
 
 
+def table_then_index(name):
+    """rev1 makes table name, rev2 indexes it concurrently"""
+    return {
+        "20240101_initial_up_rev1.sql": "CREATE TABLE %s (id int);\n" % name,
+        "20240102_rev1_up_rev2.sql":
+            "-- trek:no-transaction\n"
+            "CREATE INDEX CONCURRENTLY %s_id_idx ON %s (id);\n" % (name, name),
+    }
+
+
 @pytest.mark.parametrize("forge", ["hide", "add"])
 def test_a_plan_that_lies_about_the_marker_is_refused(cluster, database,
                                                       make_folder, forge):
     """trek_migrate(plan) runs a step outside a transaction only when the
     file says so and the plan agrees: a plan edited either way is refused
     at that step, and the step leaves nothing."""
-    folder = make_folder({
-        "20240101_initial_up_rev1.sql": "CREATE TABLE liar (id int);\n",
-        "20240102_rev1_up_rev2.sql":
-            "-- trek:no-transaction\n"
-            "CREATE INDEX CONCURRENTLY liar_id_idx ON liar (id);\n",
-    })
+    folder = make_folder(table_then_index("liar"))
     with cluster.connect(database) as conn:
         plan = conn.execute("SELECT trek_plan(%s, 'head')",
                             (str(folder),)).fetchone()[0]
