@@ -314,6 +314,35 @@ run_sql(TrekStepInfo *info, char *text, int len)
 static void run_sql_top_level(TrekStepInfo *info, char *text, int len,
 							  List *stmts);
 
+/*
+ * Refuse to write trek's state on a standby (saying so, rather than
+ * "read-only transaction") or in a read-only transaction.  what is the
+ * function, to_do and them what the hint says it would do.
+ */
+void
+TrekPreventIfReadOnly(const char *what, const char *to_do, const char *them)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot execute %s during recovery", what),
+				 errhint("Connect to the primary server to %s; standbys receive %s through replication.",
+						 to_do, them)));
+	PreventCommandIfReadOnly(what);
+}
+
+/* is the track (at current) where plan goes?  Then say so: nothing to do */
+static bool
+already_there(TrekPlan *plan, const char *current)
+{
+	if (strcmp(current, plan->to) != 0)
+		return false;
+	ereport(NOTICE,
+			(errmsg("track \"%s\" is already at revision \"%s\", nothing to do",
+					plan->track, current)));
+	return true;
+}
+
 /* the first step from "from" on that runs outside a transaction, or -1 */
 static int
 first_top_level_step(TrekPlan *plan, int from)
@@ -421,13 +450,7 @@ execute_plan(TrekPlan *plan)
 	TimestampTz *started;
 	TimestampTz *finished;
 
-	/* on a hot standby, say so rather than "read-only transaction" */
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot execute %s during recovery", "trek_execute()"),
-				 errhint("Connect to the primary server to apply migrations; standbys receive them through replication.")));
-	PreventCommandIfReadOnly("trek_execute()");
+	TrekPreventIfReadOnly("trek_execute()", "apply migrations", "them");
 
 	if ((top = first_top_level_step(plan, 0)) >= 0)
 		ereport(ERROR,
@@ -455,11 +478,8 @@ execute_plan(TrekPlan *plan)
 	current = TrekStateRead(plan->track, &owned, &owner, callercxt);
 	TrekStateCheckOwner(plan->track, owned, owner, "migrate");
 
-	if (strcmp(current, plan->to) == 0)
+	if (already_there(plan, current))
 	{
-		ereport(NOTICE,
-				(errmsg("track \"%s\" is already at revision \"%s\", nothing to do",
-						plan->track, current)));
 		TrekFolderClose(folder);
 		SPI_finish();
 		return current;
@@ -1112,11 +1132,8 @@ migrate_locked(TrekPlan *given, const char *dir, const char *target,
 	current = TrekStateRead(plan->track, &owned, &owner, cxt);
 	TrekStateCheckOwner(plan->track, owned, owner, "migrate");
 
-	if (strcmp(current, plan->to) == 0)
+	if (already_there(plan, current))
 	{
-		ereport(NOTICE,
-				(errmsg("track \"%s\" is already at revision \"%s\", nothing to do",
-						plan->track, current)));
 		TrekFolderClose(folder);
 		return;
 	}
@@ -1179,12 +1196,7 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 				 errmsg("trek_migrate() cannot run inside a transaction block"),
 				 errdetail("trek_migrate() commits each step, so it must be called on its own, not inside BEGIN ... COMMIT or a function."),
 				 errhint("Call it in autocommit mode, or use SELECT trek_execute(trek_plan(...)) to apply the whole plan in one transaction.")));
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot execute %s during recovery", "trek_migrate()"),
-				 errhint("Connect to the primary server to apply migrations; standbys receive them through replication.")));
-	PreventCommandIfReadOnly("trek_migrate()");
+	TrekPreventIfReadOnly("trek_migrate()", "apply migrations", "them");
 	if (executing)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

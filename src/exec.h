@@ -15,6 +15,8 @@
 extern char *TrekExecute(TrekPlan *plan);
 extern char *TrekLockHolders(const LOCKTAG *waited);
 extern bool TrekExecuting(void);
+extern void TrekPreventIfReadOnly(const char *what, const char *to_do,
+								  const char *them);
 extern void TrekMigrate(bool atomic, TrekPlan *given, const char *dir,
 						const char *target, const char *direction,
 						const char *track);

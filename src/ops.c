@@ -317,12 +317,7 @@ TrekOpsStamp(const char *dir, const char *revision, const char *track)
 	bool		owned;
 	Oid			owner;
 
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot execute %s during recovery", "trek_stamp()"),
-				 errhint("Connect to the primary server to stamp a track; standbys receive the stamp through replication.")));
-	PreventCommandIfReadOnly("trek_stamp()");
+	TrekPreventIfReadOnly("trek_stamp()", "stamp a track", "the stamp");
 	if (TrekExecuting())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
