@@ -836,9 +836,6 @@ typedef struct TrekPendingStep
 
 static TrekPendingStep *pending_top_level = NULL;
 
-/* the context trek_migrate() keeps its SPI connection in (see TrekMigrate) */
-static MemoryContext migrate_spi_cxt = NULL;
-
 static void
 run_sql_top_level(TrekStepInfo *info, char *text, int len, List *stmts)
 {
@@ -860,25 +857,24 @@ waited_lock_holders(void)
 }
 
 /*
- * Run the pending step outside a transaction: each statement as a
+ * Run pending step p outside a transaction: each statement as a
  * top-level command of its own, in this backend, outside any transaction
  * (toplevel.c), with lock_timeout set to trek.lock_timeout.  A statement
  * that times out waiting for a lock is retried as steps are; any other
  * error (a cancel too) stops the step, and is returned, copied into cxt,
  * as run_step_guarded() returns one.  Either way the backend is in a new
- * transaction with SPI connected when this returns.
+ * transaction with SPI connected when this returns; cxt is the run's
+ * context, which SPI_finish() returns to.
  */
 static ErrorData *
-run_pending_top_level(MemoryContext cxt)
+run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
 {
-	TrekPendingStep *p = pending_top_level;
 	TrekStepInfo *info = &p->info;
 	ErrorData  *volatile edata = NULL;
 	char	   *volatile saved_lock_timeout = NULL;
 	ErrorContextCallback cb;
 	MemoryContext oldcxt = CurrentMemoryContext;
 
-	pending_top_level = NULL;
 	if (wait_probe_id == MAX_TIMEOUTS)
 		wait_probe_id = RegisterTimeout(USER_TIMEOUT, wait_probe);
 
@@ -949,7 +945,7 @@ run_pending_top_level(MemoryContext cxt)
 	if (saved_lock_timeout != NULL)
 		SetConfigOption("lock_timeout", saved_lock_timeout, PGC_USERSET,
 						PGC_S_SESSION);
-	TrekTopLevelLeave(migrate_spi_cxt);
+	TrekTopLevelLeave(cxt);
 	MemoryContextSwitchTo(oldcxt);
 	return edata;
 }
@@ -1048,11 +1044,13 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 			edata = run_step_guarded(plan, i, folder, cxt);
 			if (pending_top_level != NULL)
 			{
+				TrekPendingStep *p = pending_top_level;
+
 				/* read and checked: now outside a transaction */
+				pending_top_level = NULL;
 				TrekFolderClose(folder);
 				if (edata == NULL)
-					edata = run_pending_top_level(cxt);
-				pending_top_level = NULL;
+					edata = run_pending_top_level(p, cxt);
 				folder = TrekFolderOpen(plan->dir);
 			}
 			MemoryContextSwitchTo(oldcxt);
@@ -1209,7 +1207,6 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 	migrating_nested = SPI_inside_nonatomic_context();
 	runcxt = AllocSetContextCreate(CurrentMemoryContext, "trek_migrate",
 								   ALLOCSET_DEFAULT_SIZES);
-	migrate_spi_cxt = runcxt;
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	MemoryContextSwitchTo(runcxt);
@@ -1236,7 +1233,6 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 		migrating = false;
 		migrating_nested = false;
 		pending_top_level = NULL;
-		migrate_spi_cxt = NULL;
 		TrekStateUnlock(locked, true);
 	}
 	PG_END_TRY();

@@ -205,6 +205,23 @@ query_names(const char *sql, int nargs, Oid *argtypes, Datum *args,
 }
 
 /*
+ * In a PG_CATCH: raise the error being handled again as a WARNING, after
+ * rolling back its transaction; cxt is where it is copied to.
+ */
+static void
+warn_instead(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	edata->elevel = WARNING;
+	ThrowErrorData(edata);
+}
+
+/*
  * Drop the INVALID indexes named in names (except those in keep), each
  * with DROP INDEX CONCURRENTLY as a top-level command, one NOTICE each;
  * why says how they came to be.  A drop that fails is a WARNING.
@@ -229,14 +246,7 @@ drop_invalid(List *names, List *keep, const char *why)
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			edata->elevel = WARNING;
-			ThrowErrorData(edata);
+			warn_instead(cxt);
 		}
 		PG_END_TRY();
 	}
@@ -340,15 +350,8 @@ TrekTopLevelRun(const char *sql, TimeoutId probe, char *(*holders_fn) (void),
 		}
 		PG_CATCH();
 		{
-			ErrorData  *other;
-
 			/* the statement's error is the one to raise: this one warns */
-			MemoryContextSwitchTo(cxt);
-			other = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			other->elevel = WARNING;
-			ThrowErrorData(other);
+			warn_instead(cxt);
 		}
 		PG_END_TRY();
 	}
