@@ -24,11 +24,13 @@
 
 #include "parse.h"
 
-static bool
+static inline bool
 is_word_char(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		(c >= '0' && c <= '9') || c == '_';
+	unsigned char u = (unsigned char) c;
+
+	return (unsigned) (u - '0') < 10 || (unsigned) ((u | 0x20) - 'a') < 26 ||
+		u == '_';
 }
 
 /*
@@ -76,16 +78,18 @@ TrekParseFileName(const char *name, TrekName *out)
 {
 	int			len = strlen(name);
 	int			stem;
+	int			sep;
+	int			seplen = 0;
 
 	if (len == 0 || name[0] == '.')
 		return TREK_NAME_IGNORED;
 
-	if (len >= 4 && strcmp(name + len - 4, ".sql") == 0)
+	if (len >= 4 && memcmp(name + len - 4, ".sql", 4) == 0)
 	{
 		out->python = false;
 		stem = len - 4;
 	}
-	else if (len >= 3 && strcmp(name + len - 3, ".py") == 0)
+	else if (len >= 3 && memcmp(name + len - 3, ".py", 3) == 0)
 	{
 		out->python = true;
 		stem = len - 3;
@@ -104,43 +108,40 @@ TrekParseFileName(const char *name, TrekName *out)
 	if (name[8] != '_')
 		return TREK_NAME_INVALID;
 
-	/* the rest is word characters only */
-	if (!TrekIsRevisionName(name + 9, stem - 9))
-		return TREK_NAME_INVALID;
-
 	/*
-	 * Greedy first group: try separators from the right.  A separator at
-	 * position p is "_up_" or "_down_" with at least one character before p
-	 * (after the date) and one after it.
+	 * The rest must be word characters only, and the first group is greedy:
+	 * the separator is the rightmost "_up_" or "_down_" at a position p with
+	 * at least one character before it (after the date) and one after it.
+	 * One pass from the right checks both.
 	 */
-	for (int p = stem - 4; p > 9; p--)
+	sep = -1;
+	for (int p = stem - 1; p >= 9; p--)
 	{
-		int			seplen;
-
-		if (name[p] != '_')
+		if (!is_word_char(name[p]))
+			return TREK_NAME_INVALID;
+		if (sep >= 0 || name[p] != '_' || p == 9)
 			continue;
-		if (p + 4 <= stem && strncmp(name + p, "_up_", 4) == 0)
+		if (p + 4 < stem && name[p + 1] == 'u' && name[p + 2] == 'p' &&
+			name[p + 3] == '_')
 		{
+			sep = p;
 			seplen = 4;
-			out->up = true;
 		}
-		else if (p + 6 <= stem && strncmp(name + p, "_down_", 6) == 0)
+		else if (p + 6 < stem && name[p + 1] == 'd' &&
+				 memcmp(name + p + 2, "own_", 4) == 0)
 		{
+			sep = p;
 			seplen = 6;
-			out->up = false;
 		}
-		else
-			continue;
-
-		if (p + seplen >= stem)
-			continue;			/* empty "to" */
-		out->from_start = 9;
-		out->from_len = p - 9;
-		out->to_start = p + seplen;
-		out->to_len = stem - (p + seplen);
-		return TREK_NAME_OK;
 	}
-	return TREK_NAME_INVALID;
+	if (sep < 0)
+		return TREK_NAME_INVALID;
+	out->up = seplen == 4;
+	out->from_start = 9;
+	out->from_len = sep - 9;
+	out->to_start = sep + seplen;
+	out->to_len = stem - (sep + seplen);
+	return TREK_NAME_OK;
 }
 
 /*
