@@ -36,6 +36,7 @@
 #include "utils/memutils.h"
 
 #include "folder.h"
+#include "graph.h"
 #include "guard.h"
 #include "parse.h"
 
@@ -226,6 +227,9 @@ entry_kind(TrekFolder *f, const char *name)
 	return S_ISREG(st.st_mode) ? TREK_ENTRY_FILE : TREK_ENTRY_OTHER;
 }
 
+/* names of a scan are packed into blocks of this size */
+#define TREK_NAME_BLOCK 32768
+
 /* the migrations of a folder being collected */
 typedef struct TrekScan
 {
@@ -233,7 +237,34 @@ typedef struct TrekScan
 	int			n;
 	int			cap;
 	List	   *invalid;		/* printable names that break the grammar */
+	bool		has_initial;	/* a migration from "initial" was seen */
+	TrekRevisions *revs;		/* their revisions, numbered */
+	char	   *names;			/* free space of the current name block */
+	size_t		names_left;
 } TrekScan;
+
+/*
+ * Copy len bytes of s and a terminating zero into the scan's name blocks:
+ * ten thousand file names take ten allocations rather than ten thousand,
+ * and no chunk header or rounding each.
+ */
+static char *
+scan_strdup(TrekScan *scan, const char *s, size_t len)
+{
+	char	   *p;
+
+	if (len + 1 > scan->names_left)
+	{
+		scan->names_left = Max(TREK_NAME_BLOCK, len + 1);
+		scan->names = palloc(scan->names_left);
+	}
+	p = scan->names;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	scan->names += len + 1;
+	scan->names_left -= len + 1;
+	return p;
+}
 
 /*
  * Append one entry of the folder to the migrations (or the invalid names).
@@ -285,12 +316,63 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 									scan->cap * sizeof(TrekMigration));
 	}
 	m = &scan->migrations[scan->n++];
-	m->file = pstrdup(name);
-	m->from = pnstrdup(name + parsed.from_start, parsed.from_len);
-	m->to = pnstrdup(name + parsed.to_start, parsed.to_len);
+	m->file = scan_strdup(scan, name, strlen(name));
+	TrekRevisionsAdd(scan->revs, name + parsed.from_start, parsed.from_len,
+					 name + parsed.to_start, parsed.to_len,
+					 &m->from_rev, &m->to_rev);
+	m->from = TrekRevisionsName(scan->revs, m->from_rev);
+	m->to = TrekRevisionsName(scan->revs, m->to_rev);
 	m->up = parsed.up;
 	m->python = parsed.python;
+	if (m->from_rev == 0)		/* "initial" */
+		scan->has_initial = true;
 }
+
+#if defined(__linux__) && defined(__GLIBC__) && __GLIBC_PREREQ(2, 30)
+
+/*
+ * Linux: read the entries straight from the folder's own descriptor with
+ * getdents64(), through a buffer large enough for a few thousand entries at
+ * a time.  readdir() would do the same system calls, but it also takes a
+ * lock and does its bookkeeping for every single entry, which at 10,000
+ * files is a noticeable part of planning.
+ */
+#define TREK_DIRENT_BUFFER 131072
+
+static void
+list_folder(TrekFolder *f, TrekScan *scan)
+{
+	char	   *buf = palloc(TREK_DIRENT_BUFFER);
+
+	if (lseek(f->fd, 0, SEEK_SET) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read migration folder \"%s\": %m", f->path)));
+	for (;;)
+	{
+		ssize_t		len;
+
+		CHECK_FOR_INTERRUPTS();
+		len = getdents64(f->fd, buf, TREK_DIRENT_BUFFER);
+		if (len < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read migration folder \"%s\": %m",
+							f->path)));
+		if (len == 0)
+			break;
+		for (ssize_t off = 0; off < len;)
+		{
+			struct dirent64 *de = (struct dirent64 *) (buf + off);
+
+			add_entry(f, de->d_name, de->d_type, scan);
+			off += de->d_reclen;
+		}
+	}
+	pfree(buf);
+}
+
+#else
 
 static void
 read_entries(TrekFolder *f, DIR *d, TrekScan *scan)
@@ -351,26 +433,37 @@ list_folder(TrekFolder *f, TrekScan *scan)
 	closedir(d);
 }
 
+#endif
+
 /*
- * Collect the migrations of open folder f, sorted by file name so that
- * nothing depends on the order the file system lists entries in.
+ * Collect the migrations of open folder f, in the order the file system
+ * lists them unless sorted is asked for (by file name).  Planning does not
+ * need them sorted: the graph orders what it needs by file name itself.
  */
 TrekMigration *
-TrekScanFolder(TrekFolder *f, int *nmigrations)
+TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
+			   TrekRevisions **revs)
 {
 	TrekScan	scan;
-	bool		has_initial = false;
 	ListCell   *lc;
+	struct stat st;
 
+	/*
+	 * Guess the number of entries from the folder's size (on ext4 about 58
+	 * bytes per entry of a 10,000-file folder, on tmpfs 20) so that the
+	 * array is seldom copied to grow.
+	 */
 	scan.n = 0;
 	scan.cap = 64;
+	if (fstat(f->fd, &st) == 0 && st.st_size / 40 > scan.cap)
+		scan.cap = (int) Min(st.st_size / 40, 65536);
 	scan.migrations = palloc(scan.cap * sizeof(TrekMigration));
 	scan.invalid = NIL;
+	scan.has_initial = false;
+	scan.revs = TrekRevisionsCreate(scan.cap);
+	scan.names = NULL;
+	scan.names_left = 0;
 	list_folder(f, &scan);
-
-	for (int i = 0; i < scan.n; i++)
-		if (strcmp(scan.migrations[i].from, "initial") == 0)
-			has_initial = true;
 
 	/* warn in name order, not in the file system's order */
 	list_sort(scan.invalid, name_cmp);
@@ -381,15 +474,17 @@ TrekScanFolder(TrekFolder *f, int *nmigrations)
 						(char *) lfirst(lc), f->path),
 				 errdetail("Migration file names look like \"YYYYMMDD_<from>_up_<to>.sql\" or \"YYYYMMDD_<from>_down_<to>.py\", where revision names are ASCII letters, digits and underscores.")));
 
-	if (!has_initial)
+	if (!scan.has_initial)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration folder \"%s\" has no migration from revision \"initial\"",
 						f->path),
 				 errhint("Every database starts at revision \"initial\"; add a file named like \"YYYYMMDD_initial_up_<revision>.sql\".")));
 
-	qsort(scan.migrations, scan.n, sizeof(TrekMigration), migration_cmp);
+	if (sorted)
+		qsort(scan.migrations, scan.n, sizeof(TrekMigration), migration_cmp);
 	*nmigrations = scan.n;
+	*revs = scan.revs;
 	return scan.migrations;
 }
 

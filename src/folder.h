@@ -13,11 +13,16 @@
 
 #define TREK_SHA256_HEX_LEN 64
 
+/* the revision names of a folder, numbered (graph.c) */
+typedef struct TrekRevisions TrekRevisions;
+
 typedef struct TrekMigration
 {
 	char	   *file;			/* base name */
 	char	   *from;
 	char	   *to;
+	int			from_rev;		/* numbers of from and to in the scan's */
+	int			to_rev;			/* TrekRevisions */
 	bool		up;
 	bool		python;
 } TrekMigration;
@@ -33,7 +38,8 @@ typedef struct TrekFolder
 
 extern TrekFolder *TrekFolderOpen(const char *dir);
 extern void TrekFolderClose(TrekFolder *f);
-extern TrekMigration *TrekScanFolder(TrekFolder *f, int *nmigrations);
+extern TrekMigration *TrekScanFolder(TrekFolder *f, int *nmigrations,
+									  bool sorted, TrekRevisions **revs);
 extern void TrekHashFile(TrekFolder *f, const char *file, char *sha256,
 						 bool *no_transaction);
 extern char *TrekReadFile(TrekFolder *f, const char *file, int *len,

@@ -4,10 +4,13 @@
  *	  The revision graph of a migration folder and shortest paths in it.
  *
  * Revisions are nodes, migrations are edges, kept apart by direction.  Out
- * edges of a node are stored in file-name order (the order the migrations
- * arrive in), and breadth-first search takes the first edge that reaches a
- * node, so among equally short paths the answer depends on file names only.
- * Everything is linear in the number of migrations.  No I/O happens here.
+ * edges of a node are stored in file-name order, and breadth-first search
+ * takes the first edge that reaches a node, so among equally short paths the
+ * answer depends on file names only, not on the order the migrations arrive
+ * in (the file system's).  Node numbers do depend on that order, so nothing
+ * shown to users is ordered by them.  Building is linear in the number of
+ * migrations, plus sorting the out edges of nodes that have several.  No I/O
+ * happens here.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,26 +18,10 @@
 
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
+#include "utils/memutils.h"
 
 #include "graph.h"
-
-typedef struct TrekNodeEntry
-{
-	const char *name;			/* hash key */
-	int			node;
-	char		status;			/* simplehash bookkeeping */
-} TrekNodeEntry;
-
-#define SH_PREFIX		trek_nodes
-#define SH_ELEMENT_TYPE TrekNodeEntry
-#define SH_KEY_TYPE		const char *
-#define SH_KEY			name
-#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key), strlen(key))
-#define SH_EQUAL(tb, a, b) (strcmp(a, b) == 0)
-#define SH_SCOPE		static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
 
 /* out edges of one direction, compressed-row style */
 typedef struct TrekAdjacency
@@ -43,10 +30,31 @@ typedef struct TrekAdjacency
 	int		   *edges;			/* migration indexes */
 } TrekAdjacency;
 
+/*
+ * Revision names to numbers.  Open addressing with linear probing: each
+ * slot holds the name's hash in its high half and number + 1 in its low
+ * half (0 for an empty slot), and the table is at most 70% full.  Eight
+ * bytes a slot keep the table of a 10,000-file folder (128 kB) in the
+ * processor's cache, and the stored hash spares comparing names that merely
+ * share a slot.  Names are copied, zero-terminated, into blocks of their own.
+ */
+struct TrekRevisions
+{
+	uint64	   *slots;
+	uint32		mask;			/* number of slots - 1 */
+	char	  **names;			/* by number */
+	int			n;
+	int			cap;
+	char	   *buf;			/* free space of the current name block */
+	size_t		left;
+};
+
+#define TREK_REVISION_BLOCK 16384
+
 struct TrekGraph
 {
-	trek_nodes_hash *names;
-	const char **node_names;
+	TrekRevisions *revs;		/* nodes are revision numbers */
+	char	  **node_names;
 	int			nnodes;
 	TrekMigration *migrations;
 	int			nmigrations;
@@ -55,108 +63,289 @@ struct TrekGraph
 	TrekAdjacency adj[2];		/* [0] down, [1] up */
 };
 
-static int
-add_node(TrekGraph *g, const char *name)
-{
-	bool		found;
-	TrekNodeEntry *e = trek_nodes_insert(g->names, name, &found);
-
-	if (!found)
-	{
-		e->node = g->nnodes;
-		g->node_names[g->nnodes++] = name;
-	}
-	return e->node;
-}
-
 static void
-build_adjacency(TrekGraph *g, bool up)
+grow_slots(TrekRevisions *r, uint32 nslots)
 {
-	TrekAdjacency *a = &g->adj[up ? 1 : 0];
-	int		   *fill = palloc0((g->nnodes + 1) * sizeof(int));
+	uint64	   *old = r->slots;
+	uint32		oldn = old ? r->mask + 1 : 0;
 
-	a->start = palloc0((g->nnodes + 1) * sizeof(int));
-	for (int i = 0; i < g->nmigrations; i++)
-		if (g->migrations[i].up == up)
-			a->start[g->from_node[i] + 1]++;
-	for (int n = 0; n < g->nnodes; n++)
-		a->start[n + 1] += a->start[n];
-	a->edges = palloc(Max(a->start[g->nnodes], 1) * sizeof(int));
-	for (int i = 0; i < g->nmigrations; i++)
+	r->slots = palloc_extended(nslots * sizeof(uint64),
+							   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	r->mask = nslots - 1;
+	for (uint32 k = 0; k < oldn; k++)
 	{
-		int			from = g->from_node[i];
+		uint32		i;
 
-		if (g->migrations[i].up == up)
-			a->edges[a->start[from] + fill[from]++] = i;
+		if (old[k] == 0)
+			continue;
+		for (i = (uint32) (old[k] >> 32) & r->mask; r->slots[i] != 0;
+			 i = (i + 1) & r->mask)
+			;
+		r->slots[i] = old[k];
 	}
-	pfree(fill);
+	if (old)
+		pfree(old);
 }
 
 /*
- * Reject two migrations with the same from, to and direction.
+ * Is zero-terminated stored the same as the len bytes at name, which hold
+ * no zero byte?  Revision names are short, so a loop beats a call.
+ */
+static inline bool
+same_name(const char *stored, const char *name, int len)
+{
+	for (int k = 0; k < len; k++)
+		if (stored[k] != name[k])
+			return false;		/* also where stored ends first */
+	return stored[len] == '\0';
+}
+
+static inline uint32
+revision_hash(const char *name, int len)
+{
+	return hash_bytes((const unsigned char *) name, len);
+}
+
+/*
+ * Number of the revision named by the len bytes at name, whose hash is
+ * hash, or -1 when there is none and add is false; with add, a new number.
+ */
+static int
+find_revision(TrekRevisions *r, const char *name, int len, uint32 hash,
+			  bool add)
+{
+	uint32		i;
+	char	   *copy;
+
+	for (i = hash & r->mask; r->slots[i] != 0; i = (i + 1) & r->mask)
+	{
+		int			rev = (int) (uint32) r->slots[i] - 1;
+
+		if ((uint32) (r->slots[i] >> 32) == hash &&
+			same_name(r->names[rev], name, len))
+			return rev;
+	}
+	if (!add)
+		return -1;
+
+	if (r->n == r->cap)
+	{
+		if (r->cap >= (int) (MaxAllocSize / sizeof(char *) / 2))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("migration folder has too many revisions")));
+		r->cap *= 2;
+		r->names = repalloc(r->names, r->cap * sizeof(char *));
+	}
+	if ((size_t) len + 1 > r->left)
+	{
+		r->left = Max(TREK_REVISION_BLOCK, len + 1);
+		r->buf = palloc(r->left);
+	}
+	copy = r->buf;
+	memcpy(copy, name, len);
+	copy[len] = '\0';
+	r->buf += len + 1;
+	r->left -= len + 1;
+
+	r->slots[i] = ((uint64) hash << 32) | (uint32) (r->n + 1);
+	r->names[r->n] = copy;
+	if ((uint64) 10 * ++r->n > (uint64) 7 * r->mask)
+		grow_slots(r, 2 * (r->mask + 1));
+	return r->n - 1;
+}
+
+/*
+ * An empty set of revision names, sized for about expected of them, with
+ * "initial" as number 0.
+ */
+TrekRevisions *
+TrekRevisionsCreate(int expected)
+{
+	TrekRevisions *r = palloc0(sizeof(TrekRevisions));
+
+	expected = Max(expected, 16);
+	grow_slots(r, pg_nextpower2_32((uint32) expected));
+	r->cap = expected;
+	r->names = palloc(r->cap * sizeof(char *));
+	(void) find_revision(r, "initial", 7, revision_hash("initial", 7), true);
+	return r;
+}
+
+/*
+ * Numbers of the revisions named by the from_len bytes at from and the
+ * to_len bytes at to, each added if new.  The slots of both are fetched
+ * into the cache before either is looked at, so that the two waits for
+ * memory overlap.
+ */
+void
+TrekRevisionsAdd(TrekRevisions *revs, const char *from, int from_len,
+				 const char *to, int to_len, int *from_rev, int *to_rev)
+{
+	uint32		from_hash = revision_hash(from, from_len);
+	uint32		to_hash = revision_hash(to, to_len);
+
+#ifdef __GNUC__
+	__builtin_prefetch(&revs->slots[from_hash & revs->mask]);
+	__builtin_prefetch(&revs->slots[to_hash & revs->mask]);
+#endif
+	*from_rev = find_revision(revs, from, from_len, from_hash, true);
+	*to_rev = find_revision(revs, to, to_len, to_hash, true);
+}
+
+char *
+TrekRevisionsName(TrekRevisions *revs, int rev)
+{
+	Assert(rev >= 0 && rev < revs->n);
+	return revs->names[rev];
+}
+
+static int
+edge_cmp(const void *a, const void *b, void *arg)
+{
+	TrekGraph  *g = arg;
+
+	return strcmp(g->migrations[*(const int *) a].file,
+				  g->migrations[*(const int *) b].file);
+}
+
+/*
+ * Reject two migrations with the same from, to and direction.  Of several
+ * such pairs the one named is the same whatever order the files came in:
+ * the pair whose second file has the smallest name, with the first file
+ * (by name) it repeats.
  */
 static void
-check_duplicates(TrekGraph *g, bool up)
+report_duplicates(TrekGraph *g, int first, int second, bool up)
 {
-	TrekAdjacency *a = &g->adj[up ? 1 : 0];
-	int		   *seen_from = palloc(g->nnodes * sizeof(int));
-	int		   *seen_edge = palloc(g->nnodes * sizeof(int));
+	if (second < 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("migrations \"%s\" and \"%s\" both go %s from revision \"%s\" to \"%s\"",
+					g->migrations[first].file,
+					g->migrations[second].file,
+					up ? "up" : "down",
+					g->node_names[g->from_node[second]],
+					g->node_names[g->to_node[second]]),
+			 errhint("Remove or rename one of the two files.")));
+}
 
-	for (int n = 0; n < g->nnodes; n++)
-		seen_from[n] = -1;
-	for (int n = 0; n < g->nnodes; n++)
+/*
+ * Out edges of both directions, each node's in file-name order, and the
+ * check for duplicates.  Two migrations can only go the same way between
+ * the same revisions from a node with two or more out edges of that
+ * direction, so only such nodes are sorted and looked at: in a plain chain,
+ * none.
+ */
+static void
+build_adjacency(TrekGraph *g)
+{
+	int			nn = g->nnodes;
+	int		   *seen_from = NULL;	/* per node: node that last reached it */
+	int		   *seen_edge = NULL;	/* and by which migration */
+	int			first[2] = {-1, -1};
+	int			second[2] = {-1, -1};
+
+	for (int d = 0; d < 2; d++)
+		g->adj[d].start = palloc0((nn + 1) * sizeof(int));
+	for (int i = 0; i < g->nmigrations; i++)
 	{
-		CHECK_FOR_INTERRUPTS();
-		for (int k = a->start[n]; k < a->start[n + 1]; k++)
-		{
-			int			e = a->edges[k];
-			int			to = g->to_node[e];
+		g->from_node[i] = g->migrations[i].from_rev;
+		g->to_node[i] = g->migrations[i].to_rev;
+		g->adj[g->migrations[i].up ? 1 : 0].start[g->from_node[i] + 1]++;
+	}
+	for (int d = 0; d < 2; d++)
+	{
+		TrekAdjacency *a = &g->adj[d];
 
-			if (seen_from[to] == n)
-				ereport(ERROR,
-						(errcode(ERRCODE_DUPLICATE_OBJECT),
-						 errmsg("migrations \"%s\" and \"%s\" both go %s from revision \"%s\" to \"%s\"",
-								g->migrations[seen_edge[to]].file,
-								g->migrations[e].file,
-								up ? "up" : "down",
-								g->node_names[n], g->node_names[to]),
-						 errhint("Remove or rename one of the two files.")));
-			seen_from[to] = n;
-			seen_edge[to] = e;
+		for (int n = 0; n < nn; n++)
+			a->start[n + 1] += a->start[n];
+		a->edges = palloc(Max(a->start[nn], 1) * sizeof(int));
+	}
+
+	/* place each edge at its node's cursor, then move the cursors back */
+	for (int i = 0; i < g->nmigrations; i++)
+	{
+		TrekAdjacency *a = &g->adj[g->migrations[i].up ? 1 : 0];
+
+		a->edges[a->start[g->from_node[i]]++] = i;
+	}
+	for (int d = 0; d < 2; d++)
+	{
+		TrekAdjacency *a = &g->adj[d];
+
+		memmove(a->start + 1, a->start, nn * sizeof(int));
+		a->start[0] = 0;
+	}
+
+	for (int d = 0; d < 2; d++)
+	{
+		TrekAdjacency *a = &g->adj[d];
+
+		for (int n = 0; n < nn; n++)
+		{
+			int			k = a->start[n + 1] - a->start[n];
+
+			if (k < 2)
+				continue;
+			CHECK_FOR_INTERRUPTS();
+			qsort_arg(a->edges + a->start[n], k, sizeof(int), edge_cmp, g);
+			if (seen_from == NULL)
+			{
+				seen_from = palloc(nn * sizeof(int));
+				seen_edge = palloc(nn * sizeof(int));
+				memset(seen_from, -1, nn * sizeof(int));
+			}
+			for (int j = a->start[n]; j < a->start[n + 1]; j++)
+			{
+				int			e = a->edges[j];
+				int			to = g->to_node[e];
+
+				/* seen_from[] holds d * nn + n, so both passes share it */
+				if (seen_from[to] != d * nn + n)
+				{
+					seen_from[to] = d * nn + n;
+					seen_edge[to] = e;
+				}
+				else if (second[d] < 0 ||
+						 strcmp(g->migrations[e].file,
+								g->migrations[second[d]].file) < 0)
+				{
+					first[d] = seen_edge[to];
+					second[d] = e;
+				}
+			}
 		}
 	}
-	pfree(seen_from);
-	pfree(seen_edge);
+	report_duplicates(g, first[1], second[1], true);
+	report_duplicates(g, first[0], second[0], false);
+	if (seen_from)
+	{
+		pfree(seen_from);
+		pfree(seen_edge);
+	}
 }
 
 /*
- * Build the graph of migrations, which must be sorted by file name and
- * must stay allocated as long as the graph is used.
+ * Build the graph of migrations, in any order, whose revisions were
+ * numbered in revs (nodes are those numbers); both must stay allocated as
+ * long as the graph is used.
  */
 TrekGraph *
-TrekGraphBuild(TrekMigration *migrations, int nmigrations)
+TrekGraphBuild(TrekMigration *migrations, int nmigrations,
+			   TrekRevisions *revs)
 {
 	TrekGraph  *g = palloc0(sizeof(TrekGraph));
 
+	g->revs = revs;
+	g->node_names = revs->names;
+	g->nnodes = revs->n;
 	g->migrations = migrations;
 	g->nmigrations = nmigrations;
-	g->names = trek_nodes_create(CurrentMemoryContext, 2 * nmigrations + 1,
-								 NULL);
-	g->node_names = palloc((2 * nmigrations + 1) * sizeof(char *));
 	g->from_node = palloc(Max(nmigrations, 1) * sizeof(int));
 	g->to_node = palloc(Max(nmigrations, 1) * sizeof(int));
-
-	add_node(g, "initial");
-	for (int i = 0; i < nmigrations; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		g->from_node[i] = add_node(g, migrations[i].from);
-		g->to_node[i] = add_node(g, migrations[i].to);
-	}
-	build_adjacency(g, true);
-	build_adjacency(g, false);
-	check_duplicates(g, true);
-	check_duplicates(g, false);
+	build_adjacency(g);
 	return g;
 }
 
@@ -164,9 +353,10 @@ TrekGraphBuild(TrekMigration *migrations, int nmigrations)
 int
 TrekGraphFind(TrekGraph *g, const char *revision)
 {
-	TrekNodeEntry *e = trek_nodes_lookup(g->names, revision);
+	int			len = strlen(revision);
 
-	return e ? e->node : -1;
+	return find_revision(g->revs, revision, len, revision_hash(revision, len),
+						 false);
 }
 
 const char *
@@ -192,14 +382,13 @@ bfs(TrekGraph *g, int from, bool up, int *via, int *nreached)
 {
 	TrekAdjacency *a = &g->adj[up ? 1 : 0];
 	int		   *queue = palloc(g->nnodes * sizeof(int));
-	bool	   *seen = palloc0(g->nnodes * sizeof(bool));
 	int			head = 0;
 	int			tail = 0;
 
-	for (int n = 0; n < g->nnodes; n++)
-		via[n] = -1;
+	/* via[n] == -1 is "not reached yet"; from is marked -2 meanwhile */
+	memset(via, -1, g->nnodes * sizeof(int));
 	queue[tail++] = from;
-	seen[from] = true;
+	via[from] = -2;
 	while (head < tail)
 	{
 		int			n = queue[head++];
@@ -210,15 +399,14 @@ bfs(TrekGraph *g, int from, bool up, int *via, int *nreached)
 			int			e = a->edges[k];
 			int			to = g->to_node[e];
 
-			if (!seen[to])
+			if (via[to] == -1)
 			{
-				seen[to] = true;
 				via[to] = e;
 				queue[tail++] = to;
 			}
 		}
 	}
-	pfree(seen);
+	via[from] = -1;
 	*nreached = tail;
 	return queue;
 }

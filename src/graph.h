@@ -12,7 +12,14 @@
 
 typedef struct TrekGraph TrekGraph;
 
-extern TrekGraph *TrekGraphBuild(TrekMigration *migrations, int nmigrations);
+extern TrekRevisions *TrekRevisionsCreate(int expected);
+extern void TrekRevisionsAdd(TrekRevisions *revs, const char *from,
+							 int from_len, const char *to, int to_len,
+							 int *from_rev, int *to_rev);
+extern char *TrekRevisionsName(TrekRevisions *revs, int rev);
+
+extern TrekGraph *TrekGraphBuild(TrekMigration *migrations, int nmigrations,
+								 TrekRevisions *revs);
 extern int	TrekGraphFind(TrekGraph *graph, const char *revision);
 extern const char *TrekGraphName(TrekGraph *graph, int node);
 extern int	TrekGraphSize(TrekGraph *graph);

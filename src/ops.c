@@ -118,12 +118,14 @@ survey(TrekSurvey *s, const char *dir, const char *track)
 	int			nrows;
 	int		   *effect;
 	int			neffect;
+	TrekRevisions *revs;
 
 	memset(s, 0, sizeof(TrekSurvey));
 	s->track = track;
 	s->folder = TrekFolderOpen(dir);
-	s->migrations = TrekScanFolder(s->folder, &s->nmigrations);
-	s->graph = TrekGraphBuild(s->migrations, s->nmigrations);
+	s->migrations = TrekScanFolder(s->folder, &s->nmigrations, true,
+								   &revs);
+	s->graph = TrekGraphBuild(s->migrations, s->nmigrations, revs);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -312,6 +314,7 @@ TrekOpsStamp(const char *dir, const char *revision, const char *track)
 	TrekMigration *migrations;
 	int			nmigrations;
 	TrekGraph  *g;
+	TrekRevisions *revs;
 	char	   *to;
 	char	   *current;
 	bool		owned;
@@ -325,8 +328,8 @@ TrekOpsStamp(const char *dir, const char *revision, const char *track)
 				 errhint("Stamp the track before or after the run.")));
 
 	folder = TrekFolderOpen(dir);
-	migrations = TrekScanFolder(folder, &nmigrations);
-	g = TrekGraphBuild(migrations, nmigrations);
+	migrations = TrekScanFolder(folder, &nmigrations, false, &revs);
+	g = TrekGraphBuild(migrations, nmigrations, revs);
 	to = pstrdup(TrekGraphName(g, TrekPlanResolve(g, revision, folder->path)));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -537,6 +540,7 @@ TrekOpsGraph(const char *dir, const char *formatname, const char *track)
 	TrekFolder *folder;
 	TrekMigration *migrations;
 	int			nmigrations;
+	TrekRevisions *revs;
 	TrekGraph  *g;
 	TrekGraphFormat format;
 	TrekPicNode *nodes;
@@ -558,9 +562,9 @@ TrekOpsGraph(const char *dir, const char *formatname, const char *track)
 				 errhint("Use \"mermaid\" or \"dot\".")));
 
 	folder = TrekFolderOpen(dir);
-	migrations = TrekScanFolder(folder, &nmigrations);
+	migrations = TrekScanFolder(folder, &nmigrations, true, &revs);
 	TrekFolderClose(folder);
-	g = TrekGraphBuild(migrations, nmigrations);
+	g = TrekGraphBuild(migrations, nmigrations, revs);
 	current = TrekStateCurrent(track);
 
 	nnodes = TrekGraphSize(g);

@@ -94,6 +94,15 @@ resolve_head(TrekGraph *g, const char *dir)
 	return -1;					/* keep compiler quiet */
 }
 
+static int
+node_name_cmp(const void *a, const void *b, void *arg)
+{
+	TrekGraph  *g = arg;
+
+	return strcmp(TrekGraphName(g, *(const int *) a),
+				  TrekGraphName(g, *(const int *) b));
+}
+
 /*
  * Node of a target revision; an unknown name is an error whose hint lists
  * the closest names the folder knows.
@@ -104,7 +113,7 @@ resolve_target(TrekGraph *g, const char *target, const char *dir)
 	int			node;
 	int			tlen = strlen(target);
 	int			best = INT_MAX;
-	int			close[TREK_HINT_NAMES];
+	int		   *close;
 	int			nclose = 0;
 	StringInfoData buf;
 
@@ -120,7 +129,8 @@ resolve_target(TrekGraph *g, const char *target, const char *dir)
 	if (node >= 0)
 		return node;
 
-	/* closest names by edit distance, ties in node order */
+	/* closest names by edit distance, ties in name order */
+	close = palloc(TrekGraphSize(g) * sizeof(int));
 	for (int n = 0; n < TrekGraphSize(g); n++)
 	{
 		const char *name = TrekGraphName(g, n);
@@ -137,9 +147,10 @@ resolve_target(TrekGraph *g, const char *target, const char *dir)
 			best = d;
 			nclose = 0;
 		}
-		if (nclose < TREK_HINT_NAMES)
-			close[nclose++] = n;
+		close[nclose++] = n;
 	}
+	qsort_arg(close, nclose, sizeof(int), node_name_cmp, g);
+	nclose = Min(nclose, TREK_HINT_NAMES);
 
 	initStringInfo(&buf);
 	if (nclose > 0)
@@ -207,6 +218,7 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 	TrekPlan   *plan = palloc0(sizeof(TrekPlan));
 	TrekMigration *migrations;
 	int			nmigrations;
+	TrekRevisions *revs;
 	TrekGraph  *g;
 	int			from;
 	int			to;
@@ -225,8 +237,8 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 	plan->track = pstrdup(track);
 	folder = TrekFolderOpen(dir);
 	plan->dir = folder->path;
-	migrations = TrekScanFolder(folder, &nmigrations);
-	g = TrekGraphBuild(migrations, nmigrations);
+	migrations = TrekScanFolder(folder, &nmigrations, false, &revs);
+	g = TrekGraphBuild(migrations, nmigrations, revs);
 
 	plan->from = TrekStateCurrent(track);
 	from = TrekGraphFind(g, plan->from);
