@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
+#include "tcop/tcopprot.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
@@ -139,6 +140,15 @@ TrekRecorderMain(Datum arg)
 	Oid			database;
 	Oid			owner;
 
+	/*
+	 * The default handler of SIGTERM in a background worker reports FATAL
+	 * from inside the signal handler, wherever the worker is: in a critical
+	 * section that is a PANIC (a restart of the whole server), in the
+	 * middle of taking a lightweight lock it can leave the lock manager
+	 * wedged.  die() only notes the request; it is acted on at the next
+	 * CHECK_FOR_INTERRUPTS(), as in any backend.
+	 */
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "trek run recorder");
 	seg = dsm_attach(handle);
