@@ -227,8 +227,28 @@ entry_kind(TrekFolder *f, const char *name)
 	return S_ISREG(st.st_mode) ? TREK_ENTRY_FILE : TREK_ENTRY_OTHER;
 }
 
-/* names of a scan are packed into blocks of this size */
-#define TREK_NAME_BLOCK 32768
+#define TREK_STRING_BLOCK 32768
+
+/*
+ * Copy len bytes of s and a terminating zero into strings' blocks.
+ */
+char *
+TrekStringsCopy(TrekStrings *strings, const char *s, size_t len)
+{
+	char	   *p;
+
+	if (len + 1 > strings->left)
+	{
+		strings->left = Max(TREK_STRING_BLOCK, len + 1);
+		strings->free = palloc(strings->left);
+	}
+	p = strings->free;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	strings->free += len + 1;
+	strings->left -= len + 1;
+	return p;
+}
 
 /* the migrations of a folder being collected */
 typedef struct TrekScan
@@ -239,32 +259,8 @@ typedef struct TrekScan
 	List	   *invalid;		/* printable names that break the grammar */
 	bool		has_initial;	/* a migration from "initial" was seen */
 	TrekRevisions *revs;		/* their revisions, numbered */
-	char	   *names;			/* free space of the current name block */
-	size_t		names_left;
+	TrekStrings names;			/* their file names */
 } TrekScan;
-
-/*
- * Copy len bytes of s and a terminating zero into the scan's name blocks:
- * ten thousand file names take ten allocations rather than ten thousand,
- * and no chunk header or rounding each.
- */
-static char *
-scan_strdup(TrekScan *scan, const char *s, size_t len)
-{
-	char	   *p;
-
-	if (len + 1 > scan->names_left)
-	{
-		scan->names_left = Max(TREK_NAME_BLOCK, len + 1);
-		scan->names = palloc(scan->names_left);
-	}
-	p = scan->names;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	scan->names += len + 1;
-	scan->names_left -= len + 1;
-	return p;
-}
 
 /*
  * Append one entry of the folder to the migrations (or the invalid names).
@@ -316,7 +312,7 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 									scan->cap * sizeof(TrekMigration));
 	}
 	m = &scan->migrations[scan->n++];
-	m->file = scan_strdup(scan, name, strlen(name));
+	m->file = TrekStringsCopy(&scan->names, name, strlen(name));
 	TrekRevisionsAdd(scan->revs, name + parsed.from_start, parsed.from_len,
 					 name + parsed.to_start, parsed.to_len,
 					 &m->from_rev, &m->to_rev);
@@ -461,8 +457,8 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 	scan.invalid = NIL;
 	scan.has_initial = false;
 	scan.revs = TrekRevisionsCreate(scan.cap);
-	scan.names = NULL;
-	scan.names_left = 0;
+	scan.names.free = NULL;
+	scan.names.left = 0;
 	list_folder(f, &scan);
 
 	/* warn in name order, not in the file system's order */

@@ -36,6 +36,18 @@ typedef struct TrekFolder
 	List	   *roots;			/* the allowed folders, resolved (confined) */
 } TrekFolder;
 
+/*
+ * Strings copied into blocks of their own: ten thousand names take ten
+ * allocations rather than ten thousand, with no chunk header each.
+ */
+typedef struct TrekStrings
+{
+	char	   *free;			/* free space of the current block */
+	size_t		left;
+} TrekStrings;
+
+extern char *TrekStringsCopy(TrekStrings *strings, const char *s, size_t len);
+
 extern TrekFolder *TrekFolderOpen(const char *dir);
 extern void TrekFolderClose(TrekFolder *f);
 extern TrekMigration *TrekScanFolder(TrekFolder *f, int *nmigrations,

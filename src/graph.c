@@ -36,7 +36,7 @@ typedef struct TrekAdjacency
  * half (0 for an empty slot), and the table is at most 70% full.  Eight
  * bytes a slot keep the table of a 10,000-file folder (128 kB) in the
  * processor's cache, and the stored hash spares comparing names that merely
- * share a slot.  Names are copied, zero-terminated, into blocks of their own.
+ * share a slot.
  */
 struct TrekRevisions
 {
@@ -45,11 +45,8 @@ struct TrekRevisions
 	char	  **names;			/* by number */
 	int			n;
 	int			cap;
-	char	   *buf;			/* free space of the current name block */
-	size_t		left;
+	TrekStrings strings;		/* where the names are copied */
 };
-
-#define TREK_REVISION_BLOCK 16384
 
 struct TrekGraph
 {
@@ -115,7 +112,6 @@ find_revision(TrekRevisions *r, const char *name, int len, uint32 hash,
 			  bool add)
 {
 	uint32		i;
-	char	   *copy;
 
 	for (i = hash & r->mask; r->slots[i] != 0; i = (i + 1) & r->mask)
 	{
@@ -137,19 +133,8 @@ find_revision(TrekRevisions *r, const char *name, int len, uint32 hash,
 		r->cap *= 2;
 		r->names = repalloc(r->names, r->cap * sizeof(char *));
 	}
-	if ((size_t) len + 1 > r->left)
-	{
-		r->left = Max(TREK_REVISION_BLOCK, len + 1);
-		r->buf = palloc(r->left);
-	}
-	copy = r->buf;
-	memcpy(copy, name, len);
-	copy[len] = '\0';
-	r->buf += len + 1;
-	r->left -= len + 1;
-
 	r->slots[i] = ((uint64) hash << 32) | (uint32) (r->n + 1);
-	r->names[r->n] = copy;
+	r->names[r->n] = TrekStringsCopy(&r->strings, name, len);
 	if ((uint64) 10 * ++r->n > (uint64) 7 * r->mask)
 		grow_slots(r, 2 * (r->mask + 1));
 	return r->n - 1;

@@ -115,6 +115,14 @@ def error_of(conn, sql, folder):
                   d.message_hint))
 
 
+def same_error(conn, sql, a, b):
+    """The error sql gives for folder a, which must be that for folder b:
+    (SQLSTATE, message, detail, hint), the folder's path written DIR."""
+    error = error_of(conn, sql, a)
+    assert error == error_of(conn, sql, b)
+    return error
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_plans_among_equal_paths_follow_file_names(cluster, database,
                                                    two_orders, seed):
@@ -145,18 +153,14 @@ def test_errors_name_the_same_files_in_any_order(cluster, database, two_orders):
         heads["2024020%d_a_up_h%02d.sql" % (k % 9 + 1, k)] = "SELECT 1;\n"
     a, b = two_orders(heads)
     with cluster.connect(database) as conn:
-        q = "SELECT trek_plan(%s, 'head')"
-        ea, eb = error_of(conn, q, a), error_of(conn, q, b)
-        assert ea == eb
-        assert ea[1] == 'migration folder "DIR" has 12 head revisions'
-        assert ea[2].endswith(" and 2 more.")
+        e = same_error(conn, "SELECT trek_plan(%s, 'head')", a, b)
+        assert e[1] == 'migration folder "DIR" has 12 head revisions'
+        assert e[2].endswith(" and 2 more.")
 
         # an unknown target two edits from each head: hint in name order
-        q = "SELECT trek_plan(%s, 'hxx')"
-        ea, eb = error_of(conn, q, a), error_of(conn, q, b)
-        assert ea == eb
+        e = same_error(conn, "SELECT trek_plan(%s, 'hxx')", a, b)
         close = ["h%02d" % k for k in range(10)]
-        assert ea[3] == "Perhaps you meant %s." % ", ".join(
+        assert e[3] == "Perhaps you meant %s." % ", ".join(
             '"%s"' % c for c in close)
 
 
@@ -174,9 +178,7 @@ def test_duplicates_reported_alike_in_any_order(cluster, database, two_orders):
     }
     a, b = two_orders(files)
     with cluster.connect(database) as conn:
-        q = "SELECT trek_plan(%s, 'head')"
-        ea, eb = error_of(conn, q, a), error_of(conn, q, b)
-    assert ea == eb
-    assert ea[0] == "42710"
-    assert ea[1] == ('migrations "20240102_a_up_b.sql" and "20240103_a_up_b.sql"'
+        e = same_error(conn, "SELECT trek_plan(%s, 'head')", a, b)
+    assert e[0] == "42710"
+    assert e[1] == ('migrations "20240102_a_up_b.sql" and "20240103_a_up_b.sql"'
                      ' both go up from revision "a" to "b"')
