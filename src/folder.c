@@ -313,9 +313,10 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 	}
 	m = &scan->migrations[scan->n++];
 	m->file = TrekStringsCopy(&scan->names, name, strlen(name));
-	TrekRevisionsAdd(scan->revs, name + parsed.from_start, parsed.from_len,
-					 name + parsed.to_start, parsed.to_len,
-					 &m->from_rev, &m->to_rev);
+	m->from_rev = TrekRevisionsAdd(scan->revs, name + parsed.from_start,
+								   parsed.from_len);
+	m->to_rev = TrekRevisionsAdd(scan->revs, name + parsed.to_start,
+								 parsed.to_len);
 	m->from = TrekRevisionsName(scan->revs, m->from_rev);
 	m->to = TrekRevisionsName(scan->revs, m->to_rev);
 	m->up = parsed.up;

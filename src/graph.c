@@ -157,25 +157,11 @@ TrekRevisionsCreate(int expected)
 	return r;
 }
 
-/*
- * Numbers of the revisions named by the from_len bytes at from and the
- * to_len bytes at to, each added if new.  The slots of both are fetched
- * into the cache before either is looked at, so that the two waits for
- * memory overlap.
- */
-void
-TrekRevisionsAdd(TrekRevisions *revs, const char *from, int from_len,
-				 const char *to, int to_len, int *from_rev, int *to_rev)
+/* number of the revision named by the len bytes at name, added if new */
+int
+TrekRevisionsAdd(TrekRevisions *revs, const char *name, int len)
 {
-	uint32		from_hash = revision_hash(from, from_len);
-	uint32		to_hash = revision_hash(to, to_len);
-
-#ifdef __GNUC__
-	__builtin_prefetch(&revs->slots[from_hash & revs->mask]);
-	__builtin_prefetch(&revs->slots[to_hash & revs->mask]);
-#endif
-	*from_rev = find_revision(revs, from, from_len, from_hash, true);
-	*to_rev = find_revision(revs, to, to_len, to_hash, true);
+	return find_revision(revs, name, len, revision_hash(name, len), true);
 }
 
 char *

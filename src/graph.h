@@ -13,9 +13,7 @@
 typedef struct TrekGraph TrekGraph;
 
 extern TrekRevisions *TrekRevisionsCreate(int expected);
-extern void TrekRevisionsAdd(TrekRevisions *revs, const char *from,
-							 int from_len, const char *to, int to_len,
-							 int *from_rev, int *to_rev);
+extern int	TrekRevisionsAdd(TrekRevisions *revs, const char *name, int len);
 extern char *TrekRevisionsName(TrekRevisions *revs, int rev);
 
 extern TrekGraph *TrekGraphBuild(TrekMigration *migrations, int nmigrations,
