@@ -325,7 +325,14 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 		scan->has_initial = true;
 }
 
-#if defined(__linux__) && defined(__GLIBC__) && __GLIBC_PREREQ(2, 30)
+/* getdents64() is declared by glibc 2.30 and later */
+#if defined(__linux__) && defined(__GLIBC__)
+#if __GLIBC_PREREQ(2, 30)
+#define TREK_HAVE_GETDENTS64 1
+#endif
+#endif
+
+#ifdef TREK_HAVE_GETDENTS64
 
 /*
  * Linux: read the entries straight from the folder's own descriptor with
