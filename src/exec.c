@@ -354,6 +354,21 @@ first_top_level_step(TrekPlan *plan, int from)
 }
 
 /*
+ * If a step from "from" on is in Python, check once that Python steps can
+ * run here (TrekPythonCheck), before any step runs.
+ */
+static void
+check_python_steps(TrekPlan *plan, int from)
+{
+	for (int i = from; i < plan->nsteps; i++)
+		if (plan->steps[i].python)
+		{
+			TrekPythonCheck(plan->steps[i].file, i + 1, plan->nsteps);
+			return;
+		}
+}
+
+/*
  * Show other sessions what this backend does, in pg_stat_activity.query:
  * the track, the step and its file.
  */
@@ -461,14 +476,7 @@ execute_plan(TrekPlan *plan)
 						   top + 1, plan->nsteps),
 				 errhint("Apply the plan with CALL trek_migrate(...).")));
 	folder = TrekFolderOpen(plan->dir);
-	for (int i = 0; i < plan->nsteps; i++)
-	{
-		if (plan->steps[i].python)
-		{
-			TrekPythonCheck(plan->steps[i].file, i + 1, plan->nsteps);
-			break;
-		}
-	}
+	check_python_steps(plan, 0);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -933,12 +941,7 @@ run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
 	PG_CATCH();
 	{
 		/* a cancel between statements, or the like */
-		HOLD_INTERRUPTS();
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		RESUME_INTERRUPTS();
+		edata = TrekTopLevelCatch(cxt);
 	}
 	PG_END_TRY();
 	error_context_stack = cb.previous;
@@ -1061,7 +1064,7 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 			{
 				long		ms = lock_retry(edata,
-											waited_valid ? TrekLockHolders(&waited_tag) : NULL,
+											waited_lock_holders(),
 											s->file, i, plan->nsteps,
 											&attempt, cxt);
 
@@ -1151,14 +1154,7 @@ migrate_locked(TrekPlan *given, const char *dir, const char *target,
 				(errmsg("track \"%s\" is at revision \"%s\": continuing the plan at step %d of %d",
 						plan->track, current, first + 1, plan->nsteps)));
 	}
-	for (int i = first; i < plan->nsteps; i++)
-	{
-		if (plan->steps[i].python)
-		{
-			TrekPythonCheck(plan->steps[i].file, i + 1, plan->nsteps);
-			break;
-		}
-	}
+	check_python_steps(plan, first);
 	if (migrating_nested && (top = first_top_level_step(plan, first)) >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),

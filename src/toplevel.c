@@ -205,18 +205,33 @@ query_names(const char *sql, int nargs, Oid *argtypes, Datum *args,
 }
 
 /*
+ * In a PG_CATCH outside SPI, as PostgresMain recovers from an error but
+ * staying in the CALL: the error being handled, copied into cxt, with its
+ * transaction rolled back.
+ */
+ErrorData *
+TrekTopLevelCatch(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	HOLD_INTERRUPTS();
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	RESUME_INTERRUPTS();
+	return edata;
+}
+
+/*
  * In a PG_CATCH: raise the error being handled again as a WARNING, after
  * rolling back its transaction; cxt is where it is copied to.
  */
 static void
 warn_instead(MemoryContext cxt)
 {
-	ErrorData  *edata;
+	ErrorData  *edata = TrekTopLevelCatch(cxt);
 
-	MemoryContextSwitchTo(cxt);
-	edata = CopyErrorData();
-	FlushErrorState();
-	AbortCurrentTransaction();
 	edata->elevel = WARNING;
 	ThrowErrorData(edata);
 }
@@ -312,14 +327,8 @@ TrekTopLevelRun(const char *sql, TimeoutId probe, char *(*holders_fn) (void),
 	}
 	PG_CATCH();
 	{
-		/* as PostgresMain recovers from an error, but staying in the CALL */
-		HOLD_INTERRUPTS();
 		disable_timeout(probe, false);
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		RESUME_INTERRUPTS();
+		edata = TrekTopLevelCatch(cxt);
 	}
 	PG_END_TRY();
 

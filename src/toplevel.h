@@ -13,6 +13,7 @@
 
 extern void TrekTopLevelEnter(void);
 extern void TrekTopLevelLeave(MemoryContext spicxt);
+extern ErrorData *TrekTopLevelCatch(MemoryContext cxt);
 extern ErrorData *TrekTopLevelRun(const char *sql, TimeoutId probe,
 								  char *(*holders_fn) (void), char **holders,
 								  MemoryContext cxt);
