@@ -161,7 +161,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			got.up != want.up || got.python != want.python)
 			abort();
 		/* offsets inside the name, revisions are revision names */
-		if (got.to_start + got.to_len > len ||
+		if (got.len != (int) len || got.to_start + got.to_len > len ||
 			!TrekIsRevisionName(name + got.from_start, got.from_len) ||
 			!TrekIsRevisionName(name + got.to_start, got.to_len))
 			abort();

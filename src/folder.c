@@ -312,7 +312,7 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 									scan->cap * sizeof(TrekMigration));
 	}
 	m = &scan->migrations[scan->n++];
-	m->file = TrekStringsCopy(&scan->names, name, strlen(name));
+	m->file = TrekStringsCopy(&scan->names, name, parsed.len);
 	m->from_rev = TrekRevisionsAdd(scan->revs, name + parsed.from_start,
 								   parsed.from_len);
 	m->to_rev = TrekRevisionsAdd(scan->revs, name + parsed.to_start,

@@ -141,6 +141,7 @@ TrekParseFileName(const char *name, TrekName *out)
 	out->from_len = sep - 9;
 	out->to_start = sep + seplen;
 	out->to_len = stem - (sep + seplen);
+	out->len = len;
 	return TREK_NAME_OK;
 }
 

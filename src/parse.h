@@ -20,6 +20,7 @@ typedef enum TrekNameResult
 
 typedef struct TrekName
 {
+	int			len;			/* of the whole file name */
 	int			from_start;		/* offsets into the file name */
 	int			from_len;
 	int			to_start;
