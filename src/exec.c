@@ -1144,7 +1144,8 @@ migrate_locked(TrekPlan *given, const char *dir, const char *target,
 		for (first = 1; first < plan->nsteps; first++)
 			if (strcmp(plan->steps[first].from, current) == 0)
 				break;
-		if (first == plan->nsteps)
+		/* a plan without steps (direction none) has none to continue at */
+		if (first >= plan->nsteps)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("plan is stale: track \"%s\" is at revision \"%s\", not \"%s\"",
