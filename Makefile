@@ -1,10 +1,10 @@
 # trek: PGXS build, regression tests and the entry points of README.md
 EXTENSION    = trek
-EXTVERSION   = 0.2
+EXTVERSION   = 0.3
 MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/state.o \
-               src/exec.o src/guard.o src/python.o src/worker.o \
+               src/exec.o src/guard.o src/python.o src/runs.o \
                src/toplevel.o src/ops.o
 DATA         = $(wildcard trek--*.sql)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \

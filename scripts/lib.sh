@@ -136,7 +136,7 @@ _trek_free_port() {
 }
 
 trek_cluster_start() {
-	local name=${1:-trek} dir locale=C port _
+	local name=${1:-trek} dir locale=C port preload _
 	locale -a 2>/dev/null | grep -qix 'c\.utf-\?8' && locale=C.UTF-8
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/trek-$name.XXXXXX") || return	# mode 700
 	TREK_CLUSTERS+=("$dir")
@@ -149,11 +149,15 @@ trek_cluster_start() {
 		trek_log "initdb failed"
 		return 1
 	fi
+	# trek keeps trek_execute()'s runs in shared memory: preloaded before
+	# PostgreSQL 17, from the dynamic shared memory registry from 17 on
+	preload=pg_cron
+	[ "$TREK_PG_MAJOR" -lt 17 ] && preload=pg_cron,trek
 	cat >>"$dir/data/postgresql.conf" <<-EOF
 		# added by scripts/lib.sh
 		listen_addresses = '127.0.0.1'
 		unix_socket_directories = '$dir/sock'
-		shared_preload_libraries = 'pg_cron'
+		shared_preload_libraries = '$preload'
 		cron.database_name = 'postgres'
 		cron.host = '$dir/sock'
 	EOF

@@ -37,9 +37,9 @@
 #include "guard.h"
 #include "parse.h"
 #include "python.h"
+#include "runs.h"
 #include "state.h"
 #include "toplevel.h"
-#include "worker.h"
 
 #define TREK_LOCK_ADVICE "A plan runs in one transaction: raise max_locks_per_transaction, migrate in smaller plans by naming intermediate targets, or use CALL trek_migrate()."
 #define TREK_ENUM_ADVICE "trek_execute() runs the whole plan in one transaction; CALL trek_migrate() commits each step, so a later step can use a value an earlier one added."
@@ -62,7 +62,15 @@ typedef struct TrekStepInfo
 	bool		parsing;		/* inside raw_parser */
 	int			line;			/* line a Python step failed at, else 0 */
 	bool		top_level;		/* a step outside a transaction */
+	int		   *error_line;		/* where to note the line of an error */
 } TrekStepInfo;
+
+/* how far a run got: for the record of its failure */
+typedef struct TrekProgress
+{
+	int			step;			/* index of the step running, or -1 */
+	int			line;			/* line of the last error in it, or 0 */
+} TrekProgress;
 
 /* set while a plan runs, to refuse trek_execute() from inside a migration */
 static bool executing = false;
@@ -79,22 +87,6 @@ static bool migrating_nested = false;
 
 /* set when an error trek may add advice to passes a step (amend_hint) */
 static bool advice_pending = false;
-
-/*
- * The trek_execute() run in progress, so that a failure can be recorded
- * although the run's transaction rolls back (see record_failure).
- */
-typedef struct TrekRunning
-{
-	TrekPlan   *plan;			/* NULL: no run in progress */
-	const char *dir;
-	int			step;			/* index of the step running */
-	TimestampTz started;
-	Oid			owner;			/* of trek's state */
-	char	   *run_by;
-} TrekRunning;
-
-static TrekRunning running;
 
 /* byte offset of the pos'th character (0-based) of text */
 static int
@@ -153,6 +145,8 @@ step_context(void *arg)
 
 	if (line == 0 && info->text != NULL && offset >= 0)
 		line = TrekLineNumber(info->text, offset);
+	if (info->error_line != NULL && geterrcode() != ERRCODE_SUCCESSFUL_COMPLETION)
+		*info->error_line = line;
 	if (line > 0)
 		errcontext("migration \"%s\", step %d of %d, line %d",
 				   info->file, info->step, info->nsteps, line);
@@ -387,7 +381,7 @@ report_step(const char *call, TrekPlan *plan, int i)
  * Re-read, check and run one step.
  */
 static void
-run_step(TrekPlan *plan, int i, TrekFolder *folder)
+run_step(TrekPlan *plan, int i, TrekFolder *folder, TrekProgress *progress)
 {
 	TrekStep   *s = &plan->steps[i];
 	TrekStepInfo info;
@@ -405,6 +399,9 @@ run_step(TrekPlan *plan, int i, TrekFolder *folder)
 	info.parsing = false;
 	info.line = 0;
 	info.top_level = false;
+	info.error_line = &progress->line;
+	progress->step = i;
+	progress->line = 0;
 
 	cb.callback = step_context;
 	cb.arg = &info;
@@ -448,22 +445,49 @@ run_step(TrekPlan *plan, int i, TrekFolder *folder)
 	error_context_stack = cb.previous;
 }
 
+/* the record of a run of plan from folder dir, starting now, as id */
+static void
+run_record(TrekRunRecord *rec, int64 id, TrekPlan *plan, const char *dir,
+		   Oid owner)
+{
+	memset(rec, 0, sizeof(TrekRunRecord));
+	rec->id = id;
+	rec->database = MyDatabaseId;
+	rec->owner = owner;
+	rec->run_by_id = GetUserId();
+	rec->pid = MyProcPid;
+	rec->backend_start = MyStartTimestamp;
+	rec->steps_planned = plan->nsteps;
+	rec->started_at = GetCurrentTimestamp();
+	strlcpy(rec->state, TREK_RUN_RUNNING, sizeof(rec->state));
+	TrekRunsCopy(rec->track, plan->track, sizeof(rec->track));
+	TrekRunsCopy(rec->dir, dir, sizeof(rec->dir));
+	TrekRunsCopy(rec->from, plan->from, sizeof(rec->from));
+	TrekRunsCopy(rec->target, plan->to, sizeof(rec->target));
+	TrekRunsCopy(rec->run_by, GetUserNameFromId(GetUserId(), false),
+				 sizeof(rec->run_by));
+}
+
 /*
  * Run a plan in the caller's transaction and return the revision the track
- * is at afterwards.
+ * is at afterwards.  *running says whether the run started (and so is
+ * recorded), progress how far it got.
  */
 static char *
-execute_plan(TrekPlan *plan)
+execute_plan(TrekPlan *plan, bool *running, TrekProgress *progress)
 {
 	int			top;
 	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext stepcxt;
 	TrekFolder *folder;
+	TrekTrackLock lock;
+	TrekRunRecord *rec;
 	char	   *current;
 	bool		owned;
 	Oid			owner;
 	TimestampTz *started;
 	TimestampTz *finished;
+	int64		run_id;
 
 	TrekPreventIfReadOnly("trek_execute()", "apply migrations", "them");
 
@@ -482,7 +506,7 @@ execute_plan(TrekPlan *plan)
 		elog(ERROR, "SPI_connect failed");
 
 	/* one run per track at a time; then where is it, and whose is it? */
-	TrekStateLock(plan->track, false);
+	TrekStateLock(plan->track, &lock, false);
 	current = TrekStateRead(plan->track, &owned, &owner, callercxt);
 	TrekStateCheckOwner(plan->track, owned, owner, "migrate");
 
@@ -499,17 +523,19 @@ execute_plan(TrekPlan *plan)
 						plan->track, current, plan->from),
 				 errhint("Make a new plan with trek_plan().")));
 
+	/* the run, visible to other sessions from now on (runs.c) */
+	TrekRunsPersist();
+	run_id = TrekStateRunNextId();
+	rec = palloc(sizeof(TrekRunRecord));
+	run_record(rec, run_id, plan, folder->path, owned ? owner : InvalidOid);
+	if (run_id >= 0)
+	{
+		TrekRunsBegin(rec);
+		*running = true;
+	}
+
 	started = palloc(plan->nsteps * sizeof(TimestampTz));
 	finished = palloc(plan->nsteps * sizeof(TimestampTz));
-	if (TrekStateRecordsRuns())
-	{
-		running.dir = folder->path;
-		running.step = 0;
-		running.started = GetCurrentTimestamp();
-		running.owner = TrekStateOwner();
-		running.run_by = GetUserNameFromId(GetUserId(), false);
-		running.plan = plan;
-	}
 	stepcxt = AllocSetContextCreate(CurrentMemoryContext, "trek step",
 									ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < plan->nsteps; i++)
@@ -518,10 +544,10 @@ execute_plan(TrekPlan *plan)
 		MemoryContext oldcxt = MemoryContextSwitchTo(stepcxt);
 
 		CHECK_FOR_INTERRUPTS();
-		running.step = i;
 		report_step("trek_execute", plan, i);
+		TrekRunsProgress(i, s->file);
 		started[i] = GetCurrentTimestamp();
-		run_step(plan, i, folder);
+		run_step(plan, i, folder, progress);
 		finished[i] = GetCurrentTimestamp();
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(stepcxt);
@@ -533,11 +559,17 @@ execute_plan(TrekPlan *plan)
 						   (double) (finished[i] - started[i]) / 1000.0)));
 	}
 	MemoryContextDelete(stepcxt);
+	progress->step = -1;
 	TrekStateRecord(plan, folder->path, 0, plan->nsteps, started, finished,
 					owned);
-	running.plan = NULL;
-	(void) TrekStateRunStart(plan, folder->path, "execute", "done",
-							 plan->nsteps, NULL);
+	if (run_id >= 0)
+	{
+		strlcpy(rec->state, TREK_RUN_DONE, sizeof(rec->state));
+		rec->steps_done = plan->nsteps;
+		rec->finished_at = GetCurrentTimestamp();
+		TrekStateRunInsert(rec);
+		TrekRunsDone();
+	}
 	TrekFolderClose(folder);
 
 	SPI_finish();
@@ -582,40 +614,19 @@ amend_hint(MemoryContext cxt, bool one_transaction)
 }
 
 /*
- * A trek_execute() run failed: have a background worker record it in
- * trek.runs, since this transaction's bookkeeping rolls back.  Called in
- * PG_CATCH, in memory context cxt; the error stays as it is.
+ * A trek_execute() run failed: keep its record in shared memory (runs.c),
+ * since this transaction's bookkeeping rolls back.  Called in PG_CATCH, in
+ * memory context cxt; the error stays as it is.
  */
 static void
-record_failure(MemoryContext cxt)
+record_failure(TrekPlan *plan, TrekProgress *progress, MemoryContext cxt)
 {
-	MemoryContext oldcxt;
-	ErrorData  *edata;
-	TrekFailedRun run;
-	TrekPlan   *plan = running.plan;
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	ErrorData  *edata = CopyErrorData();
 
-	if (plan == NULL)
-		return;
-	running.plan = NULL;
-	oldcxt = MemoryContextSwitchTo(cxt);
-	edata = CopyErrorData();
-	run.track = plan->track;
-	run.dir = running.dir;
-	run.from = plan->from;
-	run.target = plan->to;
-	run.run_by = running.run_by;
-	run.current_file = plan->steps[running.step].file;
-	run.sqlstate = unpack_sql_state(edata->sqlerrcode);
-	run.message = edata->message ? edata->message : "";
-	run.steps_done = running.step;
-	run.steps_planned = plan->nsteps;
-	run.pid = MyProcPid;
-	run.started_at = running.started;
-	run.finished_at = GetCurrentTimestamp();
-	run.backend_start = MyStartTimestamp;
-	if (!TrekRecordFailedRun(&run, running.owner))
-		elog(LOG, "could not start a worker to record the failed trek run of track \"%s\"",
-			 plan->track);
+	TrekRunsFailed(progress->step >= 0 ? plan->steps[progress->step].file : NULL,
+				   progress->step >= 0 ? progress->line : 0,
+				   edata->sqlerrcode, edata->message);
 	FreeErrorData(edata);
 	MemoryContextSwitchTo(oldcxt);
 }
@@ -638,6 +649,8 @@ TrekExecute(TrekPlan *plan)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	char	   *volatile result = NULL;
+	volatile bool running = false;
+	TrekProgress progress = {-1, 0};
 
 	if (executing)
 		ereport(ERROR,
@@ -647,15 +660,15 @@ TrekExecute(TrekPlan *plan)
 
 	executing = true;
 	advice_pending = false;
-	running.plan = NULL;
 	PG_TRY();
 	{
-		result = execute_plan(plan);
+		result = execute_plan(plan, (bool *) &running, &progress);
 	}
 	PG_CATCH();
 	{
 		executing = false;
-		record_failure(cxt);
+		if (running)
+			record_failure(plan, &progress, cxt);
 		amend_hint(cxt, true);
 		PG_RE_THROW();
 	}
@@ -865,6 +878,22 @@ waited_lock_holders(void)
 }
 
 /*
+ * A statement of migration file released the advisory part of trek's lock
+ * on track (state.c): refuse the step, since another session may now be
+ * waiting with it for the rest of the lock.
+ */
+static void
+lock_released(const char *file, const char *track)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("migration \"%s\" released trek's lock on track \"%s\"",
+					file, track),
+			 errdetail("pg_advisory_unlock_all() and DISCARD ALL release every advisory lock of the session, also the one trek_migrate() holds on the track for the whole run."),
+			 errhint("Release only the advisory locks the migration took itself, with pg_advisory_unlock().")));
+}
+
+/*
  * Run pending step p outside a transaction: each statement as a
  * top-level command of its own, in this backend, outside any transaction
  * (toplevel.c), with lock_timeout set to trek.lock_timeout.  A statement
@@ -875,7 +904,8 @@ waited_lock_holders(void)
  * context, which SPI_finish() returns to.
  */
 static ErrorData *
-run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
+run_pending_top_level(TrekPendingStep *p, TrekTrackLock *lock,
+					  const char *track, MemoryContext cxt)
 {
 	TrekStepInfo *info = &p->info;
 	ErrorData  *volatile edata = NULL;
@@ -924,6 +954,13 @@ run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
 				edata = TrekTopLevelRun(sql, wait_probe_id, waited_lock_holders,
 										&who, cxt);
 				MemoryContextSwitchTo(oldcxt);
+				if (!TrekStateLockHeld(lock))
+				{
+					/* no retry then; the statement's own error goes first */
+					if (edata == NULL)
+						lock_released(info->file, track);
+					break;
+				}
 				if (edata == NULL || edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 					break;
 				ms = lock_retry(edata, who, info->file, info->step - 1,
@@ -953,13 +990,24 @@ run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
 	return edata;
 }
 
+/* a trek_migrate() run */
+typedef struct TrekMigrateRun
+{
+	TrekPlan   *plan;			/* NULL until planned or given */
+	TrekTrackLock lock;			/* the track's, held for the whole run */
+	int64		id;				/* its row in trek.runs, or -1 */
+	bool		ended;			/* its row says how it ended */
+	TrekProgress progress;
+	MemoryContext cxt;			/* the run's memory */
+} TrekMigrateRun;
+
 /*
  * Run step i in a subtransaction, with trek.lock_timeout and the wait
  * probe on.  Returns NULL on success, else the error (copied into cxt),
  * with the subtransaction rolled back.
  */
 static ErrorData *
-run_step_guarded(TrekPlan *plan, int i, TrekFolder *folder, MemoryContext cxt)
+run_step_guarded(TrekMigrateRun *run, int i, TrekFolder *folder)
 {
 	ResourceOwner oldowner = CurrentResourceOwner;
 	MemoryContext oldcxt = CurrentMemoryContext;
@@ -988,8 +1036,10 @@ run_step_guarded(TrekPlan *plan, int i, TrekFolder *folder, MemoryContext cxt)
 							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														 TREK_WAIT_PROBE_MS),
 							 TREK_WAIT_PROBE_MS);
-		run_step(plan, i, folder);
+		run_step(run->plan, i, folder, &run->progress);
 		disable_timeout(wait_probe_id, false);
+		if (!TrekStateLockHeld(&run->lock))
+			lock_released(run->plan->steps[i].file, run->plan->track);
 		AtEOXact_GUC(true, nest);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
@@ -998,7 +1048,7 @@ run_step_guarded(TrekPlan *plan, int i, TrekFolder *folder, MemoryContext cxt)
 	PG_CATCH();
 	{
 		disable_timeout(wait_probe_id, false);
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(run->cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
@@ -1018,13 +1068,25 @@ commit_and_continue(void)
 }
 
 /*
+ * The error context of what a step does after its SQL: writing its history
+ * row and committing it (a deferred constraint of the step fails there).
+ */
+static void
+commit_context(void *arg)
+{
+	TrekStep   *s = (TrekStep *) arg;
+
+	errcontext("committing migration \"%s\"", s->file);
+}
+
+/*
  * Run the steps from first on, each committed with its history row.
  */
 static void
-migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
-			  MemoryContext cxt)
+migrate_steps(TrekMigrateRun *run, int first, bool owned)
 {
-	MemoryContext stepcxt = AllocSetContextCreate(cxt, "trek step",
+	TrekPlan   *plan = run->plan;
+	MemoryContext stepcxt = AllocSetContextCreate(run->cxt, "trek step",
 												  ALLOCSET_DEFAULT_SIZES);
 
 	for (int i = first; i < plan->nsteps; i++)
@@ -1034,6 +1096,7 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 		TimestampTz finished;
 		TrekFolder *folder;
 		ErrorData  *edata;
+		ErrorContextCallback cb;
 		int			attempt = 0;
 		MemoryContext oldcxt;
 
@@ -1041,10 +1104,12 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 		{
 			CHECK_FOR_INTERRUPTS();
 			oldcxt = MemoryContextSwitchTo(stepcxt);
+			run->progress.step = i;
+			run->progress.line = 0;
 			folder = TrekFolderOpen(plan->dir);
 			report_step("trek_migrate", plan, i);
 			started = GetCurrentTimestamp();
-			edata = run_step_guarded(plan, i, folder, cxt);
+			edata = run_step_guarded(run, i, folder);
 			if (pending_top_level != NULL)
 			{
 				TrekPendingStep *p = pending_top_level;
@@ -1053,7 +1118,8 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 				pending_top_level = NULL;
 				TrekFolderClose(folder);
 				if (edata == NULL)
-					edata = run_pending_top_level(p, cxt);
+					edata = run_pending_top_level(p, &run->lock, plan->track,
+												  run->cxt);
 				folder = TrekFolderOpen(plan->dir);
 			}
 			MemoryContextSwitchTo(oldcxt);
@@ -1061,12 +1127,13 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 				break;
 
 			TrekFolderClose(folder);
-			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+				TrekStateLockHeld(&run->lock))
 			{
 				long		ms = lock_retry(edata,
 											waited_lock_holders(),
 											s->file, i, plan->nsteps,
-											&attempt, cxt);
+											&attempt, run->cxt);
 
 				if (ms >= 0)
 				{
@@ -1077,23 +1144,25 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 					continue;
 				}
 			}
-
-			/* the failure is recorded, and the error goes on */
-			TrekStateRunUpdate(run_id, i, NULL, "failed",
-							   unpack_sql_state(edata->sqlerrcode),
-							   edata->message);
-			commit_and_continue();
 			ReThrowError(edata);
 		}
 		finished = GetCurrentTimestamp();
 
+		cb.callback = commit_context;
+		cb.arg = s;
+		cb.previous = error_context_stack;
+		error_context_stack = &cb;
 		TrekStateRecord(plan, folder->path, i, 1, &started, &finished, owned);
 		owned = true;
-		TrekStateRunUpdate(run_id, i + 1,
+		TrekStateRunUpdate(run->id, i + 1,
 						   i + 1 < plan->nsteps ? plan->steps[i + 1].file : NULL,
-						   i + 1 < plan->nsteps ? NULL : "done", NULL, NULL);
+						   i + 1 < plan->nsteps ? NULL : TREK_RUN_DONE,
+						   NULL, NULL, 0);
 		TrekFolderClose(folder);
+		if (i + 1 == plan->nsteps)
+			run->ended = true;
 		commit_and_continue();
+		error_context_stack = cb.previous;
 		MemoryContextReset(stepcxt);
 
 		ereport(NOTICE,
@@ -1102,6 +1171,7 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
 				 errdetail("Step %d of %d took %.3f ms.", i + 1, plan->nsteps,
 						   (double) (finished - started) / 1000.0)));
 	}
+	run->progress.step = -1;
 	MemoryContextDelete(stepcxt);
 }
 
@@ -1110,10 +1180,9 @@ migrate_steps(TrekPlan *plan, int first, int64 run_id, bool owned,
  * trek_migrate(plan), or NULL: then the plan is made here, under the lock.
  */
 static void
-migrate_locked(TrekPlan *given, const char *dir, const char *target,
-			   const char *direction, const char *track)
+migrate_locked(TrekMigrateRun *run, TrekPlan *given, const char *dir,
+			   const char *target, const char *direction, const char *track)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	TrekPlan   *plan = given;
 	TrekFolder *folder;
 	char	   *current;
@@ -1121,7 +1190,6 @@ migrate_locked(TrekPlan *given, const char *dir, const char *target,
 	Oid			owner;
 	int			first = 0;
 	int			top;
-	int64		run_id;
 
 	if (plan == NULL)
 	{
@@ -1130,7 +1198,7 @@ migrate_locked(TrekPlan *given, const char *dir, const char *target,
 		PopActiveSnapshot();
 	}
 	folder = TrekFolderOpen(plan->dir);
-	current = TrekStateRead(plan->track, &owned, &owner, cxt);
+	current = TrekStateRead(plan->track, &owned, &owner, run->cxt);
 	TrekStateCheckOwner(plan->track, owned, owner, "migrate");
 
 	if (already_there(plan, current))
@@ -1165,11 +1233,53 @@ migrate_locked(TrekPlan *given, const char *dir, const char *target,
 						   top + 1, plan->nsteps),
 				 errhint("Call trek_migrate() directly: CALL trek_migrate(...) from the client or a pg_cron job.")));
 
-	run_id = TrekStateRunStart(plan, folder->path, "migrate", "running",
-							   first, plan->steps[first].file);
+	/* failed trek_execute() runs only in shared memory go in too */
+	TrekRunsPersist();
+	run->plan = plan;
+	run->id = TrekStateRunStart(plan, folder->path, first,
+								plan->steps[first].file);
 	TrekFolderClose(folder);
 	commit_and_continue();
-	migrate_steps(plan, first, run_id, owned, cxt);
+	migrate_steps(run, first, owned);
+}
+
+/*
+ * A run failed with edata after its row was written: say so in the row,
+ * with the file and line it failed at, in a transaction of its own (the
+ * failed one is rolled back first).  Called in PG_CATCH after
+ * FlushErrorState(); a failure to record is a WARNING, and the run's error
+ * is the one raised.
+ */
+static void
+record_migrate_failure(TrekMigrateRun *run, ErrorData *edata)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	int			step = run->progress.step;
+
+	PG_TRY();
+	{
+		SPI_rollback();
+		SPI_start_transaction();
+		TrekStateRunUpdate(run->id, step >= 0 ? step : 0,
+						   step >= 0 ? run->plan->steps[step].file : NULL,
+						   TREK_RUN_FAILED, unpack_sql_state(edata->sqlerrcode),
+						   edata->message, step >= 0 ? run->progress.line : 0);
+		commit_and_continue();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *record_error;
+
+		MemoryContextSwitchTo(run->cxt);
+		record_error = CopyErrorData();
+		FlushErrorState();
+		ereport(WARNING,
+				(errcode(record_error->sqlerrcode),
+				 errmsg("could not record the failure of run %lld in trek.runs: %s",
+						(long long) run->id, record_error->message)));
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
 }
 
 /*
@@ -1181,9 +1291,9 @@ void
 TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 			const char *direction, const char *track)
 {
-	const char *volatile locked = given != NULL ? given->track : track;
+	const char *locked = given != NULL ? given->track : track;
 	MemoryContext callercxt = CurrentMemoryContext;
-	MemoryContext runcxt;
+	TrekMigrateRun *run;
 
 	if (atomic)
 		ereport(ERROR,
@@ -1202,11 +1312,14 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 	 * a transaction leaves SPI for a while (run_pending_top_level).
 	 */
 	migrating_nested = SPI_inside_nonatomic_context();
-	runcxt = AllocSetContextCreate(CurrentMemoryContext, "trek_migrate",
-								   ALLOCSET_DEFAULT_SIZES);
+	run = MemoryContextAllocZero(CurrentMemoryContext, sizeof(TrekMigrateRun));
+	run->cxt = AllocSetContextCreate(CurrentMemoryContext, "trek_migrate",
+									 ALLOCSET_DEFAULT_SIZES);
+	run->id = -1;
+	run->progress.step = -1;
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	MemoryContextSwitchTo(runcxt);
+	MemoryContextSwitchTo(run->cxt);
 
 	/*
 	 * Wait for the track without a snapshot: CALL runs with one, and a step
@@ -1217,23 +1330,36 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 	 */
 	commit_and_continue();
 	InvalidateCatalogSnapshot();
-	TrekStateLock(locked, true);
+	TrekStateLock(locked, &run->lock, true);
 	executing = true;
 	migrating = true;
 	PG_TRY();
 	{
-		migrate_locked(given, dir, target, direction, track);
+		migrate_locked(run, given, dir, target, direction, track);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		executing = false;
 		migrating = false;
 		migrating_nested = false;
 		pending_top_level = NULL;
-		TrekStateUnlock(locked, true);
+		MemoryContextSwitchTo(run->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* however it failed (a step, a cancel, a commit), the row says so */
+		if (run->id >= 0 && !run->ended)
+			record_migrate_failure(run, edata);
+		TrekStateUnlock(&run->lock);
+		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	executing = false;
+	migrating = false;
+	migrating_nested = false;
+	TrekStateUnlock(&run->lock);
 	SPI_finish();
 	MemoryContextSwitchTo(callercxt);
-	MemoryContextDelete(runcxt);
+	MemoryContextDelete(run->cxt);
 }

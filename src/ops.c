@@ -36,6 +36,7 @@
 #include "graph.h"
 #include "ops.h"
 #include "plan.h"
+#include "runs.h"
 #include "state.h"
 
 /* at most this many files named in trek_verify()'s DETAIL */
@@ -130,7 +131,7 @@ survey(TrekSurvey *s, const char *dir, const char *track)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rows = TrekStateHistory(track, &nrows, callercxt);
-	s->last_run = TrekStateLastRun(track, callercxt);
+	s->last_run = TrekRunsLast(track, callercxt);
 	SPI_finish();
 
 	s->current = nrows > 0 ? rows[nrows - 1].to : "initial";
@@ -317,6 +318,7 @@ TrekOpsStamp(const char *dir, const char *revision, const char *track)
 	TrekRevisions *revs;
 	char	   *to;
 	char	   *current;
+	TrekTrackLock lock;
 	bool		owned;
 	Oid			owner;
 
@@ -334,7 +336,7 @@ TrekOpsStamp(const char *dir, const char *revision, const char *track)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	TrekStateLock(track, false);
+	TrekStateLock(track, &lock, false);
 	current = TrekStateRead(track, &owned, &owner, callercxt);
 	TrekStateCheckOwner(track, owned, owner, "stamp");
 	TrekStateStamp(track, folder->path, current, to, owned);

@@ -24,8 +24,10 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
@@ -39,16 +41,32 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "runs.h"
 #include "state.h"
-#include "worker.h"
 
 /*
- * The track lock is an advisory lock of a kind that no SQL function takes:
- * pg_advisory_lock() and friends always set the fourth key field to 1
- * (one bigint key) or 2 (two int keys).  So neither a role without trek
- * rights nor an application using advisory locks can take or block it.
+ * The track lock is two locks with one tag, taken in this order and held
+ * together by every run, stamp and trek_execute() on the track:
+ *
+ * - an advisory lock of a kind that no SQL function takes: pg_advisory_lock()
+ *   and friends always set the fourth key field to 1 (one bigint key) or 2
+ *   (two int keys), so no role can take, share or block it from SQL.  As a
+ *   session lock it outlives the abort of a transaction, but
+ *   pg_advisory_unlock_all() and DISCARD ALL release every session-level
+ *   advisory lock, this one too;
+ * - the same tag in the default lock method, which no SQL function can
+ *   release, but whose session form the abort of a top-level transaction
+ *   releases (a failed statement of a step outside a transaction).
+ *
+ * A waiter needs both, in this order, so the track stays locked as long as
+ * its holder keeps either.  trek_migrate() takes the second one back after
+ * such an abort (nobody else can hold it while the first is ours), and
+ * refuses a step that released the first (TrekStateLockHeld).
+ *
+ * The tag: the database, 64 bits of the SHA-256 of the track's name, and
+ * the kind.  Finding another name whose lock is the same takes about 2^64
+ * SHA-256 computations.
  */
-#define TREK_LOCK_CLASS 0x7472656b	/* "trek" in ASCII */
 #define TREK_LOCK_KIND	0x7472		/* "tr": not 1 or 2 */
 
 /* statements on trek's state, prepared once per backend */
@@ -207,34 +225,92 @@ objects_are_0_1(Oid nsp)
 }
 
 /*
- * The track lock.  A session lock (session = true) lasts until released
- * with TrekStateUnlock(); otherwise until the end of the transaction.
+ * The tags of track's lock (SHA-256 needs a transaction: OpenSSL's
+ * contexts belong to a resource owner).
  */
-static void
-track_locktag(LOCKTAG *tag, const char *track)
+void
+TrekStateLockTags(const char *track, TrekTrackLock *lock)
 {
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, TREK_LOCK_CLASS,
-						 hash_bytes((const unsigned char *) track,
-									strlen(track)),
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	uint32		high;
+	uint32		low;
+
+	if (ctx == NULL ||
+		pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) track, strlen(track)) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not compute the SHA-256 of track \"%s\"", track);
+	pg_cryptohash_free(ctx);
+	memcpy(&high, digest, sizeof(high));
+	memcpy(&low, digest + sizeof(high), sizeof(low));
+	SET_LOCKTAG_ADVISORY(lock->advisory, MyDatabaseId, high, low,
 						 TREK_LOCK_KIND);
+	lock->held = lock->advisory;
+	lock->held.locktag_lockmethodid = DEFAULT_LOCKMETHOD;
 }
 
+/*
+ * Take the track lock (both parts, see above).  A session lock (session =
+ * true) lasts until TrekStateUnlock(); otherwise until the end of the
+ * transaction.
+ */
 void
-TrekStateLock(const char *track, bool session)
+TrekStateLock(const char *track, TrekTrackLock *lock, bool session)
 {
-	LOCKTAG		tag;
-
-	track_locktag(&tag, track);
-	(void) LockAcquire(&tag, ExclusiveLock, session, false);
+	TrekStateLockTags(track, lock);
+	(void) LockAcquire(&lock->advisory, ExclusiveLock, session, false);
+	(void) LockAcquire(&lock->held, ExclusiveLock, session, false);
 }
 
-void
-TrekStateUnlock(const char *track, bool session)
+/* does this backend hold the session lock with this tag? */
+static bool
+holds_session_lock(LOCKTAG *tag)
 {
-	LOCKTAG		tag;
+	/* taking it once more succeeds at once when it is ours: undo that */
+	switch (LockAcquire(tag, ExclusiveLock, true, true))
+	{
+		case LOCKACQUIRE_ALREADY_HELD:
+		case LOCKACQUIRE_ALREADY_CLEAR:
+			(void) LockRelease(tag, ExclusiveLock, true);
+			return true;
+		case LOCKACQUIRE_OK:
+			(void) LockRelease(tag, ExclusiveLock, true);
+			return false;
+		case LOCKACQUIRE_NOT_AVAIL:
+			break;
+	}
+	return false;
+}
 
-	track_locktag(&tag, track);
-	(void) LockRelease(&tag, ExclusiveLock, session);
+/*
+ * Is the session track lock of a trek_migrate() run still whole?  The part
+ * in the default lock method is taken back if the abort of a top-level
+ * transaction released it (nobody else can have it while the advisory part
+ * is ours).  Returns false if the advisory part is gone: a statement of the
+ * run released it (pg_advisory_unlock_all(), DISCARD ALL), and another
+ * session may be waiting with it for the rest.  Needs no transaction.
+ */
+bool
+TrekStateLockHeld(TrekTrackLock *lock)
+{
+	if (!holds_session_lock(&lock->advisory))
+		return false;
+	if (!holds_session_lock(&lock->held))
+		(void) LockAcquire(&lock->held, ExclusiveLock, true, false);
+	return true;
+}
+
+/*
+ * Let go of the session track lock, of the parts still held.
+ */
+void
+TrekStateUnlock(TrekTrackLock *lock)
+{
+	if (holds_session_lock(&lock->held))
+		(void) LockRelease(&lock->held, ExclusiveLock, true);
+	if (holds_session_lock(&lock->advisory))
+		(void) LockRelease(&lock->advisory, ExclusiveLock, true);
 }
 
 /*
@@ -492,10 +568,11 @@ TrekStateHistory(const char *track, int *nrows, MemoryContext cxt)
 /*
  * State of the newest run on track in trek.runs ("running", "done",
  * "failed", or "interrupted" for a running row whose backend is gone), in
- * cxt; NULL if the track has no run, or trek's objects have no runs table.
+ * cxt, and its id in *id; NULL if the track has no run, or trek's objects
+ * have no runs table.
  */
 char *
-TrekStateLastRun(const char *track, MemoryContext cxt)
+TrekStateLastRun(const char *track, int64 *id, MemoryContext cxt)
 {
 	static SPIPlanPtr run_plan = NULL;
 	TrekOwnerSave save;
@@ -504,6 +581,7 @@ TrekStateLastRun(const char *track, MemoryContext cxt)
 	char	   *result = NULL;
 	int			rc;
 
+	*id = -1;
 	if (!OidIsValid(get_relname_relid("runs", state_namespace())))
 		return NULL;
 	owner_enter(&save);
@@ -512,7 +590,7 @@ TrekStateLastRun(const char *track, MemoryContext cxt)
 								" AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
 								" WHERE a.pid OPERATOR(pg_catalog.=) r.pid"
 								" AND a.backend_start OPERATOR(pg_catalog.=) r.backend_start)"
-								" THEN 'interrupted' ELSE r.state END"
+								" THEN 'interrupted' ELSE r.state END, r.id"
 								" FROM trek.runs r WHERE r.track OPERATOR(pg_catalog.=) $1"
 								" ORDER BY r.id DESC LIMIT 1",
 								1, argtypes);
@@ -524,8 +602,11 @@ TrekStateLastRun(const char *track, MemoryContext cxt)
 	{
 		char	   *v = SPI_getvalue(SPI_tuptable->vals[0],
 									 SPI_tuptable->tupdesc, 1);
+		bool		isnull;
 
 		result = v ? MemoryContextStrdup(cxt, v) : NULL;
+		*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	owner_leave(&save);
 	return result;
@@ -626,22 +707,153 @@ TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 }
 
 /*
- * Start the record of a run in trek.runs and return its id: a call of
- * trek_execute() or trek_migrate() (call) on track, from revision from
- * towards target, over nsteps steps read from canonical folder dir.  state
- * is "running" for a run that commits its row before its first step, or
- * "done" for a run recorded at its end (trek_execute()).  Objects of 0.1
- * have no trek.runs: then nothing is recorded, and the id is -1.
+ * Does trek.runs have the column line (0.3 on)?
+ */
+static bool
+runs_have_line(Oid nsp)
+{
+	Oid			relid = get_relname_relid("runs", nsp);
+
+	return OidIsValid(relid) &&
+		get_attnum(relid, "line") != InvalidAttrNumber;
+}
+
+/*
+ * A new run id from trek.runs' sequence, taken at the start of a run and
+ * kept even if the run's transaction rolls back, so that runs are numbered
+ * in the order they started.  -1 for objects without trek.runs (0.1).
  */
 int64
-TrekStateRunStart(TrekPlan *plan, const char *dir, const char *call,
-				  const char *state, int steps_done, const char *current_file)
+TrekStateRunNextId(void)
+{
+	static SPIPlanPtr id_plan = NULL;
+	TrekOwnerSave save;
+	Oid			nsp = state_namespace();
+	bool		isnull;
+	int64		id;
+	int			rc;
+
+	if (objects_are_0_1(nsp))
+		return -1;
+	owner_enter(&save);
+	if (id_plan == NULL)
+		id_plan = prepare_kept("SELECT pg_catalog.nextval('trek.runs_id_seq'::pg_catalog.regclass)",
+							   0, NULL);
+	rc = SPI_execute_plan(id_plan, NULL, NULL, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read trek.runs_id_seq: %s",
+			 SPI_result_code_string(rc));
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1, &isnull));
+	owner_leave(&save);
+	return id;
+}
+
+/* a message as trek.runs keeps it: at most TREK_RUN_MESSAGE_LEN - 1 bytes */
+static Datum
+message_datum(const char *message)
+{
+	int			len = strlen(message);
+
+	if (len >= TREK_RUN_MESSAGE_LEN)
+		len = pg_mbcliplen(message, len, TREK_RUN_MESSAGE_LEN - 1);
+	return PointerGetDatum(cstring_to_text_with_len(message, len));
+}
+
+/*
+ * Write run record r into trek.runs, unless a row with its id is there
+ * already.  Does nothing with objects without trek.runs.
+ */
+void
+TrekStateRunInsert(const TrekRunRecord *r)
+{
+	static SPIPlanPtr insert_run_plan = NULL;
+	static SPIPlanPtr insert_run_0_2_plan = NULL;
+	TrekOwnerSave save;
+	Oid			nsp = state_namespace();
+	bool		has_line;
+	SPIPlanPtr	p;
+	Datum		args[18];
+	char		nulls[18];
+	int			rc;
+
+	if (objects_are_0_1(nsp))
+		return;
+	has_line = runs_have_line(nsp);
+	(void) own_table(nsp, "runs");
+	owner_enter(&save);
+	p = has_line ? insert_run_plan : insert_run_0_2_plan;
+	if (p == NULL)
+	{
+		Oid			argtypes[18] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			TEXTOID, INT4OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+			TIMESTAMPTZOID, TEXTOID, INT4OID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+		INT4OID};
+
+#define INSERT_RUN_SQL(linecol, lineval) \
+	"INSERT INTO trek.runs (id, track, dir, from_revision, target, call," \
+	" state, steps_done, steps_planned, current_file, current_since," \
+	" started_at, finished_at, run_by, pid, backend_start, sqlstate," \
+	" message" linecol ")" \
+	" VALUES ($1, $2, $3, $4, $5, 'execute', $6, $7, $8, $9, $10, $11, $12," \
+	" $13, $14, $15, $16, $17" lineval ")" \
+	" ON CONFLICT (id) DO NOTHING"
+		if (has_line)
+			p = insert_run_plan =
+				prepare_kept(INSERT_RUN_SQL(", line", ", $18"), 18, argtypes);
+		else
+			p = insert_run_0_2_plan =
+				prepare_kept(INSERT_RUN_SQL("", ""), 17, argtypes);
+#undef INSERT_RUN_SQL
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = Int64GetDatum(r->id);
+	args[1] = CStringGetTextDatum(r->track);
+	args[2] = CStringGetTextDatum(r->dir);
+	args[3] = CStringGetTextDatum(r->from);
+	args[4] = CStringGetTextDatum(r->target);
+	args[5] = CStringGetTextDatum(r->state);
+	args[6] = Int32GetDatum(r->steps_done);
+	args[7] = Int32GetDatum(r->steps_planned);
+	args[8] = CStringGetTextDatum(r->current_file);
+	nulls[8] = r->current_file[0] ? ' ' : 'n';
+	args[9] = TimestampTzGetDatum(r->current_since);
+	nulls[9] = r->current_since ? ' ' : 'n';
+	args[10] = TimestampTzGetDatum(r->started_at);
+	args[11] = TimestampTzGetDatum(r->finished_at);
+	nulls[11] = r->finished_at ? ' ' : 'n';
+	args[12] = CStringGetTextDatum(r->run_by);
+	args[13] = Int32GetDatum(r->pid);
+	args[14] = TimestampTzGetDatum(r->backend_start);
+	args[15] = CStringGetTextDatum(r->sqlstate);
+	nulls[15] = r->sqlstate[0] ? ' ' : 'n';
+	args[16] = message_datum(r->message);
+	nulls[16] = r->message[0] ? ' ' : 'n';
+	args[17] = Int32GetDatum(r->line);
+	nulls[17] = r->line > 0 ? ' ' : 'n';
+	rc = SPI_execute_plan(p, args, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into trek.runs: %s",
+			 SPI_result_code_string(rc));
+	owner_leave(&save);
+}
+
+/*
+ * Start the record of a run of trek_migrate() in trek.runs and return its
+ * id: on track, from revision from towards target, over nsteps steps read
+ * from canonical folder dir, its row committed before its first step.
+ * Objects of 0.1 have no trek.runs: then nothing is recorded, and the id
+ * is -1.
+ */
+int64
+TrekStateRunStart(TrekPlan *plan, const char *dir, int steps_done,
+				  const char *current_file)
 {
 	static SPIPlanPtr run_plan = NULL;
 	TrekOwnerSave save;
 	Oid			nsp = state_namespace();
-	Datum		args[11];
-	char		nulls[11];
+	Datum		args[9];
+	char		nulls[9];
 	bool		isnull;
 	int64		id;
 	int			rc;
@@ -652,35 +864,30 @@ TrekStateRunStart(TrekPlan *plan, const char *dir, const char *call,
 	owner_enter(&save);
 	if (run_plan == NULL)
 	{
-		Oid			argtypes[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-			TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+		Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
 
 		run_plan = prepare_kept("INSERT INTO trek.runs (track, dir, from_revision,"
 								" target, call, state, steps_done, steps_planned,"
-								" current_file, current_since, started_at, finished_at,"
+								" current_file, current_since, started_at,"
 								" run_by, pid, backend_start)"
-								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-								" CASE WHEN $9 IS NOT NULL THEN pg_catalog.clock_timestamp() END,"
+								" VALUES ($1, $2, $3, $4, 'migrate', 'running', $5, $6, $7,"
+								" pg_catalog.clock_timestamp(),"
 								" pg_catalog.statement_timestamp(),"
-								" CASE WHEN $6 OPERATOR(pg_catalog.<>) 'running'"
-								" THEN pg_catalog.clock_timestamp() END,"
-								" $10, pg_catalog.pg_backend_pid(), $11)"
+								" $8, pg_catalog.pg_backend_pid(), $9)"
 								" RETURNING id",
-								11, argtypes);
+								9, argtypes);
 	}
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = CStringGetTextDatum(plan->track);
 	args[1] = CStringGetTextDatum(dir);
 	args[2] = CStringGetTextDatum(plan->from);
 	args[3] = CStringGetTextDatum(plan->to);
-	args[4] = CStringGetTextDatum(call);
-	args[5] = CStringGetTextDatum(state);
-	args[6] = Int32GetDatum(steps_done);
-	args[7] = Int32GetDatum(plan->nsteps);
-	args[8] = current_file ? CStringGetTextDatum(current_file) : (Datum) 0;
-	nulls[8] = current_file ? ' ' : 'n';
-	args[9] = CStringGetTextDatum(GetUserNameFromId(save.userid, false));
-	args[10] = TimestampTzGetDatum(MyStartTimestamp);
+	args[4] = Int32GetDatum(steps_done);
+	args[5] = Int32GetDatum(plan->nsteps);
+	args[6] = CStringGetTextDatum(current_file);
+	args[7] = CStringGetTextDatum(GetUserNameFromId(save.userid, false));
+	args[8] = TimestampTzGetDatum(MyStartTimestamp);
 	rc = SPI_execute_plan(run_plan, args, nulls, false, 1);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into trek.runs: %s",
@@ -694,39 +901,50 @@ TrekStateRunStart(TrekPlan *plan, const char *dir, const char *call,
 /*
  * Update run id: steps_done steps are done and current_file (NULL: none)
  * runs now; state NULL keeps the state, else the run ends in it, with
- * sqlstate and message for a failure.
+ * sqlstate, message and the line of the error in current_file (0: not
+ * known) for a failure.
  */
 void
 TrekStateRunUpdate(int64 id, int steps_done, const char *current_file,
 				   const char *state, const char *sqlstate,
-				   const char *message)
+				   const char *message, int line)
 {
 	static SPIPlanPtr update_plan = NULL;
+	static SPIPlanPtr update_0_2_plan = NULL;
 	TrekOwnerSave save;
 	Oid			nsp = state_namespace();
-	Datum		args[6];
-	char		nulls[6];
+	bool		has_line;
+	SPIPlanPtr	p;
+	Datum		args[7];
+	char		nulls[7];
 	int			rc;
 
 	if (id < 0)
 		return;
+	has_line = runs_have_line(nsp);
 	(void) own_table(nsp, "runs");
 	owner_enter(&save);
-	if (update_plan == NULL)
+	p = has_line ? update_plan : update_0_2_plan;
+	if (p == NULL)
 	{
-		Oid			argtypes[6] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
-		TEXTOID};
+		Oid			argtypes[7] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, INT4OID};
 
-		update_plan = prepare_kept("UPDATE trek.runs SET steps_done = $2,"
-								   " current_file = $3,"
-								   " current_since = CASE WHEN $3 IS NOT NULL"
-								   " THEN pg_catalog.clock_timestamp() END,"
-								   " state = COALESCE($4, state),"
-								   " finished_at = CASE WHEN $4 IS NOT NULL"
-								   " THEN pg_catalog.clock_timestamp() END,"
-								   " sqlstate = $5, message = $6"
-								   " WHERE id OPERATOR(pg_catalog.=) $1",
-								   6, argtypes);
+#define UPDATE_RUN_SQL(lineset) \
+	"UPDATE trek.runs SET steps_done = $2, current_file = $3," \
+	" current_since = CASE WHEN $3 IS NOT NULL AND $4 IS NULL" \
+	" THEN pg_catalog.clock_timestamp() ELSE current_since END," \
+	" state = COALESCE($4, state)," \
+	" finished_at = CASE WHEN $4 IS NOT NULL" \
+	" THEN pg_catalog.clock_timestamp() END," \
+	" sqlstate = $5, message = $6" lineset \
+	" WHERE id OPERATOR(pg_catalog.=) $1"
+		if (has_line)
+			p = update_plan = prepare_kept(UPDATE_RUN_SQL(", line = $7"),
+										   7, argtypes);
+		else
+			p = update_0_2_plan = prepare_kept(UPDATE_RUN_SQL(""), 6, argtypes);
+#undef UPDATE_RUN_SQL
 	}
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = Int64GetDatum(id);
@@ -739,9 +957,12 @@ TrekStateRunUpdate(int64 id, int steps_done, const char *current_file,
 	TEXT_OR_NULL(2, current_file);
 	TEXT_OR_NULL(3, state);
 	TEXT_OR_NULL(4, sqlstate);
-	TEXT_OR_NULL(5, message);
 #undef TEXT_OR_NULL
-	rc = SPI_execute_plan(update_plan, args, nulls, false, 0);
+	args[5] = message ? message_datum(message) : (Datum) 0;
+	nulls[5] = message ? ' ' : 'n';
+	args[6] = Int32GetDatum(line);
+	nulls[6] = line > 0 ? ' ' : 'n';
+	rc = SPI_execute_plan(p, args, nulls, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not update trek.runs: %s",
 			 SPI_result_code_string(rc));
@@ -750,7 +971,7 @@ TrekStateRunUpdate(int64 id, int steps_done, const char *current_file,
 
 /*
  * The role whose rights trek's state is kept with (the owner of schema
- * trek), and whether this database's trek objects record runs (0.2 on).
+ * trek).
  */
 Oid
 TrekStateOwner(void)
@@ -758,54 +979,56 @@ TrekStateOwner(void)
 	return state_owner(state_namespace());
 }
 
-bool
-TrekStateRecordsRuns(void)
-{
-	return !objects_are_0_1(state_namespace());
-}
-
 /*
- * Insert a failed run of trek_execute(), whose own transaction rolled back,
- * into trek.runs (called by the run recorder, worker.c).
+ * The rows of trek.runs (of track, or of all tracks if track is NULL) that
+ * role userid may see, newest first, in the columns of trek_runs() and
+ * then the track's owner (NULL: none yet); in SPI_tuptable.  A role sees
+ * the runs of tracks whose owner's privileges it has (superusers: all),
+ * and on a track without an owner the runs it ran itself.
  */
 void
-TrekStateRunFailed(TrekFailedRun *run)
+TrekStateRuns(const char *track, Oid userid)
 {
 	TrekOwnerSave save;
-	Oid			argtypes[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
-		INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID,
-	TIMESTAMPTZOID, TEXTOID, TEXTOID};
-	Datum		args[14];
-	char		nulls[14];
+	Oid			nsp = state_namespace();
+	bool		has_line = runs_have_line(nsp);
+	Oid			argtypes[4] = {TEXTOID, OIDOID, TEXTOID, BOOLOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	char	   *sql;
 	int			rc;
 
-	(void) own_table(state_namespace(), "runs");
+	if (!OidIsValid(get_relname_relid("runs", nsp)))
+	{
+		SPI_tuptable = NULL;
+		SPI_processed = 0;
+		return;
+	}
 	owner_enter(&save);
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = CStringGetTextDatum(run->track);
-	args[1] = CStringGetTextDatum(run->dir);
-	args[2] = CStringGetTextDatum(run->from);
-	args[3] = CStringGetTextDatum(run->target);
-	args[4] = Int32GetDatum(run->steps_done);
-	args[5] = Int32GetDatum(run->steps_planned);
-	args[6] = run->current_file ? CStringGetTextDatum(run->current_file) : (Datum) 0;
-	nulls[6] = run->current_file ? ' ' : 'n';
-	args[7] = TimestampTzGetDatum(run->started_at);
-	args[8] = TimestampTzGetDatum(run->finished_at);
-	args[9] = CStringGetTextDatum(run->run_by);
-	args[10] = Int32GetDatum(run->pid);
-	args[11] = TimestampTzGetDatum(run->backend_start);
-	args[12] = CStringGetTextDatum(run->sqlstate);
-	args[13] = CStringGetTextDatum(run->message);
-	rc = SPI_execute_with_args("INSERT INTO trek.runs (track, dir, from_revision,"
-							   " target, call, state, steps_done, steps_planned,"
-							   " current_file, current_since, started_at, finished_at,"
-							   " run_by, pid, backend_start, sqlstate, message)"
-							   " VALUES ($1, $2, $3, $4, 'execute', 'failed', $5, $6,"
-							   " $7, NULL, $8, $9, $10, $11, $12, $13, $14)",
-							   14, argtypes, args, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into trek.runs: %s",
-			 SPI_result_code_string(rc));
+	sql = psprintf("SELECT r.id, r.track, r.dir, r.from_revision, r.target, r.call,"
+				   " CASE WHEN r.state OPERATOR(pg_catalog.=) 'running'"
+				   " AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
+				   " WHERE a.pid OPERATOR(pg_catalog.=) r.pid"
+				   " AND a.backend_start OPERATOR(pg_catalog.=) r.backend_start)"
+				   " THEN 'interrupted' ELSE r.state END,"
+				   " r.steps_done, r.steps_planned, r.current_file, %s,"
+				   " r.current_since, r.started_at, r.finished_at, r.run_by, r.pid,"
+				   " r.sqlstate, r.message"
+				   " FROM trek.runs r LEFT JOIN trek.tracks t"
+				   " ON t.track OPERATOR(pg_catalog.=) r.track"
+				   " WHERE ($1 IS NULL OR r.track OPERATOR(pg_catalog.=) $1)"
+				   " AND CASE WHEN t.owner IS NULL"
+				   " THEN r.run_by OPERATOR(pg_catalog.=) $3 OR $4"
+				   " ELSE pg_catalog.pg_has_role($2, t.owner::pg_catalog.oid, 'USAGE') END"
+				   " ORDER BY r.id DESC",
+				   has_line ? "r.line" : "NULL::pg_catalog.int4");
+	args[0] = track ? CStringGetTextDatum(track) : (Datum) 0;
+	nulls[0] = track ? ' ' : 'n';
+	args[1] = ObjectIdGetDatum(userid);
+	args[2] = CStringGetTextDatum(GetUserNameFromId(userid, false));
+	args[3] = BoolGetDatum(superuser_arg(userid));
+	rc = SPI_execute_with_args(sql, 4, argtypes, args, nulls, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read trek.runs: %s", SPI_result_code_string(rc));
 	owner_leave(&save);
 }

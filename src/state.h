@@ -10,11 +10,22 @@
 #define TREK_STATE_H
 
 #include "datatype/timestamp.h"
+#include "storage/lock.h"
 
 #include "plan.h"
 
-extern void TrekStateLock(const char *track, bool session);
-extern void TrekStateUnlock(const char *track, bool session);
+/* the two parts of a track's lock (state.c) */
+typedef struct TrekTrackLock
+{
+	LOCKTAG		advisory;		/* advisory: survives aborts */
+	LOCKTAG		held;			/* default method: SQL cannot release it */
+} TrekTrackLock;
+
+extern void TrekStateLockTags(const char *track, TrekTrackLock *lock);
+extern void TrekStateLock(const char *track, TrekTrackLock *lock,
+						  bool session);
+extern bool TrekStateLockHeld(TrekTrackLock *lock);
+extern void TrekStateUnlock(TrekTrackLock *lock);
 extern char *TrekStateCurrent(const char *track);
 extern char *TrekStateRead(const char *track, bool *owned, Oid *owner,
 						   MemoryContext cxt);
@@ -24,18 +35,18 @@ extern void TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 							TimestampTz *started, TimestampTz *finished,
 							bool owned);
 
+extern int64 TrekStateRunNextId(void);
 extern int64 TrekStateRunStart(TrekPlan *plan, const char *dir,
-							   const char *call, const char *state,
 							   int steps_done, const char *current_file);
 extern void TrekStateRunUpdate(int64 id, int steps_done,
 							   const char *current_file, const char *state,
-							   const char *sqlstate, const char *message);
+							   const char *sqlstate, const char *message,
+							   int line);
+struct TrekRunRecord;
+extern void TrekStateRunInsert(const struct TrekRunRecord *r);
+extern void TrekStateRuns(const char *track, Oid userid);
 
 extern Oid	TrekStateOwner(void);
-extern bool TrekStateRecordsRuns(void);
-
-struct TrekFailedRun;
-extern void TrekStateRunFailed(struct TrekFailedRun *run);
 
 /* operations: stamps, the history of a track, its last run */
 typedef struct TrekHistoryRow
@@ -52,6 +63,6 @@ extern void TrekStateStamp(const char *track, const char *dir,
 						   const char *from, const char *to, bool owned);
 extern TrekHistoryRow *TrekStateHistory(const char *track, int *nrows,
 										MemoryContext cxt);
-extern char *TrekStateLastRun(const char *track, MemoryContext cxt);
+extern char *TrekStateLastRun(const char *track, int64 *id, MemoryContext cxt);
 
 #endif							/* TREK_STATE_H */

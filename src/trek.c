@@ -19,6 +19,7 @@
 #include "guard.h"
 #include "ops.h"
 #include "plan.h"
+#include "runs.h"
 #include "state.h"
 
 PG_MODULE_MAGIC;
@@ -29,6 +30,7 @@ void
 _PG_init(void)
 {
 	TrekDefineSettings();
+	TrekRunsInit();
 }
 
 static char *
@@ -143,4 +145,13 @@ trek_graph(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(TrekOpsGraph(text_arg(fcinfo, 0, "dir"),
 												  text_arg(fcinfo, 1, "format"),
 												  text_arg(fcinfo, 2, "track"))));
+}
+
+PG_FUNCTION_INFO_V1(trek_runs);
+Datum
+trek_runs(PG_FUNCTION_ARGS)
+{
+	TrekRunsList(fcinfo, PG_ARGISNULL(0) ? NULL :
+				 text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	return (Datum) 0;
 }

@@ -40,6 +40,19 @@ PGBIN = Path(os.environ.get("TREK_PGBIN") or os.environ.get("PGBIN")
              or default_pgbin())
 IS_ROOT = os.geteuid() == 0
 
+
+def pg_major():
+    out = subprocess.run([str(PGBIN / "pg_config"), "--version"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.split()[1].split(".")[0])
+
+
+PG_MAJOR = pg_major()
+# trek keeps trek_execute()'s runs in shared memory: from
+# shared_preload_libraries before PostgreSQL 17, from the dynamic shared
+# memory registry from 17 on (src/runs.c)
+TREK_PRELOAD = "trek" if PG_MAJOR < 17 else ""
+
 # first key of trek's lock on a track (src/state.c): "trek" in ASCII
 TREK_LOCK_CLASS = 0x7472656B
 
@@ -103,8 +116,10 @@ class Cluster:
         run_as_owner([PGBIN / "initdb", "-D", cluster.datadir, "--auth=trust",
                       "-U", "postgres", "-E", "UTF8", "--locale=C",
                       "--no-sync"])
-        cluster.configure({"unix_socket_directories": cluster.host,
-                           **(settings or {})})
+        base = {"unix_socket_directories": cluster.host}
+        if TREK_PRELOAD:
+            base["shared_preload_libraries"] = TREK_PRELOAD
+        cluster.configure({**base, **(settings or {})})
         return cluster
 
     @classmethod
@@ -196,7 +211,8 @@ def cluster():
                       port=int(os.environ["PGPORT"]))
         return
     own = Cluster.create("test")
-    own.configure({"shared_preload_libraries": "pg_cron",
+    own.configure({"shared_preload_libraries":
+                   ",".join(filter(None, ["pg_cron", TREK_PRELOAD])),
                    "cron.database_name": "postgres",
                    "cron.host": own.host})
     try:

@@ -1,0 +1,66 @@
+/* trek--0.2--0.3.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION trek UPDATE TO '0.3'" to load this file. \quit
+
+-- A failed run names the line of its error in current_file.
+ALTER TABLE trek.runs ADD COLUMN line integer;
+
+COMMENT ON COLUMN trek.runs.line IS
+'for a failed run, the line of current_file where the error was raised';
+
+-- trek_runs() is written in C from 0.3 on: it also shows trek_execute()
+-- runs that live in shared memory (running, or failed and not yet
+-- written), the line of a failure, and only the runs of tracks the caller
+-- may see.  Its columns change, so it is created again; the roles it was
+-- granted to keep their grants, and the privileges trek itself sets
+-- (pg_init_privs) stay those of a fresh install.
+DO $update$
+DECLARE
+	acl pg_catalog.aclitem[];
+	init_acl pg_catalog.aclitem[];
+	grantee record;
+BEGIN
+	SELECT p.proacl INTO acl FROM pg_catalog.pg_proc p
+	 WHERE p.oid OPERATOR(pg_catalog.=)
+		   '@extschema@.trek_runs(pg_catalog.text)'::pg_catalog.regprocedure;
+
+	DROP FUNCTION @extschema@.trek_runs(pg_catalog.text);
+	CREATE FUNCTION @extschema@.trek_runs(track text DEFAULT NULL)
+	RETURNS TABLE (id bigint, track text, dir text, from_revision text,
+				   target text, call text, state text, steps_done integer,
+				   steps_planned integer, current_file text, line integer,
+				   current_since timestamptz, started_at timestamptz,
+				   finished_at timestamptz, run_by text, pid integer,
+				   sqlstate text, message text)
+	AS 'MODULE_PATHNAME', 'trek_runs'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
+	COMMENT ON FUNCTION @extschema@.trek_runs(text) IS
+	'the runs of trek_execute and trek_migrate that the caller may see, newest first';
+	REVOKE EXECUTE ON FUNCTION @extschema@.trek_runs(text) FROM PUBLIC;
+	SELECT p.proacl INTO init_acl FROM pg_catalog.pg_proc p
+	 WHERE p.oid OPERATOR(pg_catalog.=)
+		   '@extschema@.trek_runs(pg_catalog.text)'::pg_catalog.regprocedure;
+
+	FOR grantee IN
+		SELECT a.grantee, a.is_grantable
+		  FROM pg_catalog.aclexplode(acl) a
+		 WHERE a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+		   AND a.grantee OPERATOR(pg_catalog.<>) a.grantor
+		   AND a.grantee OPERATOR(pg_catalog.<>) 0
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.trek_runs(text) TO %I%s',
+								  pg_catalog.pg_get_userbyid(grantee.grantee),
+								  CASE WHEN grantee.is_grantable
+									   THEN ' WITH GRANT OPTION' ELSE '' END);
+	END LOOP;
+
+	-- what the grants above recorded as trek's own privileges is undone
+	UPDATE pg_catalog.pg_init_privs i
+	   SET initprivs = init_acl
+	 WHERE i.objoid OPERATOR(pg_catalog.=)
+		   '@extschema@.trek_runs(pg_catalog.text)'::pg_catalog.regprocedure
+	   AND i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+	   AND i.objsubid OPERATOR(pg_catalog.=) 0;
+END
+$update$;
