@@ -9,6 +9,12 @@ ALTER TABLE trek.runs ADD COLUMN line integer;
 COMMENT ON COLUMN trek.runs.line IS
 'for a failed run, the line of current_file where the error was raised';
 
+-- A trek_execute() run whose session ended while it ran is written as
+-- interrupted (src/runs.c).
+ALTER TABLE trek.runs DROP CONSTRAINT runs_state_check;
+ALTER TABLE trek.runs ADD CONSTRAINT runs_state_check
+	CHECK (state IN ('running', 'done', 'failed', 'interrupted'));
+
 -- trek_runs() is written in C from 0.3 on: it also shows trek_execute()
 -- runs that live in shared memory (running, or failed and not yet
 -- written), the line of a failure, and only the runs of tracks the caller

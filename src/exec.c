@@ -1159,9 +1159,9 @@ migrate_steps(TrekMigrateRun *run, int first, bool owned)
 						   i + 1 < plan->nsteps ? NULL : TREK_RUN_DONE,
 						   NULL, NULL, 0);
 		TrekFolderClose(folder);
+		commit_and_continue();
 		if (i + 1 == plan->nsteps)
 			run->ended = true;
-		commit_and_continue();
 		error_context_stack = cb.previous;
 		MemoryContextReset(stepcxt);
 

@@ -812,7 +812,10 @@ TrekStateRunInsert(const TrekRunRecord *r)
 	args[2] = CStringGetTextDatum(r->dir);
 	args[3] = CStringGetTextDatum(r->from);
 	args[4] = CStringGetTextDatum(r->target);
-	args[5] = CStringGetTextDatum(r->state);
+	/* 0.2's trek.runs knows no "interrupted" (nor line) */
+	args[5] = CStringGetTextDatum(!has_line &&
+								  strcmp(r->state, TREK_RUN_INTERRUPTED) == 0 ?
+								  TREK_RUN_FAILED : r->state);
 	args[6] = Int32GetDatum(r->steps_done);
 	args[7] = Int32GetDatum(r->steps_planned);
 	args[8] = CStringGetTextDatum(r->current_file);
