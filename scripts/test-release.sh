@@ -7,7 +7,8 @@
 #     Makefile's EXTVERSION, and X.Y.0 (PGXN and Debian want three numbers)
 #     is META.json's version and that of the extension it provides, the
 #     upstream part of debian/changelog's version and the newest heading of
-#     CHANGELOG.md; trek--X.Y.sql or an update script to X.Y exists;
+#     CHANGELOG.md (after those of later versions marked "(unreleased)");
+#     trek--X.Y.sql or an update script to X.Y exists;
 #   - `make dist` writes trek-X.Y.0.zip, every file under trek-X.Y.0/, with
 #     what a build and its tests need and no build products.
 #
@@ -245,10 +246,21 @@ else:
     upstream = re.sub(r"^[0-9]+:", "", m.group(1)).rsplit("-", 1)[0]
     if upstream != release:
         problems.append("debian/changelog's upstream version %s is not %s" % (upstream, release))
-m = re.search(r"^## +(\S+)", read("CHANGELOG.md"), re.M)
-if not m or m.group(1) != release:
+# headings of later versions still marked "(unreleased)" collect what the
+# next release will bring; the newest heading after them is this release's
+def version_key(v):
+    return tuple(int(x) for x in v.split(".")) if re.fullmatch(r"[0-9]+(\.[0-9]+)*", v) else None
+heading = None
+for m in re.finditer(r"^## +(\S+)(.*)$", read("CHANGELOG.md"), re.M):
+    key, ours = version_key(m.group(1)), version_key(release)
+    if ("(unreleased)" in m.group(2) and key is not None and ours is not None
+            and key > ours):
+        continue
+    heading = m.group(1)
+    break
+if heading != release:
     problems.append("CHANGELOG.md's newest heading is %s, not %s"
-                    % (m.group(1) if m else "(missing)", release))
+                    % (heading or "(missing)", release))
 if default_version and not (os.path.isfile("trek--%s.sql" % default_version) or
                             any(re.fullmatch(r"trek--[0-9.]+--%s\.sql" % re.escape(default_version), f)
                                 for f in os.listdir("."))):

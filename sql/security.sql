@@ -135,7 +135,74 @@ UPDATE trek.tracks SET owner = 4294967295::oid::regrole WHERE track = 'sec_a';
 SET ROLE regress_trek_tenant_a;
 SELECT trek_execute(trek_plan(:'sec' || '/own', 'initial', track => 'sec_a'));
 RESET ROLE;
-DELETE FROM trek.tracks WHERE track IN ('sec_a', 'sec_b');
+
+--
+-- What was applied on a track (its files, their SHA-256, history ids) is
+-- judged only for roles with the privileges of its owner, and superusers:
+-- another tenant must not learn b's file names, nor confirm a guess of a
+-- file's content by writing it into a folder of its own and comparing
+--
+\! mkdir "$SEC/secret" "$SEC/guess" && chmod 755 "$SEC/secret" "$SEC/guess"
+\! cd "$SEC/secret" && echo 'SELECT 4711 AS pin;' > 20240101_initial_up_pin.sql && echo "SELECT 'acme';" > 20240102_pin_up_acme.sql && chmod 644 *
+SET trek.allowed_directories = :'sec';
+GRANT EXECUTE ON FUNCTION trek_status(text, text), trek_verify(text, text)
+	TO regress_trek_tenant_a, regress_trek_tenant_b, regress_trek_tenant_b_member;
+SET ROLE regress_trek_tenant_b;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'sec' || '/secret', 'head', track => 'sec_secret'));
+\set VERBOSITY default
+SELECT * FROM trek_status(:'sec' || '/secret', 'sec_secret');
+SELECT trek_verify(:'sec' || '/secret', 'sec_secret');
+RESET ROLE;
+-- tenant a guesses wrong, then right: the same answer, which names no file
+\! echo 'SELECT 1234 AS pin;' > "$SEC/guess/20240101_initial_up_pin.sql" && chmod 644 "$SEC/guess/"*
+SET ROLE regress_trek_tenant_a;
+SELECT * FROM trek_status(:'sec' || '/guess', 'sec_secret');
+SELECT trek_verify(:'sec' || '/guess', 'sec_secret');
+RESET ROLE;
+\! echo 'SELECT 4711 AS pin;' > "$SEC/guess/20240101_initial_up_pin.sql"
+SET ROLE regress_trek_tenant_a;
+SELECT * FROM trek_status(:'sec' || '/guess', 'sec_secret');
+SELECT trek_verify(:'sec' || '/guess', 'sec_secret');
+-- nor does b's own folder tell more; planning tells what it always told
+SELECT * FROM trek_status(:'sec' || '/secret', 'sec_secret');
+SELECT trek_verify(:'sec' || '/secret', 'sec_secret');
+SELECT trek_current('sec_secret');
+RESET ROLE;
+-- a member of the owner and a superuser get the whole answer
+-- (their DETAIL, with history ids, is left out)
+SET ROLE regress_trek_tenant_b_member;
+SELECT * FROM trek_status(:'sec' || '/guess', 'sec_secret');
+\set VERBOSITY terse
+SELECT trek_verify(:'sec' || '/guess', 'sec_secret');
+\set VERBOSITY default
+RESET ROLE;
+SELECT * FROM trek_status(:'sec' || '/guess', 'sec_secret');
+\set VERBOSITY terse
+SELECT trek_verify(:'sec' || '/guess', 'sec_secret');
+\set VERBOSITY default
+SELECT trek_verify(:'sec' || '/secret', 'sec_secret');
+-- a track of a role that no longer exists is judged for superusers only
+SET ROLE regress_trek_tenant_a;
+SELECT track, current, changed_files, missing_files, note
+  FROM trek_status(:'sec' || '/own', 'sec_a');
+SELECT trek_verify(:'sec' || '/own', 'sec_a');
+RESET ROLE;
+SELECT track, current, changed_files, missing_files, note
+  FROM trek_status(:'sec' || '/own', 'sec_a');
+-- a track without an owner is open to every grantee, as it is to migrate
+SET ROLE regress_trek_tenant_a;
+SELECT track, current, changed_files, missing_files, note
+  FROM trek_status(:'sec' || '/own', 'sec_fresh');
+SELECT trek_verify(:'sec' || '/own', 'sec_fresh');
+RESET ROLE;
+DELETE FROM trek.tracks WHERE track IN ('sec_a', 'sec_b', 'sec_secret');
+-- so is one whose row a superuser removed (any grantee may claim it)
+SET ROLE regress_trek_tenant_a;
+SELECT track, current, changed_files, missing_files, note
+  FROM trek_status(:'sec' || '/own', 'sec_a');
+RESET ROLE;
+DELETE FROM trek.history WHERE track = 'sec_secret';
 
 --
 -- Links in an allowed folder that lead outside it give one and the same

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * guard.c
- *	  Who may read which migration folder, judged on what was opened.
+ *	  Who may read what: which migration folder, judged on what was
+ *	  opened, and what was applied on which track.
  *
  * Reading files on the server is powerful, so trek follows core's rule for
  * pg_read_file: roles with the privileges of pg_read_server_files (and
@@ -305,6 +306,26 @@ TrekGuardMayExplain(List *roots, const char *path)
 	if (realpath(p, real) == NULL)
 		return false;			/* it changed meanwhile */
 	return TrekGuardWithin(roots, real);
+}
+
+/*
+ * May the current user see what was applied on a track: the names of its
+ * files, their SHA-256 (also as the answer "changed or not" to a file of
+ * the caller's own), its history ids and its runs?  owned says whether the
+ * track has an owner (see TrekStateRead), owner who it is.
+ *
+ * Roles with the privileges of the owner may, and superusers, who have
+ * every role's; the same roles may execute, migrate or stamp on it.  A
+ * track without an owner is open to every grantee, as it is for executing:
+ * nothing was applied on it yet (or trek's objects are those of 0.1, which
+ * have no owners), or a superuser removed its row from trek.tracks, after
+ * which any grantee may claim it with a stamp.  A track whose owner was
+ * dropped is seen by superusers only.
+ */
+bool
+TrekGuardMaySeeTrack(bool owned, Oid owner)
+{
+	return !owned || has_privs_of_role(GetUserId(), owner);
 }
 
 void

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * guard.h
- *	  Who may read which migration folder, judged on what was opened.
+ *	  Who may read what: which migration folder, judged on what was
+ *	  opened, and what was applied on which track.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,6 +29,7 @@ extern List *TrekGuardRoots(void);
 extern bool TrekGuardWithin(List *roots, const char *path);
 extern bool TrekGuardMayExplain(List *roots, const char *path);
 extern void TrekGuardDeny(const char *dir);
+extern bool TrekGuardMaySeeTrack(bool owned, Oid owner);
 extern char *TrekGuardDescriptorPath(int fd, const char *fallback);
 extern char *TrekPrintable(const char *name);
 

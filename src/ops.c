@@ -14,6 +14,11 @@
  * and files of undone steps may change freely: the next run reads them
  * anew.  Down files are not judged: what they did is an absence.
  *
+ * What was applied on a track is judged only for roles that may see it
+ * (TrekGuardMaySeeTrack): a file's name, or whether a file of the caller's
+ * own matches one that was applied, is another tenant's secret.  Others
+ * get what planning tells anyway: where the track is, and how far head is.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -34,6 +39,7 @@
 #include "exec.h"
 #include "folder.h"
 #include "graph.h"
+#include "guard.h"
 #include "ops.h"
 #include "plan.h"
 #include "runs.h"
@@ -59,6 +65,8 @@ typedef struct TrekSurvey
 	TrekGraph  *graph;
 	char	   *current;		/* the revision the track is at */
 	int			current_node;	/* its node, or -1 if the folder lacks it */
+	bool		visible;		/* may the caller see what was applied? */
+	Oid			owner;			/* its owner, if it has one */
 	char	   *last_run;		/* state of the newest run, or NULL */
 	TrekDrift  *drift;
 	int			ndrift;
@@ -108,8 +116,11 @@ rows_in_effect(TrekHistoryRow *rows, int nrows, int *n)
 }
 
 /*
- * Open folder dir, read track's state and compare the files in effect with
- * the folder: missing names from the listing, changed contents by SHA-256.
+ * Open folder dir, read track's state and, if the caller may see what was
+ * applied on the track, compare the files in effect with the folder:
+ * missing names from the listing, changed contents by SHA-256.  For a
+ * track the caller may not see, nothing is compared, nothing is hashed and
+ * the last run is not read: only the revision it is at is known.
  */
 static void
 survey(TrekSurvey *s, const char *dir, const char *track)
@@ -120,6 +131,7 @@ survey(TrekSurvey *s, const char *dir, const char *track)
 	int		   *effect;
 	int			neffect;
 	TrekRevisions *revs;
+	bool		owned;
 
 	memset(s, 0, sizeof(TrekSurvey));
 	s->track = track;
@@ -130,12 +142,20 @@ survey(TrekSurvey *s, const char *dir, const char *track)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	(void) TrekStateRead(track, &owned, &s->owner, callercxt);
+	s->visible = TrekGuardMaySeeTrack(owned, s->owner);
 	rows = TrekStateHistory(track, &nrows, callercxt);
-	s->last_run = TrekRunsLast(track, callercxt);
+	if (s->visible)
+		s->last_run = TrekRunsLast(track, callercxt);
 	SPI_finish();
 
 	s->current = nrows > 0 ? rows[nrows - 1].to : "initial";
 	s->current_node = TrekGraphFind(s->graph, s->current);
+	if (!s->visible)
+	{
+		TrekFolderClose(s->folder);
+		return;
+	}
 
 	effect = rows_in_effect(rows, nrows, &neffect);
 	s->drift = palloc(Max(neffect, 1) * sizeof(TrekDrift));
@@ -181,7 +201,8 @@ drift_files(TrekSurvey *s, bool missing)
  * current revision, whether the folder knows it, head, steps to head,
  * changed files, missing files, the last run's state and a note on what
  * keeps the track from reaching head.  Nothing in it is an error: a folder
- * that cannot be read is.
+ * that cannot be read is.  For a track the caller may not see, the files
+ * and the last run are NULL, and the note says why.
  */
 void
 TrekOpsStatus(FunctionCallInfo fcinfo, const char *dir, const char *track)
@@ -239,8 +260,16 @@ TrekOpsStatus(FunctionCallInfo fcinfo, const char *dir, const char *track)
 			note = psprintf("no path from \"%s\" to head \"%s\"", s.current,
 							TrekGraphName(s.graph, head));
 	}
-	values[5] = drift_files(&s, false);
-	values[6] = drift_files(&s, true);
+	if (!s.visible)
+	{
+		nulls[5] = nulls[6] = true;
+		note = "only roles with the privileges of the track's owner see its applied files";
+	}
+	else
+	{
+		values[5] = drift_files(&s, false);
+		values[6] = drift_files(&s, true);
+	}
 	if (s.last_run != NULL)
 		values[7] = CStringGetTextDatum(s.last_run);
 	else
@@ -255,7 +284,8 @@ TrekOpsStatus(FunctionCallInfo fcinfo, const char *dir, const char *track)
 /*
  * Nothing if every file in effect on track is in folder dir as it was
  * applied and the folder knows the track's revision; else an error whose
- * DETAIL names each file with its history id.
+ * DETAIL names each file with its history id.  A track the caller may not
+ * see is an error of its own, which tells nothing of either.
  */
 void
 TrekOpsVerify(const char *dir, const char *track)
@@ -264,6 +294,19 @@ TrekOpsVerify(const char *dir, const char *track)
 	StringInfoData buf;
 
 	survey(&s, dir, track);
+	if (!s.visible)
+	{
+		char	   *name = GetUserNameFromId(s.owner, true);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to verify track \"%s\"", track),
+				 name != NULL ?
+				 errdetail("Track \"%s\" belongs to role \"%s\".", track, name) :
+				 errdetail("Track \"%s\" belongs to a role that no longer exists (OID %u).",
+						   track, s.owner),
+				 errhint("Only roles with the privileges of the track's owner, and superusers, may verify it.")));
+	}
 	if (s.ndrift == 0 && s.current_node >= 0)
 		return;
 

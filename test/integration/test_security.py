@@ -5,7 +5,9 @@ allowed folder (a deploy user) swaps names for symbolic links in a loop
 with renameat2(RENAME_EXCHANGE), while the role's session plans and
 executes: trek must judge and read what it opened, never a name it
 checked.  Also: trek's track lock cannot be taken from SQL, a FIFO swapped
-in is never waited on, and very long missing paths cost little memory.
+in is never waited on, very long missing paths cost little memory, and a
+tenant cannot learn another tenant's applied files through trek_status or
+trek_verify.
 """
 
 import ctypes
@@ -296,3 +298,103 @@ def test_long_missing_paths_cost_little_memory(confined, area, depth):
         assert err.value.diag.message_primary == "migration folder path is too long"
     else:
         assert err.value.sqlstate == "58P01"
+
+
+@pytest.fixture
+def tenants(cluster, database, area):
+    """Roles a and b, each logging in on its own, and a member of b: all
+    granted trek's functions and confined to area/allowed (set for the
+    database by a superuser)."""
+    suffix = uuid.uuid4().hex[:8]
+    roles = {k: "regress_trek_%s_%s" % (k, suffix) for k in ("a", "b", "b_member")}
+    with cluster.connect(database) as admin:
+        admin.execute('CREATE ROLE "%s" LOGIN' % roles["a"])
+        admin.execute('CREATE ROLE "%s" LOGIN' % roles["b"])
+        admin.execute('CREATE ROLE "%s" LOGIN IN ROLE "%s"'
+                      % (roles["b_member"], roles["b"]))
+        admin.execute('GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),'
+                      ' trek_execute(jsonb), trek_status(text, text),'
+                      ' trek_verify(text, text) TO %s'
+                      % ", ".join('"%s"' % r for r in roles.values()))
+        admin.execute('ALTER DATABASE "%s" SET trek.allowed_directories = %s'
+                      % (database, admin.execute("SELECT quote_literal(%s)",
+                                                 (str(area / "allowed"),)).fetchone()[0]))
+    yield roles
+    with cluster.connect(database) as admin:
+        for r in roles.values():
+            admin.execute('DROP OWNED BY "%s"' % r)
+        admin.execute("DROP ROLE %s" % ", ".join('"%s"' % r for r in roles.values()))
+
+
+def test_tenant_cannot_read_or_confirm_another_tenants_files(cluster, database,
+                                                             area, tenants):
+    """Tenant a, in a folder of its own, writes candidates for a file that
+    tenant b applied and asks trek_status and trek_verify about b's track:
+    the answer is the same for a wrong and a right guess, and names none of
+    b's files.  b, a member of b and a superuser get the whole answer."""
+    theirs = area / "allowed" / "b"
+    mine = area / "allowed" / "a"
+    for folder in (theirs, mine):
+        folder.mkdir()
+        folder.chmod(0o755)
+    secret = "20240101_initial_up_acme.sql"
+    later = "20240102_acme_up_payroll.sql"
+    (theirs / secret).write_text("SELECT 'hunter2' AS password;\n")
+    (theirs / later).write_text("SELECT 1;\n")
+    for f in theirs.iterdir():
+        f.chmod(0o644)
+
+    def connect(user):
+        return psycopg.connect(**dict(cluster.conninfo(database), user=user),
+                               autocommit=True)
+
+    def status(user, folder):
+        with connect(user) as conn:
+            return conn.execute(
+                "SELECT current, changed_files, missing_files, last_run, note"
+                " FROM trek_status(%s, 'b_app')", (str(folder),)).fetchone()
+
+    def verify(user, folder):
+        with connect(user) as conn:
+            try:
+                conn.execute("SELECT trek_verify(%s, 'b_app')", (str(folder),))
+            except psycopg.Error as e:
+                return e.sqlstate, e.diag.message_primary, e.diag.message_detail
+            return None
+
+    with connect(tenants["b"]) as conn:
+        assert conn.execute("SELECT trek_execute(trek_plan(%s, 'head',"
+                            " track => 'b_app'))",
+                            (str(theirs),)).fetchone()[0] == "payroll"
+
+    answers = []
+    for guess in ("SELECT 'letmein' AS password;\n",
+                  "SELECT 'hunter2' AS password;\n"):
+        (mine / secret).write_text(guess)
+        (mine / secret).chmod(0o644)
+        row = status(tenants["a"], mine)
+        err = verify(tenants["a"], mine)
+        answers.append((row, err))
+        assert row[1:4] == (None, None, None), row
+        assert row[0] == "payroll"          # what planning tells anyway
+        assert "owner" in row[4]
+        assert err[0] == "42501", err
+        assert err[1] == 'permission denied to verify track "b_app"'
+        assert err[2] == 'Track "b_app" belongs to role "%s".' % tenants["b"]
+        for text in (repr(row), repr(err)):
+            assert secret not in text and later not in text
+    assert answers[0] == answers[1]
+    # nor does b's own folder, read by a, tell more
+    assert status(tenants["a"], theirs)[1:4] == (None, None, None)
+    assert verify(tenants["a"], theirs)[0] == "42501"
+
+    # the owner, a member of it and a superuser see what a may not
+    for user in (tenants["b"], tenants["b_member"], "postgres"):
+        (mine / secret).write_text("SELECT 'letmein' AS password;\n")
+        assert status(user, mine)[1:4] == ([secret], [later], "done")
+        (mine / secret).write_text("SELECT 'hunter2' AS password;\n")
+        assert status(user, mine)[1:4] == ([], [later], "done")
+        err = verify(user, mine)
+        assert err[0] == "55000" and later in err[2], err
+        assert status(user, theirs)[1:4] == ([], [], "done")
+        assert verify(user, theirs) is None
