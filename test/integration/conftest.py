@@ -53,8 +53,9 @@ PG_MAJOR = pg_major()
 # memory registry from 17 on (src/runs.c)
 TREK_PRELOAD = "trek" if PG_MAJOR < 17 else ""
 
-# first key of trek's lock on a track (src/state.c): "trek" in ASCII
-TREK_LOCK_CLASS = 0x7472656B
+# fourth key field of trek's lock on a track (src/state.c): "tr" in ASCII,
+# which pg_locks shows as objsubid; no SQL function takes a lock with it
+TREK_LOCK_KIND = 0x7472
 
 
 def run_as_owner(args, check=True, timeout=120):

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import IsolationLevel
 
-from conftest import MIGRATION_LOG, TREK_LOCK_CLASS, chain, history, tables, \
+from conftest import MIGRATION_LOG, TREK_LOCK_KIND, chain, history, tables, \
     wait_for
 
 CALLERS = 16
@@ -85,12 +85,12 @@ class Caller(threading.Thread):
 def waiting_locks(conn):
     """(waiting on trek's track lock, waiting on the gate) in this database."""
     return conn.execute(
-        "SELECT count(*) FILTER (WHERE classid = %s),"
+        "SELECT count(*) FILTER (WHERE objsubid = %s),"
         "       count(*) FILTER (WHERE classid = 0 AND objid = %s)"
         "  FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
         "   AND database = (SELECT oid FROM pg_database"
         "                    WHERE datname = current_database())",
-        (TREK_LOCK_CLASS, GATE)).fetchone()
+        (TREK_LOCK_KIND, GATE)).fetchone()
 
 
 def run_callers(cluster, db, folder, targets, level, attempts):

@@ -57,8 +57,8 @@ def folder():
         shutil.rmtree(path, ignore_errors=True)
 
 
-# first key of trek's lock on a track (src/state.c): "trek" in ASCII
-TREK_LOCK_CLASS = 0x7472656B
+# fourth key field of trek's lock on a track (src/state.c), pg_locks' objsubid
+TREK_LOCK_KIND = 0x7472
 
 
 def wait_for_track_lock(dbname, timeout=20):
@@ -67,8 +67,8 @@ def wait_for_track_lock(dbname, timeout=20):
     with psycopg.connect(**conninfo(dbname), autocommit=True) as conn:
         while time.monotonic() < deadline:
             if conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = "
-                            "'advisory' AND classid = %s AND granted",
-                            [TREK_LOCK_CLASS]).fetchone()[0]:
+                            "'advisory' AND objsubid = %s AND granted",
+                            [TREK_LOCK_KIND]).fetchone()[0]:
                 return
             time.sleep(0.02)
     raise AssertionError("no session took trek's lock")

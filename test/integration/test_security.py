@@ -12,6 +12,7 @@ trek_verify.
 
 import ctypes
 import hashlib
+import struct
 import os
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import IS_ROOT, TREK_LOCK_CLASS
+from conftest import IS_ROOT
 
 SWAP_SECONDS = 4
 
@@ -265,10 +266,13 @@ def test_track_lock_cannot_be_taken_from_sql(cluster, database, make_folder):
     folder = make_folder({"20240101_initial_up_one.sql": "SELECT 1;\n"})
     with cluster.connect(database) as blocker, \
             cluster.connect(database) as conn:
-        key = blocker.execute("SELECT hashtext('default')").fetchone()[0]
-        blocker.execute("SELECT pg_advisory_lock(%s, %s)", (TREK_LOCK_CLASS, key))
+        # the two 32-bit halves of the track's key (src/state.c), in both
+        # key forms SQL can name
+        digest = hashlib.sha256(b"default").digest()
+        high, low = struct.unpack("=ii", digest[:8])
+        blocker.execute("SELECT pg_advisory_lock(%s, %s)", (high, low))
         blocker.execute("SELECT pg_advisory_lock(%s::bigint << 32 | (%s::bigint & 4294967295))",
-                        (TREK_LOCK_CLASS, key))
+                        (high, low))
         conn.execute("SET lock_timeout = '2s'")
         assert conn.execute("SELECT trek_execute(trek_plan(%s, 'head'))",
                             (str(folder),)).fetchone()[0] == "one"
