@@ -64,3 +64,42 @@ SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_m
 
 \c :regress_db
 DROP DATABASE regress_trek_upgrade;
+
+-- a 0.2 database with history, runs and a grant of trek_runs: ALTER
+-- EXTENSION trek UPDATE brings it to 0.3; the grant stays, and trek's own
+-- initial privileges are those of a fresh install
+CREATE DATABASE regress_trek_upgrade2;
+\c regress_trek_upgrade2
+CREATE EXTENSION trek VERSION '0.2';
+GRANT EXECUTE ON FUNCTION trek_runs(text) TO regress_trek_app;
+SET trek.allowed_directories = :'fixtures';
+SET client_min_messages = warning;
+\set VERBOSITY terse
+SELECT trek_execute(trek_plan(:'fixtures' || '/example', 'rev1'));
+CALL trek_migrate(:'fixtures' || '/example', 'head');
+\set VERBOSITY default
+RESET client_min_messages;
+SELECT call, state, steps_done, steps_planned FROM trek_runs() ORDER BY id;
+ALTER EXTENSION trek UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'trek';
+SELECT call, state, steps_done, steps_planned, line FROM trek_runs() ORDER BY id;
+SELECT has_function_privilege('regress_trek_app', 'trek_runs(text)', 'EXECUTE') AS app_may_run,
+	   has_function_privilege('public', 'trek_runs(text)', 'EXECUTE') AS public_may_run;
+SELECT pg_get_constraintdef(oid) FROM pg_constraint
+ WHERE conrelid = 'trek.runs'::regclass AND conname = 'runs_state_check';
+-- the app's grant is the administrator's, not trek's: pg_dump keeps it
+SELECT array_length(i.initprivs, 1) AS init_entries,
+	   EXISTS (SELECT FROM aclexplode(i.initprivs) a
+				WHERE a.grantee = 'regress_trek_app'::regrole) AS app_in_init
+  FROM pg_init_privs i WHERE i.objoid = 'trek_runs(text)'::regprocedure;
+-- a fresh install's initial privileges of trek_runs, for comparison
+\c :regress_db
+CREATE DATABASE regress_trek_fresh;
+\c regress_trek_fresh
+CREATE EXTENSION trek;
+SELECT array_length(i.initprivs, 1) AS init_entries
+  FROM pg_init_privs i WHERE i.objoid = 'trek_runs(text)'::regprocedure;
+\d trek.runs
+\c :regress_db
+DROP DATABASE regress_trek_upgrade2;
+DROP DATABASE regress_trek_fresh;
