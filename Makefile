@@ -8,7 +8,7 @@ OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/toplevel.o src/ops.o
 DATA         = $(wildcard trek--*.sql)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \
-               security migrate notxn ops upgrade
+               security migrate settings notxn ops upgrade
 PG_CPPFLAGS  = -I$(srcdir)/src
 EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h \
                $(FUZZ_TARGETS) fuzz/work
