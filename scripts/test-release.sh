@@ -7,7 +7,8 @@
 #     Makefile's EXTVERSION, and X.Y.0 (PGXN and Debian want three numbers)
 #     is META.json's version and that of the extension it provides, the
 #     upstream part of debian/changelog's version and the newest heading of
-#     CHANGELOG.md; trek--X.Y.sql or an update script to X.Y exists;
+#     CHANGELOG.md (below one of a later version marked "(unreleased)", if
+#     any); trek--X.Y.sql or an update script to X.Y exists;
 #   - `make dist` writes trek-X.Y.0.zip, every file under trek-X.Y.0/, with
 #     what a build and its tests need and no build products.
 #
@@ -245,10 +246,17 @@ else:
     upstream = re.sub(r"^[0-9]+:", "", m.group(1)).rsplit("-", 1)[0]
     if upstream != release:
         problems.append("debian/changelog's upstream version %s is not %s" % (upstream, release))
-m = re.search(r"^## +(\S+)", read("CHANGELOG.md"), re.M)
-if not m or m.group(1) != release:
+# changes for the next release collect under a heading "## X.Y.Z
+# (unreleased)" of a later version, above the release's own
+def version_key(v):
+    return tuple(int(n) for n in re.findall(r"[0-9]+", v))
+headings = re.findall(r"^## +(\S+)(.*)$", read("CHANGELOG.md"), re.M)
+if (len(headings) > 1 and "(unreleased)" in headings[0][1] and
+        version_key(headings[0][0]) > version_key(release)):
+    headings = headings[1:]
+if not headings or headings[0][0] != release:
     problems.append("CHANGELOG.md's newest heading is %s, not %s"
-                    % (m.group(1) if m else "(missing)", release))
+                    % (headings[0][0] if headings else "(missing)", release))
 if default_version and not (os.path.isfile("trek--%s.sql" % default_version) or
                             any(re.fullmatch(r"trek--[0-9.]+--%s\.sql" % re.escape(default_version), f)
                                 for f in os.listdir("."))):
