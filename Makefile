@@ -8,7 +8,12 @@ OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/toplevel.o src/ops.o
 DATA         = $(wildcard trek--*.sql)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \
-               security migrate notxn ops upgrade
+               security migrate settings notxn ops upgrade
+# The test database is UTF8 with the C locale, and psql talks UTF8, whatever
+# the locale of the cluster or of the environment (a package build may run
+# with none set, and its cluster is then SQL_ASCII).
+ENCODING     = UTF8
+NO_LOCALE    = 1
 PG_CPPFLAGS  = -I$(srcdir)/src
 EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h \
                $(FUZZ_TARGETS) fuzz/work

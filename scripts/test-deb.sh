@@ -156,12 +156,14 @@ make_root() {
 	fi
 }
 
-# Run a shell command inside a root, with a clean environment.
+# Run a shell command inside a root, with a clean environment: no LANG or
+# LC_*, as in a package builder's root, so that the build and the tests
+# cannot depend on a locale.
 in_root() {
 	local root=$1
 	shift
 	chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-		HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+		HOME=/root DEBIAN_FRONTEND=noninteractive \
 		${DEB_BUILD_OPTIONS:+DEB_BUILD_OPTIONS="$DEB_BUILD_OPTIONS"} \
 		/bin/sh -ec "$*"
 }

@@ -17,6 +17,7 @@ import collections
 import os
 import random
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -24,16 +25,34 @@ import psycopg
 import pytest
 
 SHM = Path("/dev/shm")
+IS_ROOT = os.geteuid() == 0
+
+
+def shm_base(shm=SHM):
+    """A new folder on tmpfs (shm) that the server can read, or a skip that
+    says why there is none: shm missing, not writable by the user running
+    the tests (who writes the files), or closed to the server's OS user
+    (postgres when the tests run as root)."""
+    if not shm.is_dir():
+        pytest.skip("no %s to make a second listing order on" % shm)
+    if not os.access(shm, os.W_OK | os.X_OK):
+        pytest.skip("%s is not writable by uid %d, who writes the migration"
+                    " files" % (shm, os.geteuid()))
+    if IS_ROOT and not shm.stat().st_mode & stat.S_IXOTH:
+        pytest.skip("%s is closed to the server's OS user (postgres)" % shm)
+    try:
+        base = Path(tempfile.mkdtemp(prefix="trek-order.", dir=shm))
+        base.chmod(0o755)
+    except OSError as e:
+        pytest.skip("cannot make a folder in %s: %s" % (shm, e))
+    return base
 
 
 @pytest.fixture
 def two_orders():
     """two_orders({file: sql}) -> (folder, folder): the same files, created
     in opposite orders in two folders on tmpfs, whose listings differ."""
-    if not SHM.is_dir():
-        pytest.skip("no /dev/shm to make a second listing order on")
-    base = Path(tempfile.mkdtemp(prefix="trek-order.", dir=SHM))
-    base.chmod(0o755)
+    base = shm_base()
 
     def make(files):
         folders = []
@@ -182,3 +201,43 @@ def test_duplicates_reported_alike_in_any_order(cluster, database, two_orders):
     assert e[0] == "42710"
     assert e[1] == ('migrations "20240102_a_up_b.sql" and "20240103_a_up_b.sql"'
                      ' both go up from revision "a" to "b"')
+
+
+def skip_reason(shm):
+    """Why shm_base(shm) skips, or None if it makes a folder."""
+    try:
+        base = shm_base(shm)
+    except pytest.skip.Exception as e:
+        return str(e)
+    shutil.rmtree(base)
+    return None
+
+
+def test_shm_skips_say_why(tmp_path, monkeypatch):
+    """Without a usable /dev/shm the order tests skip, saying why, rather
+    than fail."""
+    tmp_path.chmod(0o755)
+    assert skip_reason(tmp_path) is None
+    assert "no %s" % (tmp_path / "none") in skip_reason(tmp_path / "none")
+    (tmp_path / "file").write_text("")
+    assert "no %s" % (tmp_path / "file") in skip_reason(tmp_path / "file")
+
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    closed.chmod(0o555)
+    if IS_ROOT:
+        # root may write anywhere: make access(2) answer as for another user
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw:
+                            False if Path(p) == closed else real(p, mode, **kw))
+    assert "is not writable by uid %d" % os.geteuid() in skip_reason(closed)
+    monkeypatch.undo()
+
+    if IS_ROOT:
+        closed.chmod(0o770)
+        assert "closed to the server's OS user" in skip_reason(closed)
+
+    def full(**kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
+    assert "cannot make a folder in %s" % tmp_path in skip_reason(tmp_path)
