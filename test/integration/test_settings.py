@@ -4,8 +4,8 @@ other roles may lower them but not raise them.
 A superuser's ALTER DATABASE/ROLE ... SET reaches a session of another role
 in two ways: as a placeholder that trek takes over when a call loads the
 library, or directly when the library is already loaded
-(shared_preload_libraries).  Both are tested, each in its own cluster
-("call": the shared one; "preload": a cluster of this module).
+(shared_preload_libraries).  Both are tested, each in a cluster of this
+module.
 """
 
 import uuid
@@ -29,12 +29,23 @@ def preloaded():
         cluster.destroy()
 
 
+@pytest.fixture(scope="module")
+def not_preloaded():
+    """A cluster where a call loads trek (the shared one preloads it on
+    PostgreSQL 15 and 16, for its runs in shared memory)."""
+    cluster = Cluster.create("call", {"shared_preload_libraries": ""})
+    try:
+        yield cluster.start()
+    finally:
+        cluster.destroy()
+
+
 @pytest.fixture(params=["call", "preload"])
-def site(request, cluster, preloaded):
+def site(request, not_preloaded, preloaded):
     """(cluster, database, role, loaded): a database with trek, a login
     role that is no superuser and may call trek_current, and whether the
     role's sessions start with trek loaded."""
-    c = cluster if request.param == "call" else preloaded
+    c = not_preloaded if request.param == "call" else preloaded
     db = c.create_database()
     role = "trek_app_%s" % uuid.uuid4().hex[:8]
     c.query('CREATE ROLE "%s" LOGIN' % role)
