@@ -904,25 +904,29 @@ run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
 			snprintf(value, sizeof(value), "%d", TrekLockTimeout);
 			SetConfigOption("lock_timeout", value, PGC_USERSET, PGC_S_SESSION);
 		}
+
+		/*
+		 * Each statement runs as the tree check_sql() made of it: parsing
+		 * its text again could read it otherwise, after a statement of the
+		 * step changed standard_conforming_strings.
+		 */
 		foreach(lc, p->stmts)
 		{
 			RawStmt    *raw = lfirst_node(RawStmt, lc);
 			int			start = raw->stmt_location;
 			int			slen = raw->stmt_len > 0 ? raw->stmt_len : p->len - start;
-			char	   *sql;
 			int			attempt = 0;
 
 			CHECK_FOR_INTERRUPTS();
 			info->offset = TrekSkipBlanks(p->text, start, start + slen);
-			sql = pnstrdup(p->text + info->offset, start + slen - info->offset);
 			for (;;)
 			{
 				char	   *who;
 				long		ms;
 
 				waited_valid = false;
-				edata = TrekTopLevelRun(sql, wait_probe_id, waited_lock_holders,
-										&who, cxt);
+				edata = TrekTopLevelRun(raw, p->text, wait_probe_id,
+										waited_lock_holders, &who, cxt);
 				MemoryContextSwitchTo(oldcxt);
 				if (edata == NULL || edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 					break;

@@ -11,10 +11,15 @@
  * transaction, though, as PL/pgSQL's COMMIT does: so for a step marked
  * "-- trek:no-transaction", trek_migrate() commits, leaves SPI and the
  * transaction altogether (TrekTopLevelEnter), and runs each statement
- * the way psql's simple query would: parsed, planned and run in a portal of
- * its own, in an implicit transaction of its own, as a top-level command,
- * in the caller's own backend, as the caller's role, with the caller's
+ * the way psql's simple query would: planned and run in a portal of its
+ * own, in an implicit transaction of its own, as a top-level command, in
+ * the caller's own backend, as the caller's role, with the caller's
  * settings.  Then it starts a transaction and SPI again (TrekTopLevelLeave).
+ *
+ * What runs is the parse tree that exec.c checked, never the statement's
+ * text parsed again: a statement of the step may change how text is read
+ * (SET standard_conforming_strings), and a statement the check read as a
+ * string literal must not run as BEGIN.
  *
  * Between the two the backend holds no snapshot (CREATE INDEX
  * CONCURRENTLY waits for older ones, never for its own backend's), and a
@@ -28,8 +33,10 @@
 #include "access/xact.h"
 #include "commands/defrem.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/analyze.h"
+#include "parser/parser.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -40,10 +47,19 @@
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
+#include "parse.h"
 #include "toplevel.h"
 
 /* how often a statement notes which lock it waits for (see exec.c) */
 #define TREK_WAIT_PROBE_MS 20
+
+/* the statement being run, for error positions (statement_position) */
+typedef struct TrekStatementText
+{
+	const char *text;			/* the whole file */
+	int			start;			/* byte offsets of the statement in text */
+	int			end;
+} TrekStatementText;
 
 /*
  * Commit the current transaction, leave SPI, and be outside any
@@ -74,61 +90,103 @@ TrekTopLevelLeave(MemoryContext spicxt)
 }
 
 /*
- * Run one statement text as exec_simple_query runs a query string: each
- * statement in it parsed, analysed, planned and run in an unnamed portal,
- * as a top-level command, in an implicit transaction.  The trees live in
- * the caller's memory context, not in the transaction's: statements such
- * as CREATE INDEX CONCURRENTLY commit and start transactions themselves.
+ * Offset of the pos'th character (1-based) of text, or -1 if text is
+ * shorter.
+ */
+static int
+char_offset(const char *text, int pos)
+{
+	int			off = 0;
+
+	while (--pos > 0)
+	{
+		if (text[off] == '\0')
+			return -1;
+		off += pg_mblen(text + off);
+	}
+	return off;
+}
+
+/*
+ * Error context callback while a statement runs: its parse tree's
+ * positions are offsets into the whole file, so a position in an error
+ * becomes one in the statement's own text, shown as the internal query
+ * (as SPI shows one for the statements of other steps).
  */
 static void
-run_top_level(const char *sql)
+statement_position(void *arg)
+{
+	TrekStatementText *st = (TrekStatementText *) arg;
+	int			pos = geterrposition();
+	int			off;
+
+	if (pos <= 0)
+		return;
+	errposition(0);
+	off = char_offset(st->text, pos);
+	if (off < st->start || off > st->end)
+		return;
+	internalerrquery(pnstrdup(st->text + st->start, st->end - st->start));
+	internalerrposition(pg_mbstrlen_with_len(st->text + st->start,
+											 off - st->start) + 1);
+}
+
+/*
+ * Run one statement (raw, parsed from text) as exec_simple_query runs one:
+ * analysed, planned and run in an unnamed portal, as a top-level command,
+ * in an implicit transaction; text is the source the tree's positions are
+ * offsets into.  The trees live in the caller's memory context, not in
+ * the transaction's: statements such as CREATE INDEX CONCURRENTLY commit
+ * and start transactions themselves.  Analysis may scribble on raw: the
+ * caller passes a copy.
+ */
+static void
+run_top_level(RawStmt *raw, const char *text)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	List	   *parsetrees;
-	ListCell   *lc;
+	CommandTag	tag = CreateCommandTag(raw->stmt);
+	bool		snapshot = false;
+	List	   *queries;
+	List	   *plans;
+	Portal		portal;
+	DestReceiver *dest;
+	QueryCompletion qc;
 
 	StartTransactionCommand();
 	MemoryContextSwitchTo(cxt);
-	parsetrees = pg_parse_query(sql);
-	foreach(lc, parsetrees)
+	if (analyze_requires_snapshot(raw))
 	{
-		RawStmt    *raw = lfirst_node(RawStmt, lc);
-		CommandTag	tag = CreateCommandTag(raw->stmt);
-		bool		snapshot = false;
-		List	   *queries;
-		List	   *plans;
-		Portal		portal;
-		DestReceiver *dest;
-		QueryCompletion qc;
-
-		if (analyze_requires_snapshot(raw))
-		{
-			PushActiveSnapshot(GetTransactionSnapshot());
-			snapshot = true;
-		}
-		queries = pg_analyze_and_rewrite_fixedparams(raw, sql, NULL, 0, NULL);
-		plans = pg_plan_queries(queries, sql, CURSOR_OPT_PARALLEL_OK, NULL);
-		if (snapshot)
-			PopActiveSnapshot();
-
-		portal = CreatePortal("trek statement", true, true);
-		portal->visible = false;
-		PortalDefineQuery(portal, NULL, sql, tag, plans, NULL);
-		PortalStart(portal, NULL, 0, InvalidSnapshot);
-		dest = CreateDestReceiver(DestNone);
-		InitializeQueryCompletion(&qc);
-#if PG_VERSION_NUM >= 180000
-		(void) PortalRun(portal, FETCH_ALL, true, dest, dest, &qc);
-#else
-		(void) PortalRun(portal, FETCH_ALL, true, true, dest, dest, &qc);
-#endif
-		dest->rDestroy(dest);
-		PortalDrop(portal, false);
-		if (lnext(parsetrees, lc) != NULL)
-			CommandCounterIncrement();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		snapshot = true;
 	}
+	queries = pg_analyze_and_rewrite_fixedparams(raw, text, NULL, 0, NULL);
+	plans = pg_plan_queries(queries, text, CURSOR_OPT_PARALLEL_OK, NULL);
+	if (snapshot)
+		PopActiveSnapshot();
+
+	portal = CreatePortal("trek statement", true, true);
+	portal->visible = false;
+	PortalDefineQuery(portal, NULL, text, tag, plans, NULL);
+	PortalStart(portal, NULL, 0, InvalidSnapshot);
+	dest = CreateDestReceiver(DestNone);
+	InitializeQueryCompletion(&qc);
+#if PG_VERSION_NUM >= 180000
+	(void) PortalRun(portal, FETCH_ALL, true, dest, dest, &qc);
+#else
+	(void) PortalRun(portal, FETCH_ALL, true, true, dest, dest, &qc);
+#endif
+	dest->rDestroy(dest);
+	PortalDrop(portal, false);
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(cxt);
+}
+
+/* run_top_level() of the one statement in sql, which trek wrote */
+static void
+run_top_level_text(const char *sql)
+{
+	run_top_level(linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT)),
+				  sql);
 }
 
 /*
@@ -255,7 +313,7 @@ drop_invalid(List *names, List *keep, const char *why)
 			continue;
 		PG_TRY();
 		{
-			run_top_level(psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", name));
+			run_top_level_text(psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", name));
 			ereport(NOTICE,
 					(errmsg("dropped invalid index %s, %s", name, why)));
 		}
@@ -270,8 +328,10 @@ drop_invalid(List *names, List *keep, const char *why)
 
 /*
  * Run one statement of a step (between TrekTopLevelEnter and
- * TrekTopLevelLeave).  A CREATE INDEX CONCURRENTLY first drops an INVALID
- * index of the same name that an earlier attempt left; a failed
+ * TrekTopLevelLeave): raw, the tree exec.c checked, parsed from text (the
+ * whole file), which error positions are turned into positions in the
+ * statement's own text.  A CREATE INDEX CONCURRENTLY first drops an
+ * INVALID index of the same name that an earlier attempt left; a failed
  * concurrent index build has the INVALID index it left dropped.  probe is
  * the timer that notes which lock the statement waits for; after a lock
  * timeout, *holders is what holders_fn says of who held it (looked up in
@@ -280,27 +340,27 @@ drop_invalid(List *names, List *keep, const char *why)
  * transaction again.
  */
 ErrorData *
-TrekTopLevelRun(const char *sql, TimeoutId probe, char *(*holders_fn) (void),
-				char **holders, MemoryContext cxt)
+TrekTopLevelRun(RawStmt *raw, const char *text, TimeoutId probe,
+				char *(*holders_fn) (void), char **holders, MemoryContext cxt)
 {
 	volatile bool concurrent = false;
 	List	   *volatile before = NIL;
 	ErrorData  *volatile edata = NULL;
+	TrekStatementText st;
+
+	st.text = text;
+	st.end = raw->stmt_len > 0 ? raw->stmt_location + raw->stmt_len :
+		(int) strlen(text);
+	st.start = TrekSkipBlanks(text, raw->stmt_location, st.end);
 
 	PG_TRY();
 	{
-		List	   *parsed;
 		char	   *idxname = NULL;
 		RangeVar   *rel = NULL;
+		ErrorContextCallback cb;
 
-		StartTransactionCommand();
 		MemoryContextSwitchTo(cxt);
-		parsed = pg_parse_query(sql);
-		if (list_length(parsed) == 1)
-			concurrent = builds_index_concurrently(linitial_node(RawStmt, parsed)->stmt,
-												   &idxname, &rel);
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(cxt);
+		concurrent = builds_index_concurrently(raw->stmt, &idxname, &rel);
 		if (concurrent && idxname != NULL)
 		{
 			Oid			argtypes[2] = {TEXTOID, TEXTOID};
@@ -322,7 +382,12 @@ TrekTopLevelRun(const char *sql, TimeoutId probe, char *(*holders_fn) (void),
 							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														 TREK_WAIT_PROBE_MS),
 							 TREK_WAIT_PROBE_MS);
-		run_top_level(sql);
+		cb.callback = statement_position;
+		cb.arg = &st;
+		cb.previous = error_context_stack;
+		error_context_stack = &cb;
+		run_top_level(copyObject(raw), text);
+		error_context_stack = cb.previous;
 		disable_timeout(probe, false);
 	}
 	PG_CATCH();
