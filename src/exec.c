@@ -882,10 +882,14 @@ run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
 	char	   *volatile saved_lock_timeout = NULL;
 	ErrorContextCallback cb;
 	MemoryContext oldcxt = CurrentMemoryContext;
+	MemoryContext stmtcxt;
 
 	if (wait_probe_id == MAX_TIMEOUTS)
 		wait_probe_id = RegisterTimeout(USER_TIMEOUT, wait_probe);
 
+	/* what a statement allocates goes when it is done */
+	stmtcxt = AllocSetContextCreate(oldcxt, "trek statement",
+									ALLOCSET_DEFAULT_SIZES);
 	TrekTopLevelEnter();
 	MemoryContextSwitchTo(oldcxt);
 	cb.callback = step_context;
@@ -919,6 +923,7 @@ run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
 
 			CHECK_FOR_INTERRUPTS();
 			info->offset = TrekSkipBlanks(p->text, start, start + slen);
+			MemoryContextSwitchTo(stmtcxt);
 			for (;;)
 			{
 				char	   *who;
@@ -927,7 +932,7 @@ run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
 				waited_valid = false;
 				edata = TrekTopLevelRun(raw, p->text, wait_probe_id,
 										waited_lock_holders, &who, cxt);
-				MemoryContextSwitchTo(oldcxt);
+				MemoryContextSwitchTo(stmtcxt);
 				if (edata == NULL || edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 					break;
 				ms = lock_retry(edata, who, info->file, info->step - 1,
@@ -938,6 +943,8 @@ run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
 				edata = NULL;
 				pause_ms(ms);
 			}
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(stmtcxt);
 			if (edata != NULL)
 				break;
 		}
@@ -948,6 +955,8 @@ run_pending_top_level(TrekPendingStep *p, MemoryContext cxt)
 		edata = TrekTopLevelCatch(cxt);
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(stmtcxt);
 	error_context_stack = cb.previous;
 	if (saved_lock_timeout != NULL)
 		SetConfigOption("lock_timeout", saved_lock_timeout, PGC_USERSET,

@@ -337,12 +337,14 @@ drop_invalid(List *names, List *keep, const char *why)
  * timeout, *holders is what holders_fn says of who held it (looked up in
  * a transaction of its own), else NULL.  Returns NULL when the statement
  * completed, else its error, copied into cxt; either way outside any
- * transaction again.
+ * transaction again.  Everything else it allocates is in the current
+ * memory context, which the caller resets after each statement.
  */
 ErrorData *
 TrekTopLevelRun(RawStmt *raw, const char *text, TimeoutId probe,
 				char *(*holders_fn) (void), char **holders, MemoryContext cxt)
 {
+	MemoryContext stmtcxt = CurrentMemoryContext;
 	volatile bool concurrent = false;
 	List	   *volatile before = NIL;
 	ErrorData  *volatile edata = NULL;
@@ -359,7 +361,6 @@ TrekTopLevelRun(RawStmt *raw, const char *text, TimeoutId probe,
 		RangeVar   *rel = NULL;
 		ErrorContextCallback cb;
 
-		MemoryContextSwitchTo(cxt);
 		concurrent = builds_index_concurrently(raw->stmt, &idxname, &rel);
 		if (concurrent && idxname != NULL)
 		{
@@ -372,11 +373,11 @@ TrekTopLevelRun(RawStmt *raw, const char *text, TimeoutId probe,
 			drop_invalid(query_names(INVALID_INDEXES_SQL
 									 " AND c.relname OPERATOR(pg_catalog.=) $1"
 									 " AND i.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($2)",
-									 2, argtypes, args, cxt),
+									 2, argtypes, args, stmtcxt),
 						 NIL, "left by an earlier attempt, before building it again");
 		}
 		if (concurrent)
-			before = query_names(INVALID_INDEXES_SQL, 0, NULL, NULL, cxt);
+			before = query_names(INVALID_INDEXES_SQL, 0, NULL, NULL, stmtcxt);
 
 		enable_timeout_every(probe,
 							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -396,6 +397,7 @@ TrekTopLevelRun(RawStmt *raw, const char *text, TimeoutId probe,
 		edata = TrekTopLevelCatch(cxt);
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(stmtcxt);
 
 	*holders = NULL;
 	if (edata != NULL &&
@@ -413,22 +415,23 @@ TrekTopLevelRun(RawStmt *raw, const char *text, TimeoutId probe,
 				PushActiveSnapshot(GetTransactionSnapshot());
 				who = holders_fn();
 				if (who != NULL)
-					*holders = MemoryContextStrdup(cxt, who);
+					*holders = MemoryContextStrdup(stmtcxt, who);
 				PopActiveSnapshot();
 				SPI_finish();
 				CommitTransactionCommand();
+				MemoryContextSwitchTo(stmtcxt);
 			}
 			if (concurrent)
-				drop_invalid(query_names(INVALID_INDEXES_SQL, 0, NULL, NULL, cxt),
+				drop_invalid(query_names(INVALID_INDEXES_SQL, 0, NULL, NULL, stmtcxt),
 							 (List *) before, "left by the failed statement");
 		}
 		PG_CATCH();
 		{
 			/* the statement's error is the one to raise: this one warns */
-			warn_instead(cxt);
+			warn_instead(stmtcxt);
 		}
 		PG_END_TRY();
 	}
-	MemoryContextSwitchTo(cxt);
+	MemoryContextSwitchTo(stmtcxt);
 	return edata;
 }

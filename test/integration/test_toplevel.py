@@ -1,5 +1,9 @@
-"""Steps outside a transaction, in detail: the statements that run are the
-ones that were checked, whatever a statement of the step changes."""
+"""Steps outside a transaction, in detail: memory does not grow with the
+number of statements; and the statements that run are the ones that were
+checked, whatever a statement of the step changes."""
+
+import threading
+import time
 
 import psycopg
 import pytest
@@ -7,6 +11,77 @@ import pytest
 from conftest import history
 
 MIGRATE = "CALL trek_migrate(%s, %s)"
+
+
+class Call(threading.Thread):
+    """One session running sql (CALL trek_migrate(folder, target) unless
+    given), after the settings; keeps its NOTICEs and WARNINGs, and its
+    outcome: "done" or the error."""
+
+    def __init__(self, cluster, db, folder=None, target=None, sql=None,
+                 settings=()):
+        super().__init__(daemon=True)
+        self.conn = cluster.connect(db)
+        self.pid = self.conn.info.backend_pid
+        self.sql = sql
+        self.params = None if sql else (str(folder), target)
+        self.settings = settings
+        self.notices = []
+        self.outcome = None
+        self.conn.add_notice_handler(lambda d: self.notices.append(
+            (d.severity_nonlocalized, d.message_primary)))
+
+    def run(self):
+        try:
+            for s in self.settings:
+                self.conn.execute(s)
+            self.conn.execute(self.sql or MIGRATE, self.params)
+            self.outcome = "done"
+        except psycopg.Error as e:
+            self.outcome = e
+        finally:
+            self.conn.close()
+
+
+def rss_anon_kb(pid):
+    """The private memory of process pid, in kB, or None if not readable."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def test_memory_does_not_grow_with_the_statements(cluster, database,
+                                                  make_folder):
+    """50,000 statements outside a transaction: the backend's memory is the
+    file's parse trees and not much more (each statement's own memory goes
+    when it is done; it used to stay until the run ended, 10 kB each)."""
+    n = 50000
+    folder = make_folder({
+        "20240101_initial_up_rev1.sql":
+            "-- trek:no-transaction\n" + "SELECT 1;\n" * n,
+    })
+    call = Call(cluster, database, folder, "rev1")
+    before = rss_anon_kb(call.pid)
+    if before is None:
+        call.conn.close()
+        pytest.skip("the server's /proc is not readable here")
+    peak = [before]
+    call.start()
+    while call.is_alive():
+        peak[0] = max(peak[0], rss_anon_kb(call.pid) or 0)
+        time.sleep(0.005)
+    call.join()
+    assert call.outcome == "done"
+    grown_mb = (peak[0] - before) / 1024
+    # the parse trees of the file take about 30 MB
+    assert grown_mb < 150, "the backend grew by %.0f MB" % grown_mb
+    with cluster.connect(database) as conn:
+        assert [r[1] for r in history(conn)] == ["rev1"]
 
 
 SNEAKY = ("CREATE TABLE sneaky AS SELECT 'a\\' AS p,"
