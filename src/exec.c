@@ -912,10 +912,14 @@ run_pending_top_level(TrekPendingStep *p, TrekTrackLock *lock,
 	char	   *volatile saved_lock_timeout = NULL;
 	ErrorContextCallback cb;
 	MemoryContext oldcxt = CurrentMemoryContext;
+	MemoryContext stmtcxt;
 
 	if (wait_probe_id == MAX_TIMEOUTS)
 		wait_probe_id = RegisterTimeout(USER_TIMEOUT, wait_probe);
 
+	/* what a statement allocates goes when it is done */
+	stmtcxt = AllocSetContextCreate(oldcxt, "trek statement",
+									ALLOCSET_DEFAULT_SIZES);
 	TrekTopLevelEnter();
 	MemoryContextSwitchTo(oldcxt);
 	cb.callback = step_context;
@@ -934,26 +938,31 @@ run_pending_top_level(TrekPendingStep *p, TrekTrackLock *lock,
 			snprintf(value, sizeof(value), "%d", TrekLockTimeout);
 			SetConfigOption("lock_timeout", value, PGC_USERSET, PGC_S_SESSION);
 		}
+
+		/*
+		 * Each statement runs as the tree check_sql() made of it: parsing
+		 * its text again could read it otherwise, after a statement of the
+		 * step changed standard_conforming_strings.
+		 */
 		foreach(lc, p->stmts)
 		{
 			RawStmt    *raw = lfirst_node(RawStmt, lc);
 			int			start = raw->stmt_location;
 			int			slen = raw->stmt_len > 0 ? raw->stmt_len : p->len - start;
-			char	   *sql;
 			int			attempt = 0;
 
 			CHECK_FOR_INTERRUPTS();
 			info->offset = TrekSkipBlanks(p->text, start, start + slen);
-			sql = pnstrdup(p->text + info->offset, start + slen - info->offset);
+			MemoryContextSwitchTo(stmtcxt);
 			for (;;)
 			{
 				char	   *who;
 				long		ms;
 
 				waited_valid = false;
-				edata = TrekTopLevelRun(sql, wait_probe_id, waited_lock_holders,
-										&who, cxt);
-				MemoryContextSwitchTo(oldcxt);
+				edata = TrekTopLevelRun(raw, p->text, wait_probe_id,
+										waited_lock_holders, &who, cxt);
+				MemoryContextSwitchTo(stmtcxt);
 				if (!TrekStateLockHeld(lock))
 				{
 					/* no retry then; the statement's own error goes first */
@@ -971,6 +980,8 @@ run_pending_top_level(TrekPendingStep *p, TrekTrackLock *lock,
 				edata = NULL;
 				pause_ms(ms);
 			}
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(stmtcxt);
 			if (edata != NULL)
 				break;
 		}
@@ -981,6 +992,8 @@ run_pending_top_level(TrekPendingStep *p, TrekTrackLock *lock,
 		edata = TrekTopLevelCatch(cxt);
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(stmtcxt);
 	error_context_stack = cb.previous;
 	if (saved_lock_timeout != NULL)
 		SetConfigOption("lock_timeout", saved_lock_timeout, PGC_USERSET,

@@ -9,12 +9,14 @@
 #ifndef TREK_TOPLEVEL_H
 #define TREK_TOPLEVEL_H
 
+#include "nodes/parsenodes.h"
 #include "utils/timeout.h"
 
 extern void TrekTopLevelEnter(void);
 extern void TrekTopLevelLeave(MemoryContext spicxt);
 extern ErrorData *TrekTopLevelCatch(MemoryContext cxt);
-extern ErrorData *TrekTopLevelRun(const char *sql, TimeoutId probe,
+extern ErrorData *TrekTopLevelRun(RawStmt *raw, const char *text,
+								  TimeoutId probe,
 								  char *(*holders_fn) (void), char **holders,
 								  MemoryContext cxt);
 
