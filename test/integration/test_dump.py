@@ -62,7 +62,7 @@ def test_dump_and_restore(cluster, database, make_folder, tmp_path):
 
 
 def test_dump_and_restore_after_update(cluster, make_folder, tmp_path):
-    """A 0.1 database updated to 0.2 keeps its history through pg_dump and
+    """A 0.1 database updated to 0.2 and 0.3 keeps its history through pg_dump and
     pg_restore, and so do the track owners the update gave it: the restored
     database enforces them."""
     app = make_folder(chain(2))
@@ -105,7 +105,7 @@ def test_dump_and_restore_after_update(cluster, make_folder, tmp_path):
                str(dump))
         with cluster.connect(restored) as conn:
             assert conn.execute("SELECT extversion FROM pg_extension"
-                                " WHERE extname = 'trek'").fetchone()[0] == "0.2"
+                                " WHERE extname = 'trek'").fetchone()[0] == "0.3"
             assert conn.execute(HISTORY_DIR).fetchall() == history
             assert conn.execute("SELECT track, owner::text FROM trek.tracks"
                                 ).fetchall() == tracks
@@ -124,3 +124,37 @@ def test_dump_and_restore_after_update(cluster, make_folder, tmp_path):
         cluster.drop_database(db)
         for role in (owner, other):
             cluster.query('DROP ROLE IF EXISTS "%s"' % role)
+
+
+def test_grant_of_trek_runs_survives_update_and_dump(cluster, tmp_path):
+    """0.3 creates trek_runs() again (its columns change): a role it was
+    granted to in 0.2 keeps the grant, also through pg_dump and pg_restore,
+    which dump only what differs from trek's own initial privileges."""
+    db = cluster.create_database(extension=False)
+    role = "regress_trek_dump_runs"
+    restored = None
+    try:
+        with cluster.connect(db) as conn:
+            conn.execute('DROP ROLE IF EXISTS "%s"' % role)
+            conn.execute('CREATE ROLE "%s"' % role)
+            conn.execute("CREATE EXTENSION trek VERSION '0.2'")
+            conn.execute('GRANT EXECUTE ON FUNCTION trek_runs(text) TO "%s"' % role)
+            conn.execute("ALTER EXTENSION trek UPDATE")
+            assert conn.execute(
+                "SELECT has_function_privilege(%s, 'trek_runs(text)', 'EXECUTE')",
+                (role,)).fetchone()[0]
+        dump = tmp_path / "runs.dump"
+        client(cluster, "pg_dump", "-Fc", "-f", str(dump), db)
+        restored = cluster.create_database("trek_restored", extension=False)
+        client(cluster, "pg_restore", "--exit-on-error", "-d", restored,
+               str(dump))
+        with cluster.connect(restored) as conn:
+            assert conn.execute(
+                "SELECT has_function_privilege(%s, 'trek_runs(text)', 'EXECUTE'),"
+                " has_function_privilege('public', 'trek_runs(text)', 'EXECUTE')",
+                (role,)).fetchone() == (True, False)
+    finally:
+        if restored:
+            cluster.drop_database(restored)
+        cluster.drop_database(db)
+        cluster.query('DROP ROLE IF EXISTS "%s"' % role)
