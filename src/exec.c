@@ -269,6 +269,25 @@ check_sql(TrekStepInfo *info, char *text, int len)
 }
 
 /*
+ * Statement text sql, which check_sql() read as raw, must still read as
+ * that one statement under the settings of now.
+ */
+static void
+check_reads_the_same(TrekStepInfo *info, RawStmt *raw, const char *sql)
+{
+	List	   *now = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+	if (list_length(now) != 1 ||
+		!equal(linitial_node(RawStmt, now)->stmt, raw->stmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a statement of migration \"%s\" reads differently after an earlier statement changed how strings are read",
+						info->file),
+				 errdetail("standard_conforming_strings or backslash_quote changed since the file was checked; trek runs only the statements it checked."),
+				 errhint("Set standard_conforming_strings in the migration's last statement, or in a migration of its own.")));
+}
+
+/*
  * Check and run the SQL text of one migration, statement by statement,
  * through SPI.
  */
@@ -279,6 +298,9 @@ run_sql(TrekStepInfo *info, char *text, int len)
 	ListCell   *lc;
 	MemoryContext stmtcxt;
 	MemoryContext oldcxt;
+
+	bool		std_strings = standard_conforming_strings;
+	int			backslash = backslash_quote;
 
 	stmtcxt = AllocSetContextCreate(CurrentMemoryContext, "trek statement",
 									ALLOCSET_DEFAULT_SIZES);
@@ -294,6 +316,15 @@ run_sql(TrekStepInfo *info, char *text, int len)
 		info->offset = TrekSkipBlanks(text, start, start + slen);
 		oldcxt = MemoryContextSwitchTo(stmtcxt);
 		sql = pnstrdup(text + info->offset, start + slen - info->offset);
+
+		/*
+		 * SPI parses the text again.  If an earlier statement of the step
+		 * changed how strings are read, that could be other statements than
+		 * the ones checked: run it only if it still reads as it did.
+		 */
+		if (standard_conforming_strings != std_strings ||
+			backslash_quote != backslash)
+			check_reads_the_same(info, raw, sql);
 		rc = SPI_execute(sql, false, 0);
 		if (rc < 0)
 			elog(ERROR, "could not run statement: %s",
@@ -1111,6 +1142,7 @@ migrate_steps(TrekMigrateRun *run, int first, bool owned)
 		ErrorData  *edata;
 		ErrorContextCallback cb;
 		int			attempt = 0;
+		bool		top_level;
 		MemoryContext oldcxt;
 
 		for (;;)
@@ -1123,7 +1155,8 @@ migrate_steps(TrekMigrateRun *run, int first, bool owned)
 			report_step("trek_migrate", plan, i);
 			started = GetCurrentTimestamp();
 			edata = run_step_guarded(run, i, folder);
-			if (pending_top_level != NULL)
+			top_level = pending_top_level != NULL;
+			if (top_level)
 			{
 				TrekPendingStep *p = pending_top_level;
 
@@ -1140,7 +1173,8 @@ migrate_steps(TrekMigrateRun *run, int first, bool owned)
 				break;
 
 			TrekFolderClose(folder);
-			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+			/* a step outside a transaction retried its statements itself */
+			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && !top_level &&
 				TrekStateLockHeld(&run->lock))
 			{
 				long		ms = lock_retry(edata,

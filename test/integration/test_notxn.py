@@ -215,3 +215,30 @@ def test_a_plan_that_lies_about_the_marker_is_refused(cluster, database,
         assert conn.execute("SELECT trek_current()").fetchone()[0] == current
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE"
                             " indexname = 'liar_id_idx'").fetchone()[0] == 0
+
+
+def test_retries_of_a_step_outside_a_transaction_are_counted_once(
+        cluster, database, make_folder):
+    """trek.lock_retries bounds the retries of each statement; the step
+    as a whole is not retried again on top of them."""
+    folder = make_folder({
+        "20240101_initial_up_rev1.sql": "CREATE TABLE lr (id int);\n",
+        "20240102_rev1_up_rev2.sql":
+            "-- trek:no-transaction\n"
+            "ALTER TABLE lr ADD COLUMN v int;\n",
+    })
+    with cluster.connect(database) as conn:
+        conn.execute(MIGRATE, (str(folder), "rev1"))
+    with cluster.connect(database, autocommit=False) as blocker, \
+            cluster.connect(database) as conn:
+        blocker.execute("SELECT count(*) FROM lr").fetchone()
+        notices = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        conn.execute("SET trek.lock_timeout = '50ms'")
+        conn.execute("SET trek.lock_retries = 2")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            conn.execute(MIGRATE, (str(folder), "rev2"))
+        retries = [n for n in notices if "timed out waiting for a lock" in n]
+        assert [r.split("(")[-1] for r in retries] == ["retry 1 of 2)",
+                                                       "retry 2 of 2)"]
+        blocker.rollback()

@@ -263,6 +263,30 @@ def test_the_statements_checked_are_the_ones_run(cluster, database,
                              ).fetchone() == (None, True)
 
 
+@pytest.mark.parametrize("call", ["execute", "migrate"])
+def test_an_ordinary_step_runs_only_what_was_checked(cluster, database,
+                                                     make_folder, call):
+    """The same file in a transaction: SPI parses each statement's text
+    again, so a statement that would read differently is refused with a
+    clear error, and nothing of the step stays."""
+    folder = make_folder({
+        "20240101_initial_up_rev1.sql":
+            "SET standard_conforming_strings = off;\n" + SNEAKY +
+            "CREATE TABLE after_sneaky (id int);\n",
+    })
+    sql = ("SELECT trek_execute(trek_plan(%s, 'rev1'))" if call == "execute"
+           else MIGRATE)
+    params = (str(folder),) if call == "execute" else (str(folder), "rev1")
+    with cluster.connect(database) as conn:
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+            conn.execute(sql, params)
+        assert "reads differently" in e.value.diag.message_primary
+        assert "20240101_initial_up_rev1.sql" in e.value.diag.message_primary
+        assert history(conn) == []
+        assert conn.execute("SELECT to_regclass('sneaky'),"
+                            " to_regclass('hidden')").fetchone() == (None, None)
+
+
 def test_an_error_position_points_into_the_statement(cluster, database,
                                                      make_folder):
     """The position of an error is one in the failing statement's text, shown
