@@ -719,6 +719,24 @@ runs_have_line(Oid nsp)
 }
 
 /*
+ * The bigint that the statement just run (result rc, expected) returned in
+ * its one row; what names the statement in the error.
+ */
+static int64
+single_int8(int rc, int expected, const char *what)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (rc != expected || SPI_processed != 1)
+		elog(ERROR, "could not %s: %s", what, SPI_result_code_string(rc));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		elog(ERROR, "could not %s: no value", what);
+	return DatumGetInt64(d);
+}
+
+/*
  * A new run id from trek.runs' sequence, taken at the start of a run and
  * kept even if the run's transaction rolls back, so that runs are numbered
  * in the order they started.  -1 for objects without trek.runs (0.1).
@@ -729,7 +747,6 @@ TrekStateRunNextId(void)
 	static SPIPlanPtr id_plan = NULL;
 	TrekOwnerSave save;
 	Oid			nsp = state_namespace();
-	bool		isnull;
 	int64		id;
 	int			rc;
 
@@ -740,11 +757,7 @@ TrekStateRunNextId(void)
 		id_plan = prepare_kept("SELECT pg_catalog.nextval('trek.runs_id_seq'::pg_catalog.regclass)",
 							   0, NULL);
 	rc = SPI_execute_plan(id_plan, NULL, NULL, false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read trek.runs_id_seq: %s",
-			 SPI_result_code_string(rc));
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									 SPI_tuptable->tupdesc, 1, &isnull));
+	id = single_int8(rc, SPI_OK_SELECT, "read trek.runs_id_seq");
 	owner_leave(&save);
 	return id;
 }
@@ -857,7 +870,6 @@ TrekStateRunStart(TrekPlan *plan, const char *dir, int steps_done,
 	Oid			nsp = state_namespace();
 	Datum		args[9];
 	char		nulls[9];
-	bool		isnull;
 	int64		id;
 	int			rc;
 
@@ -892,11 +904,7 @@ TrekStateRunStart(TrekPlan *plan, const char *dir, int steps_done,
 	args[7] = CStringGetTextDatum(GetUserNameFromId(save.userid, false));
 	args[8] = TimestampTzGetDatum(MyStartTimestamp);
 	rc = SPI_execute_plan(run_plan, args, nulls, false, 1);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "could not insert into trek.runs: %s",
-			 SPI_result_code_string(rc));
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									 SPI_tuptable->tupdesc, 1, &isnull));
+	id = single_int8(rc, SPI_OK_INSERT_RETURNING, "insert into trek.runs");
 	owner_leave(&save);
 	return id;
 }

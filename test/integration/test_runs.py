@@ -64,14 +64,19 @@ def run_in_thread(cluster, db, sql, params, outcome):
     return t
 
 
+def start_at_gate(gate, cluster, db, sql, folder, outcome):
+    """Close the gate, run sql to head in a thread, and return the thread
+    and the backend's pid once it waits at the gate."""
+    gate.execute("SELECT pg_advisory_lock(%s)", (GATE,))
+    t = run_in_thread(cluster, db, sql, (str(folder), "head"), outcome)
+    return t, wait_at_gate(gate)
+
+
 def test_execute_run_seen_while_it_runs(cluster, database, make_folder):
     folder = make_folder(GATED)
     outcome = {}
     with cluster.connect(database) as gate:
-        gate.execute("SELECT pg_advisory_lock(%s)", (GATE,))
-        t = run_in_thread(cluster, database, PLAN, (str(folder), "head"),
-                          outcome)
-        pid = wait_at_gate(gate)
+        t, pid = start_at_gate(gate, cluster, database, PLAN, folder, outcome)
         run = gate.execute(
             "SELECT call, state, steps_done, steps_planned, current_file, pid,"
             " current_since IS NOT NULL, finished_at IS NULL FROM trek_runs()"
@@ -94,10 +99,7 @@ def test_terminated_execute_run_is_interrupted(cluster, database, make_folder):
     folder = make_folder(GATED)
     outcome = {}
     with cluster.connect(database) as gate:
-        gate.execute("SELECT pg_advisory_lock(%s)", (GATE,))
-        t = run_in_thread(cluster, database, PLAN, (str(folder), "head"),
-                          outcome)
-        pid = wait_at_gate(gate)
+        t, pid = start_at_gate(gate, cluster, database, PLAN, folder, outcome)
         gate.execute("SELECT pg_terminate_backend(%s)", (pid,))
         t.join(60)
         assert isinstance(outcome["result"], psycopg.Error)
@@ -324,10 +326,7 @@ def test_migrate_folder_gone_between_steps(cluster, database, make_folder):
     })
     outcome = {}
     with cluster.connect(database) as gate:
-        gate.execute("SELECT pg_advisory_lock(%s)", (GATE,))
-        t = run_in_thread(cluster, database, MIGRATE, (str(folder), "head"),
-                          outcome)
-        wait_at_gate(gate)
+        t, _ = start_at_gate(gate, cluster, database, MIGRATE, folder, outcome)
         hidden = folder.path.with_name(folder.path.name + ".gone")
         folder.path.rename(hidden)
         try:
