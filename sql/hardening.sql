@@ -238,6 +238,12 @@ SELECT trek_plan(:'dir', 'rev2', track => repeat('t', 256));
 CALL trek_migrate(:'dir', 'rev2', track => repeat('t', 256));
 SELECT * FROM trek_status(:'dir', repeat('t', 256));
 SELECT trek_stamp(:'dir', 'rev1', repeat('t', 256));
+-- a folder path with a component longer than a file name may be: too
+-- long (42622), not an internal error
+\set VERBOSITY sqlstate
+SELECT trek_plan(:'fixtures' || '/' || repeat('a', 256), 'head');
+SELECT trek_execute(jsonb_set(:'good', '{dir}', to_jsonb(:'fixtures' || '/' || repeat('a', 256))));
+\set VERBOSITY default
 -- a plan with direction "none" only checks where the track is
 \set VERBOSITY terse
 SELECT trek_execute(jsonb_build_object('format', 1, 'track', 'hard_plans', 'dir', :'fixtures' || '/cycle',

@@ -325,8 +325,8 @@ def mutate(g, plan):
             return set_at(plan, path, g.value())
 
         def string_anywhere():
-            path = r.choice([p for p in paths_of(plan) if p])
-            return set_at(plan, path, g.odd_string())
+            paths = [p for p in paths_of(plan) if p]
+            return set_at(plan, r.choice(paths), g.odd_string()) if paths else plan
 
         def extra_step_key():
             if steps:
