@@ -218,6 +218,32 @@ SELECT trek_execute(jsonb_set(jsonb_set(:'good', '{steps}',
 										 'direction', 'up', 'sha256', repeat('0', 64)))
 	   FROM generate_series(0, 99999) AS i)),
 	'{from}', '"r0"') || '{"to": "r100000"}');
+-- every string a plan carries is bounded before it is copied, read or
+-- written: 255 bytes for a track, a file or a revision name, 4095 for the
+-- folder; and at most 500,000 steps
+SELECT trek_execute(jsonb_set(:'good', '{track}', to_jsonb(repeat('t', 256))));
+SELECT trek_execute(jsonb_set(:'good', '{dir}', to_jsonb('/' || repeat('d', 4095))));
+SELECT trek_execute(jsonb_set(:'good', '{from}', to_jsonb(repeat('r', 256))));
+SELECT trek_execute(jsonb_set(:'good', '{direction}', to_jsonb(repeat('u', 256))));
+SELECT trek_execute(jsonb_set(:'good', '{steps,1,file}',
+							  to_jsonb('20220411_rev1_up_' || repeat('r', 300) || '.sql')));
+SELECT trek_execute(jsonb_set(:'good', '{steps,0,sha256}', to_jsonb(repeat('0', 1000000))));
+SELECT trek_execute(jsonb_set(:'good', '{steps}',
+							  (SELECT jsonb_agg(0) FROM generate_series(1, 500001))));
+-- a track name of 255 bytes is one like any other; of 256, every function
+-- refuses it
+SELECT trek_current(repeat('t', 255));
+SELECT trek_current(repeat('t', 256));
+SELECT trek_plan(:'dir', 'rev2', track => repeat('t', 256));
+CALL trek_migrate(:'dir', 'rev2', track => repeat('t', 256));
+SELECT * FROM trek_status(:'dir', repeat('t', 256));
+SELECT trek_stamp(:'dir', 'rev1', repeat('t', 256));
+-- a folder path with a component longer than a file name may be: too
+-- long (42622), not an internal error
+\set VERBOSITY sqlstate
+SELECT trek_plan(:'fixtures' || '/' || repeat('a', 256), 'head');
+SELECT trek_execute(jsonb_set(:'good', '{dir}', to_jsonb(:'fixtures' || '/' || repeat('a', 256))));
+\set VERBOSITY default
 -- a plan with direction "none" only checks where the track is
 \set VERBOSITY terse
 SELECT trek_execute(jsonb_build_object('format', 1, 'track', 'hard_plans', 'dir', :'fixtures' || '/cycle',

@@ -61,15 +61,19 @@ migration_cmp(const void *a, const void *b)
 
 /*
  * errcode for a failed file operation: a loop of symbolic links means there
- * is no file there, which errcode_for_file_access() would call an internal
- * error (XX000).  Called among ereport()'s arguments, where errno is still
- * the failed call's (errstart() saves it for %m and changes nothing).
+ * is no file there, and a path component longer than NAME_MAX is a name too
+ * long (as a path over PATH_MAX is), which errcode_for_file_access() would
+ * both call internal errors (XX000).  Called among ereport()'s arguments,
+ * where errno is still the failed call's (errstart() saves it for %m and
+ * changes nothing).
  */
 static int
 file_errcode(void)
 {
 	if (errno == ELOOP)
 		return errcode(ERRCODE_UNDEFINED_FILE);
+	if (errno == ENAMETOOLONG)
+		return errcode(ERRCODE_NAME_TOO_LONG);
 	return errcode_for_file_access();
 }
 

@@ -42,6 +42,23 @@ TrekDirectionName(TrekDirection direction)
 }
 
 /*
+ * A track name is stored in every history and runs row of the track: one
+ * longer than TREK_MAX_TRACK_LEN bytes is an error.
+ */
+void
+TrekCheckTrackName(const char *track)
+{
+	size_t		len = strlen(track);
+
+	if (len > TREK_MAX_TRACK_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("track name is too long"),
+				 errdetail("The name has %zu bytes; a track name has at most %d.",
+						   len, TREK_MAX_TRACK_LEN)));
+}
+
+/*
  * The direction called name among the first n of direction_names, or -1.
  */
 static int
@@ -119,6 +136,12 @@ resolve_target(TrekGraph *g, const char *target, const char *dir)
 
 	if (strcmp(target, "head") == 0)
 		return resolve_head(g, dir);
+	if (tlen > TREK_MAX_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target revision is too long"),
+				 errdetail("The name has %d bytes; a revision name, part of a file name, has at most %d.",
+						   tlen, TREK_MAX_NAME_LEN)));
 	if (!TrekIsRevisionName(target, tlen))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -234,6 +257,7 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 				 errmsg("invalid direction \"%s\"", dirname),
 				 errhint("Use \"up\", \"down\" or \"auto\".")));
 
+	TrekCheckTrackName(track);
 	plan->track = pstrdup(track);
 	folder = TrekFolderOpen(dir);
 	plan->dir = folder->path;
@@ -268,6 +292,14 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 	}
 	if (path == NULL)
 		no_path(g, from, to, direction);
+	if (nsteps > TREK_PLAN_MAX_STEPS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("plan from \"%s\" to \"%s\" has too many steps",
+						plan->from, plan->to),
+				 errdetail("It has %d steps; a plan has at most %d.",
+						   nsteps, TREK_PLAN_MAX_STEPS),
+				 errhint("Migrate to an intermediate revision first.")));
 
 	plan->direction = up ? TREK_UP : TREK_DOWN;
 	plan->nsteps = nsteps;
@@ -324,6 +356,7 @@ TrekPlanToJsonb(TrekPlan *plan)
 	JsonbParseState *state = NULL;
 	JsonbValue	format;
 	JsonbValue *result;
+	Jsonb	   *jb;
 
 	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	push_string(&state, WJB_KEY, "format");
@@ -361,7 +394,16 @@ TrekPlanToJsonb(TrekPlan *plan)
 	}
 	(void) pushJsonbValue(&state, WJB_END_ARRAY, NULL);
 	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	return JsonbValueToJsonb(result);
+	jb = JsonbValueToJsonb(result);
+	if (VARSIZE(jb) > TREK_PLAN_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("plan from \"%s\" to \"%s\" is too large",
+						plan->from, plan->to),
+				 errdetail("It has %zu bytes as jsonb; a plan has at most %d.",
+						   (size_t) VARSIZE(jb), TREK_PLAN_MAX_BYTES),
+				 errhint("Migrate to an intermediate revision first.")));
+	return jb;
 }
 
 static void
@@ -383,11 +425,12 @@ malformed(const char *detail, const char *arg, int step)
 }
 
 /*
- * The string value of key in an object container; a missing key or a value
- * of another type is an error.  step > 0 names the step in the message.
+ * The string value of key in an object container; a missing key, a value of
+ * another type or one longer than maxlen bytes is an error, found before the
+ * value is copied.  step > 0 names the step in the message.
  */
 static char *
-get_string(JsonbContainer *obj, const char *key, int step)
+get_string(JsonbContainer *obj, const char *key, int step, int maxlen)
 {
 	JsonbValue	v;
 
@@ -395,13 +438,16 @@ get_string(JsonbContainer *obj, const char *key, int step)
 		malformed("Key \"%s\" is missing.", key, step);
 	if (v.type != jbvString)
 		malformed("Key \"%s\" must be a string.", key, step);
+	if (v.val.string.len > maxlen)
+		malformed("%s", psprintf("Key \"%s\" has %d bytes, more than the limit of %d.",
+								 key, v.val.string.len, maxlen), step);
 	return pnstrdup(v.val.string.val, v.val.string.len);
 }
 
 static char *
 get_revision(JsonbContainer *obj, const char *key, int step)
 {
-	char	   *s = get_string(obj, key, step);
+	char	   *s = get_string(obj, key, step, TREK_MAX_NAME_LEN);
 
 	if (!TrekIsRevisionName(s, strlen(s)))
 		malformed("Key \"%s\" is not a revision name.", key, step);
@@ -416,11 +462,11 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 	char	   *sha;
 	JsonbValue	v;
 
-	s->file = get_string(obj, "file", step);
+	s->file = get_string(obj, "file", step, TREK_MAX_NAME_LEN);
 	s->from = get_revision(obj, "from", step);
 	s->to = get_revision(obj, "to", step);
-	direction = get_string(obj, "direction", step);
-	sha = get_string(obj, "sha256", step);
+	direction = get_string(obj, "direction", step, TREK_MAX_NAME_LEN);
+	sha = get_string(obj, "sha256", step, TREK_MAX_NAME_LEN);
 
 	if (strcmp(direction, TrekDirectionName(plan->direction)) != 0)
 		malformed("Direction \"%s\" is not the plan's direction.", direction, step);
@@ -467,6 +513,9 @@ TrekPlanFromJsonb(Jsonb *jb)
 
 	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
 		malformed("The plan is not a JSON object%s.", "", 0);
+	if (VARSIZE(jb) > TREK_PLAN_MAX_BYTES)
+		malformed("%s", psprintf("The plan has %zu bytes as jsonb, more than the limit of %d.",
+								 (size_t) VARSIZE(jb), TREK_PLAN_MAX_BYTES), 0);
 
 	if (getKeyJsonValueFromContainer(root, "format", 6, &v) == NULL)
 		malformed("Key \"%s\" is missing.", "format", 0);
@@ -477,11 +526,11 @@ TrekPlanFromJsonb(Jsonb *jb)
 		malformed("Key \"%s\" must be the number " CppAsString2(TREK_PLAN_FORMAT) ".",
 				  "format", 0);
 
-	plan->track = get_string(root, "track", 0);
-	plan->dir = get_string(root, "dir", 0);
+	plan->track = get_string(root, "track", 0, TREK_MAX_TRACK_LEN);
+	plan->dir = get_string(root, "dir", 0, TREK_MAX_DIR_LEN);
 	plan->from = get_revision(root, "from", 0);
 	plan->to = get_revision(root, "to", 0);
-	direction = get_string(root, "direction", 0);
+	direction = get_string(root, "direction", 0, TREK_MAX_NAME_LEN);
 	d = direction_from_name(direction, TREK_AUTO);
 	if (d < 0)
 		malformed("Direction \"%s\" is not \"up\", \"down\" or \"none\".",
@@ -493,6 +542,10 @@ TrekPlanFromJsonb(Jsonb *jb)
 	if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
 		malformed("Key \"%s\" must be an array.", "steps", 0);
 	steps = v.val.binary.data;
+	if (JsonContainerSize(steps) > TREK_PLAN_MAX_STEPS)
+		malformed("%s", psprintf("Key \"steps\" has %u elements, more than the limit of %d.",
+								 (unsigned) JsonContainerSize(steps),
+								 TREK_PLAN_MAX_STEPS), 0);
 	plan->nsteps = JsonContainerSize(steps);
 	plan->steps = palloc0(Max(plan->nsteps, 1) * sizeof(TrekStep));
 

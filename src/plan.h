@@ -8,11 +8,27 @@
 #ifndef TREK_PLAN_H
 #define TREK_PLAN_H
 
+#include <limits.h>
+
 #include "utils/jsonb.h"
 
 #include "folder.h"
 
 #define TREK_PLAN_FORMAT 1
+
+/*
+ * Bounds on what a plan carries, checked by trek_plan and again when a plan
+ * comes back as jsonb, before anything is written.  A track name is stored
+ * in every history and runs row; a file name is one path component
+ * (NAME_MAX), and a revision is part of one; the folder is a path trek can
+ * open (PATH_MAX - 1 bytes after "." and ".." are folded).  The step and
+ * size bounds are several times what a folder of 100,000 revisions plans.
+ */
+#define TREK_MAX_TRACK_LEN 255
+#define TREK_MAX_NAME_LEN 255
+#define TREK_MAX_DIR_LEN (PATH_MAX - 1)
+#define TREK_PLAN_MAX_STEPS 500000
+#define TREK_PLAN_MAX_BYTES (128 * 1024 * 1024)
 
 /* which edges a plan follows; TREK_AUTO is only asked for, never planned */
 typedef enum TrekDirection
@@ -46,6 +62,7 @@ typedef struct TrekPlan
 } TrekPlan;
 
 extern const char *TrekDirectionName(TrekDirection direction);
+extern void TrekCheckTrackName(const char *track);
 extern TrekPlan *TrekPlanMake(const char *dir, const char *target,
 							  const char *direction, const char *track);
 struct TrekGraph;

@@ -11,8 +11,11 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 
+#include "plan.h"
+
 /* longest names and message a run's record keeps, in bytes with the NUL */
-#define TREK_RUN_NAME_LEN 256
+#define TREK_RUN_NAME_LEN (TREK_MAX_NAME_LEN + 1)
+#define TREK_RUN_DIR_LEN (TREK_MAX_DIR_LEN + 1)
 #define TREK_RUN_MESSAGE_LEN 1024
 
 /* a run's state, as trek.runs spells it */
@@ -39,7 +42,7 @@ typedef struct TrekRunRecord
 	char		state[16];
 	char		sqlstate[6];
 	char		track[TREK_RUN_NAME_LEN];
-	char		dir[MAXPGPATH];
+	char		dir[TREK_RUN_DIR_LEN];
 	char		from[TREK_RUN_NAME_LEN];
 	char		target[TREK_RUN_NAME_LEN];
 	char		current_file[TREK_RUN_NAME_LEN];

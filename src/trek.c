@@ -43,6 +43,16 @@ text_arg(FunctionCallInfo fcinfo, int n, const char *name)
 	return text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
+/* a track name: not null, and within TREK_MAX_TRACK_LEN bytes */
+static char *
+track_arg(FunctionCallInfo fcinfo, int n)
+{
+	char	   *track = text_arg(fcinfo, n, "track");
+
+	TrekCheckTrackName(track);
+	return track;
+}
+
 PG_FUNCTION_INFO_V1(trek_plan);
 Datum
 trek_plan(PG_FUNCTION_ARGS)
@@ -50,7 +60,7 @@ trek_plan(PG_FUNCTION_ARGS)
 	TrekPlan   *plan = TrekPlanMake(text_arg(fcinfo, 0, "dir"),
 									text_arg(fcinfo, 1, "target"),
 									text_arg(fcinfo, 2, "direction"),
-									text_arg(fcinfo, 3, "track"));
+									track_arg(fcinfo, 3));
 
 	PG_RETURN_JSONB_P(TrekPlanToJsonb(plan));
 }
@@ -73,7 +83,7 @@ PG_FUNCTION_INFO_V1(trek_current);
 Datum
 trek_current(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(TrekStateCurrent(text_arg(fcinfo, 0, "track"))));
+	PG_RETURN_TEXT_P(cstring_to_text(TrekStateCurrent(track_arg(fcinfo, 0))));
 }
 
 /* was this procedure called where it may commit? */
@@ -90,7 +100,7 @@ trek_migrate(PG_FUNCTION_ARGS)
 {
 	TrekMigrate(call_is_atomic(fcinfo), NULL,
 				text_arg(fcinfo, 0, "dir"), text_arg(fcinfo, 1, "target"),
-				text_arg(fcinfo, 2, "direction"), text_arg(fcinfo, 3, "track"));
+				text_arg(fcinfo, 2, "direction"), track_arg(fcinfo, 3));
 	PG_RETURN_VOID();
 }
 
@@ -117,7 +127,7 @@ Datum
 trek_status(PG_FUNCTION_ARGS)
 {
 	TrekOpsStatus(fcinfo, text_arg(fcinfo, 0, "dir"),
-				  text_arg(fcinfo, 1, "track"));
+				  track_arg(fcinfo, 1));
 	return (Datum) 0;
 }
 
@@ -125,7 +135,7 @@ PG_FUNCTION_INFO_V1(trek_verify);
 Datum
 trek_verify(PG_FUNCTION_ARGS)
 {
-	TrekOpsVerify(text_arg(fcinfo, 0, "dir"), text_arg(fcinfo, 1, "track"));
+	TrekOpsVerify(text_arg(fcinfo, 0, "dir"), track_arg(fcinfo, 1));
 	PG_RETURN_VOID();
 }
 
@@ -135,7 +145,7 @@ trek_stamp(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(TrekOpsStamp(text_arg(fcinfo, 0, "dir"),
 												  text_arg(fcinfo, 1, "revision"),
-												  text_arg(fcinfo, 2, "track"))));
+												  track_arg(fcinfo, 2))));
 }
 
 PG_FUNCTION_INFO_V1(trek_graph);
@@ -144,7 +154,7 @@ trek_graph(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(TrekOpsGraph(text_arg(fcinfo, 0, "dir"),
 												  text_arg(fcinfo, 1, "format"),
-												  text_arg(fcinfo, 2, "track"))));
+												  track_arg(fcinfo, 2))));
 }
 
 PG_FUNCTION_INFO_V1(trek_runs);
