@@ -230,12 +230,14 @@ runs_xact_callback(XactEvent event, void *arg)
 
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT &&
-		event != XACT_EVENT_PARALLEL_ABORT)
+		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
 		return;
 	if (my_slot != NULL)
 	{
+		/* a prepared transaction holds the run's row now */
 		bool		commit = (event == XACT_EVENT_COMMIT ||
-							  event == XACT_EVENT_PARALLEL_COMMIT);
+							  event == XACT_EVENT_PARALLEL_COMMIT ||
+							  event == XACT_EVENT_PREPARE);
 
 		if (commit)
 		{
