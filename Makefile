@@ -4,7 +4,8 @@ EXTVERSION   = 0.3
 MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/state.o \
-               src/exec.o src/guard.o src/python.o src/runs.o \
+               src/step.o src/lockwait.o src/notxn.o src/execute.o src/migrate.o \
+               src/guard.o src/python.o src/runs.o \
                src/toplevel.o src/ops.o
 DATA         = $(wildcard trek--*.sql)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \

@@ -36,7 +36,7 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
-#include "exec.h"
+#include "step.h"
 #include "folder.h"
 #include "graph.h"
 #include "guard.h"

@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
@@ -31,6 +32,7 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -302,6 +304,22 @@ TrekStateLockHeld(TrekTrackLock *lock)
 }
 
 /*
+ * A statement of migration file released the advisory part of trek's lock
+ * on track (TrekStateLockHeld() said so): refuse the step, since another
+ * session may now be waiting with it for the rest of the lock.
+ */
+void
+TrekStateLockReleased(const char *file, const char *track)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("migration \"%s\" released trek's lock on track \"%s\"",
+					file, track),
+			 errdetail("pg_advisory_unlock_all() and DISCARD ALL release every advisory lock of the session, also the one trek_migrate() holds on the track for the whole run."),
+			 errhint("Release only the advisory locks the migration took itself, with pg_advisory_unlock().")));
+}
+
+/*
  * Let go of the session track lock, of the parts still held.
  */
 void
@@ -311,6 +329,23 @@ TrekStateUnlock(TrekTrackLock *lock)
 		(void) LockRelease(&lock->held, ExclusiveLock, true);
 	if (holds_session_lock(&lock->advisory))
 		(void) LockRelease(&lock->advisory, ExclusiveLock, true);
+}
+
+/*
+ * Refuse to write trek's state on a standby (saying so, rather than
+ * "read-only transaction") or in a read-only transaction.  what is the
+ * function, to_do and them what the hint says it would do.
+ */
+void
+TrekPreventIfReadOnly(const char *what, const char *to_do, const char *them)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot execute %s during recovery", what),
+				 errhint("Connect to the primary server to %s; standbys receive %s through replication.",
+						 to_do, them)));
+	PreventCommandIfReadOnly(what);
 }
 
 /*

@@ -26,6 +26,9 @@ extern void TrekStateLock(const char *track, TrekTrackLock *lock,
 						  bool session);
 extern bool TrekStateLockHeld(TrekTrackLock *lock);
 extern void TrekStateUnlock(TrekTrackLock *lock);
+extern void TrekStateLockReleased(const char *file, const char *track);
+extern void TrekPreventIfReadOnly(const char *what, const char *to_do,
+								  const char *them);
 extern char *TrekStateCurrent(const char *track);
 extern char *TrekStateRead(const char *track, bool *owned, Oid *owner,
 						   MemoryContext cxt);

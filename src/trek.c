@@ -15,7 +15,8 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
-#include "exec.h"
+#include "execute.h"
+#include "migrate.h"
 #include "guard.h"
 #include "ops.h"
 #include "plan.h"
