@@ -2,7 +2,7 @@
 EXTENSION    = trek
 EXTVERSION   = 0.3
 MODULE_big   = trek
-OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
+OBJS         = src/trek.o src/parse.o src/names.o src/folder.o src/graph.o src/plan.o \
                src/state.o \
                src/step.o src/lockwait.o src/notxn.o src/execute.o src/migrate.o \
                src/guard.o src/python.o src/runs.o \

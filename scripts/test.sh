@@ -80,6 +80,16 @@ f=$(grep -c '^not ok - ' "$log" || true)
 passed=$((passed + p)) failed=$((failed + f))
 took "release files" "$t"
 
+# The rooms of src/ call only downwards: no include cycle.
+echo "== source layout (scripts/check-includes.py)"
+t=$SECONDS rc=0
+/usr/bin/python3 scripts/check-includes.py 2>&1 | tee "$log" || rc=$?
+p=$(grep -c '^ok - ' "$log" || true)
+f=$(grep -c '^not ok - ' "$log" || true)
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+passed=$((passed + p)) failed=$((failed + f))
+took "source layout" "$t"
+
 # The benchmark harness once, small, so that it cannot rot: one test.
 echo "== benchmark harness (bench/run.sh --quick: every workload once at N = 10)"
 t=$SECONDS

@@ -20,6 +20,7 @@
 
 #include "execute.h"
 #include "folder.h"
+#include "plan.h"
 #include "runs.h"
 #include "state.h"
 #include "step.h"
@@ -142,7 +143,7 @@ execute_plan(TrekPlan *plan, bool *running, TrekProgress *progress)
 	}
 	MemoryContextDelete(stepcxt);
 	progress->step = -1;
-	TrekStateRecord(plan, folder->path, 0, plan->nsteps, started, finished,
+	TrekStateRecord(plan, TrekDirectionName(plan->direction), folder->path, 0, plan->nsteps, started, finished,
 					owned);
 	if (run_id >= 0)
 	{

@@ -36,7 +36,6 @@
 #include "utils/memutils.h"
 
 #include "folder.h"
-#include "graph.h"
 #include "guard.h"
 #include "parse.h"
 
@@ -229,29 +228,6 @@ entry_kind(TrekFolder *f, const char *name)
 	if (fstatat(f->fd, name, &st, 0) != 0)
 		return TREK_ENTRY_ERROR;
 	return S_ISREG(st.st_mode) ? TREK_ENTRY_FILE : TREK_ENTRY_OTHER;
-}
-
-#define TREK_STRING_BLOCK 32768
-
-/*
- * Copy len bytes of s and a terminating zero into strings' blocks.
- */
-char *
-TrekStringsCopy(TrekStrings *strings, const char *s, size_t len)
-{
-	char	   *p;
-
-	if (len + 1 > strings->left)
-	{
-		strings->left = Max(TREK_STRING_BLOCK, len + 1);
-		strings->free = palloc(strings->left);
-	}
-	p = strings->free;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	strings->free += len + 1;
-	strings->left -= len + 1;
-	return p;
 }
 
 /* the migrations of a folder being collected */
@@ -721,7 +697,7 @@ read_and_hash(TrekLoad *load)
  * meanwhile gets another hash at its next read.
  */
 static char *
-load_file(TrekFolder *f, const char *file, bool keep, int *len, char *sha256,
+load_migration(TrekFolder *f, const char *file, bool keep, int *len, char *sha256,
 		  bool *no_transaction)
 {
 	TrekLoad	load;
@@ -769,7 +745,7 @@ void
 TrekHashFile(TrekFolder *f, const char *file, char *sha256,
 			 bool *no_transaction)
 {
-	(void) load_file(f, file, false, NULL, sha256, no_transaction);
+	(void) load_migration(f, file, false, NULL, sha256, no_transaction);
 }
 
 /*
@@ -781,5 +757,5 @@ char *
 TrekReadFile(TrekFolder *f, const char *file, int *len, char *sha256,
 			 bool *no_transaction)
 {
-	return load_file(f, file, true, len, sha256, no_transaction);
+	return load_migration(f, file, true, len, sha256, no_transaction);
 }

@@ -11,21 +11,10 @@
 
 #include "nodes/pg_list.h"
 
-#define TREK_SHA256_HEX_LEN 64
+#include "names.h"
+#include "types.h"
 
-/* the revision names of a folder, numbered (graph.c) */
-typedef struct TrekRevisions TrekRevisions;
 
-typedef struct TrekMigration
-{
-	char	   *file;			/* base name */
-	char	   *from;
-	char	   *to;
-	int			from_rev;		/* numbers of from and to in the scan's */
-	int			to_rev;			/* TrekRevisions */
-	bool		up;
-	bool		python;
-} TrekMigration;
 
 /* a migration folder opened and checked for the current user */
 typedef struct TrekFolder
@@ -36,17 +25,6 @@ typedef struct TrekFolder
 	List	   *roots;			/* the allowed folders, resolved (confined) */
 } TrekFolder;
 
-/*
- * Strings copied into blocks of their own: ten thousand names take ten
- * allocations rather than ten thousand, with no chunk header each.
- */
-typedef struct TrekStrings
-{
-	char	   *free;			/* free space of the current block */
-	size_t		left;
-} TrekStrings;
-
-extern char *TrekStringsCopy(TrekStrings *strings, const char *s, size_t len);
 
 extern TrekFolder *TrekFolderOpen(const char *dir);
 extern void TrekFolderClose(TrekFolder *f);

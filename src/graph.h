@@ -8,13 +8,10 @@
 #ifndef TREK_GRAPH_H
 #define TREK_GRAPH_H
 
-#include "folder.h"
+#include "names.h"
+#include "types.h"
 
 typedef struct TrekGraph TrekGraph;
-
-extern TrekRevisions *TrekRevisionsCreate(int expected);
-extern int	TrekRevisionsAdd(TrekRevisions *revs, const char *name, int len);
-extern char *TrekRevisionsName(TrekRevisions *revs, int rev);
 
 extern TrekGraph *TrekGraphBuild(TrekMigration *migrations, int nmigrations,
 								 TrekRevisions *revs);

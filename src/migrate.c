@@ -32,6 +32,7 @@
 #include "lockwait.h"
 #include "migrate.h"
 #include "notxn.h"
+#include "plan.h"
 #include "runs.h"
 #include "state.h"
 #include "step.h"
@@ -198,7 +199,7 @@ migrate_steps(TrekMigrateRun *run, int first, bool owned)
 		cb.arg = s;
 		cb.previous = error_context_stack;
 		error_context_stack = &cb;
-		TrekStateRecord(plan, folder->path, i, 1, &started, &finished, owned);
+		TrekStateRecord(plan, TrekDirectionName(plan->direction), folder->path, i, 1, &started, &finished, owned);
 		owned = true;
 		TrekStateRunUpdate(run->id, i + 1,
 						   i + 1 < plan->nsteps ? plan->steps[i + 1].file : NULL,
@@ -240,7 +241,8 @@ migrate_locked(TrekMigrateRun *run, TrekPlan *given, const char *dir,
 	if (plan == NULL)
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
-		plan = TrekPlanMake(dir, target, direction, track);
+		plan = TrekPlanMake(dir, target, direction, track,
+							TrekStateCurrent(track));
 		PopActiveSnapshot();
 	}
 	folder = TrekFolderOpen(plan->dir);

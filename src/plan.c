@@ -23,10 +23,10 @@
 #include "utils/numeric.h"
 #include "utils/varlena.h"
 
+#include "folder.h"
 #include "graph.h"
 #include "parse.h"
 #include "plan.h"
-#include "state.h"
 
 /* at most this many revision names in a hint */
 #define TREK_HINT_NAMES 10
@@ -236,7 +236,7 @@ no_path(TrekGraph *g, int from, int to, TrekDirection direction)
  */
 TrekPlan *
 TrekPlanMake(const char *dir, const char *target, const char *dirname,
-			 const char *track)
+			 const char *track, const char *current)
 {
 	TrekPlan   *plan = palloc0(sizeof(TrekPlan));
 	TrekMigration *migrations;
@@ -264,7 +264,7 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 	migrations = TrekScanFolder(folder, &nmigrations, false, &revs);
 	g = TrekGraphBuild(migrations, nmigrations, revs);
 
-	plan->from = TrekStateCurrent(track);
+	plan->from = pstrdup(current);
 	from = TrekGraphFind(g, plan->from);
 	if (from < 0)
 		ereport(ERROR,

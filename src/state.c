@@ -43,7 +43,6 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "runs.h"
 #include "state.h"
 
 /*
@@ -677,8 +676,9 @@ timestamptz_array(const TimestampTz *values, int n)
  * roll back with the migrations.
  */
 void
-TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
-				TimestampTz *started, TimestampTz *finished, bool owned)
+TrekStateRecord(TrekPlan *plan, const char *direction, const char *dir,
+				int first, int n, TimestampTz *started, TimestampTz *finished,
+				bool owned)
 {
 	TrekOwnerSave save;
 	Oid			nsp = state_namespace();
@@ -725,7 +725,7 @@ TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
 		sha[i] = CStringGetTextDatum(s->sha256);
 	}
 	args[0] = CStringGetTextDatum(plan->track);
-	args[1] = CStringGetTextDatum(TrekDirectionName(plan->direction));
+	args[1] = CStringGetTextDatum(direction);
 	args[2] = CStringGetTextDatum(GetUserNameFromId(userid, false));
 	args[3] = CStringGetTextDatum(dir);
 	args[4] = text_array(from, n);

@@ -9,17 +9,7 @@
 #ifndef TREK_STATE_H
 #define TREK_STATE_H
 
-#include "datatype/timestamp.h"
-#include "storage/lock.h"
-
-#include "plan.h"
-
-/* the two parts of a track's lock (state.c) */
-typedef struct TrekTrackLock
-{
-	LOCKTAG		advisory;		/* advisory: survives aborts */
-	LOCKTAG		held;			/* default method: SQL cannot release it */
-} TrekTrackLock;
+#include "types.h"
 
 extern void TrekStateLockTags(const char *track, TrekTrackLock *lock);
 extern void TrekStateLock(const char *track, TrekTrackLock *lock,
@@ -34,7 +24,8 @@ extern char *TrekStateRead(const char *track, bool *owned, Oid *owner,
 						   MemoryContext cxt);
 extern void TrekStateCheckOwner(const char *track, bool owned, Oid owner,
 								const char *what);
-extern void TrekStateRecord(TrekPlan *plan, const char *dir, int first, int n,
+extern void TrekStateRecord(TrekPlan *plan, const char *direction,
+							const char *dir, int first, int n,
 							TimestampTz *started, TimestampTz *finished,
 							bool owned);
 
@@ -52,15 +43,6 @@ extern void TrekStateRuns(const char *track, Oid userid);
 extern Oid	TrekStateOwner(void);
 
 /* operations: stamps, the history of a track, its last run */
-typedef struct TrekHistoryRow
-{
-	int64		id;
-	char	   *from;
-	char	   *to;
-	TrekDirection direction;	/* TREK_UP, TREK_DOWN or TREK_STAMP */
-	char	   *file;			/* NULL for a stamp */
-	char	   *sha256;			/* NULL for a stamp */
-} TrekHistoryRow;
 
 extern void TrekStateStamp(const char *track, const char *dir,
 						   const char *from, const char *to, bool owned);

@@ -58,10 +58,12 @@ PG_FUNCTION_INFO_V1(trek_plan);
 Datum
 trek_plan(PG_FUNCTION_ARGS)
 {
-	TrekPlan   *plan = TrekPlanMake(text_arg(fcinfo, 0, "dir"),
-									text_arg(fcinfo, 1, "target"),
-									text_arg(fcinfo, 2, "direction"),
-									track_arg(fcinfo, 3));
+	char	   *dir = text_arg(fcinfo, 0, "dir");
+	char	   *target = text_arg(fcinfo, 1, "target");
+	char	   *direction = text_arg(fcinfo, 2, "direction");
+	char	   *track = track_arg(fcinfo, 3);
+	TrekPlan   *plan = TrekPlanMake(dir, target, direction, track,
+									TrekStateCurrent(track));
 
 	PG_RETURN_JSONB_P(TrekPlanToJsonb(plan));
 }
