@@ -1,6 +1,7 @@
 # trek: PGXS build, regression tests and the entry points of README.md
 EXTENSION    = trek
-EXTVERSION   = 0.3
+# the version has one source, trek.control; everything else derives it
+EXTVERSION  := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" $(EXTENSION).control)
 MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/names.o src/folder.o src/graph.o src/plan.o \
                src/state.o \
@@ -15,7 +16,7 @@ REGRESS      = setup folder graph plan execute privileges python errors hardenin
 # with none set, and its cluster is then SQL_ASCII).
 ENCODING     = UTF8
 NO_LOCALE    = 1
-PG_CPPFLAGS  = -I$(srcdir)/src
+PG_CPPFLAGS  = -I$(srcdir)/src -DTREK_VERSION='"$(EXTVERSION)"'
 EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h \
                $(FUZZ_TARGETS) fuzz/work
 

@@ -35,6 +35,7 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "guard.h"
 #include "parse.h"
 
@@ -53,11 +54,7 @@ static const char *allowed_parsed = NULL;
 static void *
 guc_extra_alloc(size_t size)
 {
-#if PG_VERSION_NUM >= 160000
-	return guc_malloc(LOG, size);
-#else
-	return malloc(size);
-#endif
+	return TrekGucMalloc(size);
 }
 
 static bool

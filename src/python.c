@@ -40,6 +40,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+#include "compat.h"
 #include "python.h"
 #include "python_shim.h"		/* generated from python_shim.py */
 
@@ -86,12 +87,7 @@ TrekPythonCheck(const char *file, int step, int nsteps)
 	/* the test DO itself makes (commands/functioncmds.c ExecuteDoStmt) */
 	if (trusted)
 	{
-#if PG_VERSION_NUM >= 160000
-		if (object_aclcheck(LanguageRelationId, langoid, GetUserId(),
-							ACL_USAGE) != ACLCHECK_OK)
-#else
-		if (pg_language_aclcheck(langoid, GetUserId(), ACL_USAGE) != ACLCHECK_OK)
-#endif
+		if (TrekLanguageUsage(langoid, GetUserId()) != ACLCHECK_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to run Python migration \"%s\"",
@@ -113,11 +109,7 @@ encode_base64(const char *data, int len)
 {
 	int			enclen = pg_b64_enc_len(len);
 	char	   *out = palloc(enclen + 1);
-#if PG_VERSION_NUM >= 180000
-	int			n = pg_b64_encode((const uint8 *) data, len, out, enclen);
-#else
-	int			n = pg_b64_encode(data, len, out, enclen);
-#endif
+	int			n = TrekBase64Encode(data, len, out, enclen);
 
 	if (n < 0)
 		elog(ERROR, "could not encode migration as base64");

@@ -43,7 +43,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
-#if PG_VERSION_NUM >= 170000
+#include "compat.h"
+#ifdef TREK_HAVE_DSM_REGISTRY
 #include "storage/dsm_registry.h"
 #endif
 
@@ -158,15 +159,13 @@ TrekRunsInit(void)
 static TrekRunSlots *
 slots(void)
 {
-#if PG_VERSION_NUM >= 170000
 	if (run_slots == NULL && IsUnderPostmaster)
 	{
 		bool		found;
 
-		run_slots = GetNamedDSMSegment("trek runs", slots_size(), slots_init,
-									   &found);
+		run_slots = TrekNamedSharedMemory("trek runs", slots_size(),
+										  slots_init, &found);
 	}
-#endif
 	return run_slots;
 }
 
@@ -192,11 +191,7 @@ TrekRunsCopy(char *dst, const char *src, int size)
 static int
 my_slot_number(void)
 {
-#if PG_VERSION_NUM >= 170000
-	return MyProcNumber;
-#else
-	return MyProc->pgprocno;
-#endif
+	return TrekMyProcNumber();
 }
 
 /* a run of ours that has not ended well ends as state, with message */

@@ -68,6 +68,7 @@
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "parse.h"
 #include "toplevel.h"
 
@@ -341,11 +342,7 @@ run_top_level(RawStmt *raw, const char *text)
 	PortalStart(portal, NULL, 0, InvalidSnapshot);
 	dest = CreateDestReceiver(DestNone);
 	InitializeQueryCompletion(&qc);
-#if PG_VERSION_NUM >= 180000
-	(void) PortalRun(portal, FETCH_ALL, true, dest, dest, &qc);
-#else
-	(void) PortalRun(portal, FETCH_ALL, true, true, dest, dest, &qc);
-#endif
+	(void) TrekPortalRun(portal, dest, &qc);
 	dest->rDestroy(dest);
 	PortalDrop(portal, false);
 	CommitTransactionCommand();
@@ -492,12 +489,7 @@ drop_earlier_attempt(const char *idxname, RangeVar *rel)
 	StartTransactionCommand();
 	MemoryContextSwitchTo(cxt);
 	heapoid = RangeVarGetRelid(rel, NoLock, true);
-#if PG_VERSION_NUM >= 160000
-	if (OidIsValid(heapoid) &&
-		object_ownercheck(RelationRelationId, heapoid, GetUserId()))
-#else
-	if (OidIsValid(heapoid) && pg_class_ownercheck(heapoid, GetUserId()))
-#endif
+	if (OidIsValid(heapoid) && TrekRelationOwner(heapoid, GetUserId()))
 	{
 		indexoid = get_relname_relid(idxname, get_rel_namespace(heapoid));
 		if (OidIsValid(indexoid) && !invalid_index_of(indexoid, heapoid, false))

@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
+#include "compat.h"
 #include "execute.h"
 #include "migrate.h"
 #include "guard.h"
@@ -23,7 +24,7 @@
 #include "runs.h"
 #include "state.h"
 
-PG_MODULE_MAGIC;
+TREK_MODULE_MAGIC;
 
 void		_PG_init(void);
 
