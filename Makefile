@@ -4,7 +4,7 @@ EXTENSION    = trek
 EXTVERSION  := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" $(EXTENSION).control)
 MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/names.o src/folder.o src/graph.o src/plan.o \
-               src/state.o \
+               src/state.o src/history.o src/runrows.o \
                src/step.o src/lockwait.o src/notxn.o src/execute.o src/migrate.o \
                src/guard.o src/python.o src/runs.o \
                src/toplevel.o src/ops.o

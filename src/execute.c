@@ -22,6 +22,8 @@
 #include "folder.h"
 #include "plan.h"
 #include "runs.h"
+#include "history.h"
+#include "runrows.h"
 #include "state.h"
 #include "step.h"
 

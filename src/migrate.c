@@ -34,6 +34,8 @@
 #include "notxn.h"
 #include "plan.h"
 #include "runs.h"
+#include "history.h"
+#include "runrows.h"
 #include "state.h"
 #include "step.h"
 

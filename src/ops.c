@@ -43,6 +43,8 @@
 #include "ops.h"
 #include "plan.h"
 #include "runs.h"
+#include "history.h"
+#include "runrows.h"
 #include "state.h"
 
 /* at most this many files named in trek_verify()'s DETAIL */

@@ -49,6 +49,7 @@
 #endif
 
 #include "runs.h"
+#include "runrows.h"
 #include "state.h"
 
 /* what a slot holds */

@@ -9,6 +9,8 @@
 #ifndef TREK_STATE_H
 #define TREK_STATE_H
 
+#include "executor/spi.h"
+
 #include "types.h"
 
 extern void TrekStateLockTags(const char *track, TrekTrackLock *lock);
@@ -24,30 +26,26 @@ extern char *TrekStateRead(const char *track, bool *owned, Oid *owner,
 						   MemoryContext cxt);
 extern void TrekStateCheckOwner(const char *track, bool owned, Oid owner,
 								const char *what);
-extern void TrekStateRecord(TrekPlan *plan, const char *direction,
-							const char *dir, int first, int n,
-							TimestampTz *started, TimestampTz *finished,
-							bool owned);
-
-extern int64 TrekStateRunNextId(void);
-extern int64 TrekStateRunStart(TrekPlan *plan, const char *dir,
-							   int steps_done, const char *current_file);
-extern void TrekStateRunUpdate(int64 id, int steps_done,
-							   const char *current_file, const char *state,
-							   const char *sqlstate, const char *message,
-							   int line);
-struct TrekRunRecord;
-extern void TrekStateRunInsert(const struct TrekRunRecord *r);
-extern void TrekStateRuns(const char *track, Oid userid);
-
 extern Oid	TrekStateOwner(void);
 
-/* operations: stamps, the history of a track, its last run */
+/*
+ * For the rooms that keep trek's state (history.c, runrows.c): statements
+ * on trek's tables run with the owner's rights, in a security-restricted
+ * context, on tables that carry nothing trek did not create.
+ */
+/* what TrekStateOwnerEnter() changed, for TrekStateOwnerLeave() */
+typedef struct TrekOwnerSave
+{
+	Oid			userid;
+	int			sec;
+	int			nestlevel;
+} TrekOwnerSave;
 
-extern void TrekStateStamp(const char *track, const char *dir,
-						   const char *from, const char *to, bool owned);
-extern TrekHistoryRow *TrekStateHistory(const char *track, int *nrows,
-										MemoryContext cxt);
-extern char *TrekStateLastRun(const char *track, int64 *id, MemoryContext cxt);
+extern SPIPlanPtr TrekStatePrepare(const char *sql, int nargs, Oid *argtypes);
+extern Oid	TrekStateNamespace(void);
+extern void TrekStateOwnerEnter(TrekOwnerSave *save);
+extern void TrekStateOwnerLeave(TrekOwnerSave *save);
+extern Oid	TrekStateOwnTable(Oid nsp, const char *name);
+extern bool TrekStateIs01(Oid nsp);
 
 #endif							/* TREK_STATE_H */

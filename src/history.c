@@ -1,0 +1,266 @@
+/*-------------------------------------------------------------------------
+ *
+ * history.c
+ *	  trek.history: the rows of applied steps and stamps, and a track's owner.
+ *
+ * Written and read with the rights of trek's state's owner (state.c), as
+ * every statement on trek's own tables.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "history.h"
+#include "state.h"
+
+static SPIPlanPtr track_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr insert_0_1_plan = NULL;
+
+/*
+ * The history INSERT: $1 track, $2 direction, $3 applied_by, $4 folder
+ * (not stored by 0.1), $5 to $10 the steps as arrays.
+ */
+#define INSERT_SQL(dircol, dirval) \
+	"INSERT INTO trek.history (track, from_revision, to_revision, direction," \
+	" file, sha256, applied_at, applied_by, duration" dircol ")" \
+	" SELECT $1, s.f, s.t, $2, s.file, s.sha, s.started, $3," \
+	" s.finished OPERATOR(pg_catalog.-) s.started" dirval \
+	" FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6)," \
+	" pg_catalog.unnest($7), pg_catalog.unnest($8)," \
+	" pg_catalog.unnest($9), pg_catalog.unnest($10))" \
+	" WITH ORDINALITY AS s(f, t, file, sha, started, finished, n)" \
+	" ORDER BY s.n"
+
+
+/*
+ * Make userid the owner of track, which has none yet.  Runs with the
+ * owner's rights (inside TrekStateOwnerEnter()).
+ */
+static void
+claim_track(const char *track, Oid userid)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2];
+	int			rc;
+
+	if (track_plan == NULL)
+		track_plan = TrekStatePrepare("INSERT INTO trek.tracks (track, owner)"
+								  " VALUES ($1, $2::pg_catalog.regrole)",
+								  2, argtypes);
+	args[0] = CStringGetTextDatum(track);
+	args[1] = ObjectIdGetDatum(userid);
+	rc = SPI_execute_plan(track_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into trek.tracks: %s",
+			 SPI_result_code_string(rc));
+}
+
+/*
+ * Record that track, at revision from, is now at revision to without any
+ * migration having run: a history row with direction "stamp" and neither
+ * file nor SHA-256, read from canonical folder dir.  A track without an
+ * owner (!owned) gets the current user as its owner, as for applied steps.
+ * The caller holds the track lock and has checked the owner.
+ */
+void
+TrekStateStamp(const char *track, const char *dir, const char *from,
+			   const char *to, bool owned)
+{
+	static SPIPlanPtr stamp_plan = NULL;
+	TrekOwnerSave save;
+	Oid			nsp = TrekStateNamespace();
+	Oid			userid = GetUserId();
+	Datum		args[5];
+	int			rc;
+
+	if (TrekStateIs01(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trek's objects in this database are those of version 0.1"),
+				 errhint("Run ALTER EXTENSION trek UPDATE.")));
+	(void) TrekStateOwnTable(nsp, "history");
+	(void) TrekStateOwnTable(nsp, "tracks");
+	TrekStateOwnerEnter(&save);
+	if (!owned)
+		claim_track(track, userid);
+	if (stamp_plan == NULL)
+	{
+		Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+
+		stamp_plan = TrekStatePrepare("INSERT INTO trek.history (track, from_revision,"
+								  " to_revision, direction, file, sha256,"
+								  " applied_at, applied_by, duration, dir)"
+								  " VALUES ($1, $2, $3, 'stamp', NULL, NULL,"
+								  " pg_catalog.clock_timestamp(), $4,"
+								  " '0'::pg_catalog.interval, $5)",
+								  5, argtypes);
+	}
+	args[0] = CStringGetTextDatum(track);
+	args[1] = CStringGetTextDatum(from);
+	args[2] = CStringGetTextDatum(to);
+	args[3] = CStringGetTextDatum(GetUserNameFromId(userid, false));
+	args[4] = CStringGetTextDatum(dir);
+	rc = SPI_execute_plan(stamp_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT || SPI_processed != 1)
+		elog(ERROR, "could not insert into trek.history: %s",
+			 SPI_result_code_string(rc));
+	TrekStateOwnerLeave(&save);
+}
+
+/*
+ * The history of track, oldest first, copied into cxt: *nrows rows.  Files
+ * and SHA-256 are NULL in stamp rows.
+ */
+TrekHistoryRow *
+TrekStateHistory(const char *track, int *nrows, MemoryContext cxt)
+{
+	static SPIPlanPtr history_plan = NULL;
+	TrekOwnerSave save;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	TrekHistoryRow *rows;
+	int			rc;
+
+	TrekStateOwnerEnter(&save);
+	if (history_plan == NULL)
+		history_plan = TrekStatePrepare("SELECT id, from_revision, to_revision,"
+									" direction, file, sha256 FROM trek.history"
+									" WHERE track OPERATOR(pg_catalog.=) $1"
+									" ORDER BY id",
+									1, argtypes);
+	args[0] = CStringGetTextDatum(track);
+	rc = SPI_execute_plan(history_plan, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read trek.history: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed > (uint64) (MaxAllocSize / sizeof(TrekHistoryRow)))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("track \"%s\" has too many history rows", track)));
+	rows = MemoryContextAlloc(cxt, Max(SPI_processed, 1) * sizeof(TrekHistoryRow));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		TrekHistoryRow *r = &rows[i];
+		bool		isnull;
+		char	   *v;
+
+		CHECK_FOR_INTERRUPTS();
+		r->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		r->from = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
+		r->to = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
+		v = SPI_getvalue(tup, desc, 4);
+		r->direction = strcmp(v, "up") == 0 ? TREK_UP :
+			strcmp(v, "down") == 0 ? TREK_DOWN : TREK_STAMP;
+		v = SPI_getvalue(tup, desc, 5);
+		r->file = v ? MemoryContextStrdup(cxt, v) : NULL;
+		v = SPI_getvalue(tup, desc, 6);
+		r->sha256 = v ? MemoryContextStrdup(cxt, v) : NULL;
+	}
+	*nrows = (int) SPI_processed;
+	TrekStateOwnerLeave(&save);
+	return rows;
+}
+
+static Datum
+text_array(Datum *elems, int n)
+{
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
+static Datum
+timestamptz_array(const TimestampTz *values, int n)
+{
+	Datum	   *elems = palloc(n * sizeof(Datum));
+
+	for (int i = 0; i < n; i++)
+		elems[i] = TimestampTzGetDatum(values[i]);
+	return PointerGetDatum(construct_array(elems, n, TIMESTAMPTZOID,
+										   sizeof(TimestampTz), FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
+/*
+ * Record steps first .. first + n - 1 of plan, applied from canonical
+ * folder dir between started[i] and finished[i], in trek.history: one row
+ * per step in step order, with one INSERT, since starting an executor per
+ * row costs more than a trivial migration does.  A track without an owner
+ * (!owned) gets the current user as its owner first.  The rows commit or
+ * roll back with the migrations.
+ */
+void
+TrekStateRecord(TrekPlan *plan, const char *direction, const char *dir,
+				int first, int n, TimestampTz *started, TimestampTz *finished,
+				bool owned)
+{
+	TrekOwnerSave save;
+	Oid			nsp = TrekStateNamespace();
+	Oid			userid = GetUserId();
+	Datum		args[10];
+	Datum	   *from = palloc(n * sizeof(Datum));
+	Datum	   *to = palloc(n * sizeof(Datum));
+	Datum	   *file = palloc(n * sizeof(Datum));
+	Datum	   *sha = palloc(n * sizeof(Datum));
+	bool		legacy = TrekStateIs01(nsp);
+	SPIPlanPtr	insert;
+	int			rc;
+
+	/* a step of the plan itself may have added a trigger */
+	(void) TrekStateOwnTable(nsp, "history");
+	if (!legacy)
+		(void) TrekStateOwnTable(nsp, "tracks");
+	TrekStateOwnerEnter(&save);
+
+	if (!owned && !legacy)
+		claim_track(plan->track, userid);
+
+	insert = legacy ? insert_0_1_plan : insert_plan;
+	if (insert == NULL)
+	{
+		Oid			argtypes[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+
+		if (legacy)
+			insert = insert_0_1_plan =
+				TrekStatePrepare(INSERT_SQL("", ""), 10, argtypes);
+		else
+			insert = insert_plan =
+				TrekStatePrepare(INSERT_SQL(", dir", ", $4"), 10, argtypes);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		TrekStep   *s = &plan->steps[first + i];
+
+		from[i] = CStringGetTextDatum(s->from);
+		to[i] = CStringGetTextDatum(s->to);
+		file[i] = CStringGetTextDatum(s->file);
+		sha[i] = CStringGetTextDatum(s->sha256);
+	}
+	args[0] = CStringGetTextDatum(plan->track);
+	args[1] = CStringGetTextDatum(direction);
+	args[2] = CStringGetTextDatum(GetUserNameFromId(userid, false));
+	args[3] = CStringGetTextDatum(dir);
+	args[4] = text_array(from, n);
+	args[5] = text_array(to, n);
+	args[6] = text_array(file, n);
+	args[7] = text_array(sha, n);
+	args[8] = timestamptz_array(started, n);
+	args[9] = timestamptz_array(finished, n);
+	rc = SPI_execute_plan(insert, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
+		elog(ERROR, "could not insert into trek.history: %s",
+			 SPI_result_code_string(rc));
+	TrekStateOwnerLeave(&save);
+}

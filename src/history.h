@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ *
+ * history.h
+ *	  trek.history: the rows of applied steps and stamps.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TREK_HISTORY_H
+#define TREK_HISTORY_H
+
+#include "types.h"
+
+extern void TrekStateRecord(TrekPlan *plan, const char *direction,
+							const char *dir, int first, int n,
+							TimestampTz *started, TimestampTz *finished,
+							bool owned);
+extern void TrekStateStamp(const char *track, const char *dir,
+						   const char *from, const char *to, bool owned);
+extern TrekHistoryRow *TrekStateHistory(const char *track, int *nrows,
+										MemoryContext cxt);
+
+#endif							/* TREK_HISTORY_H */
