@@ -406,23 +406,24 @@ TrekPlanToJsonb(TrekPlan *plan)
 	return jb;
 }
 
+/*
+ * A plan that trek_plan() did not make: detail is the complete, translated
+ * detail (each caller passes one whole format string to it).
+ */
 static void
-malformed(const char *detail, const char *arg, int step)
+malformed(const char *detail)
 {
-	char	   *d = psprintf(detail, arg);
-
-	/* "Key ..." becomes "In step 2, key ..." */
-	if (step > 0)
-	{
-		d[0] = pg_tolower((unsigned char) d[0]);
-		d = psprintf("In step %d, %s", step, d);
-	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("malformed trek plan"),
-			 errdetail("%s", d),
+			 errdetail_internal("%s", detail),
 			 errhint("Pass the result of trek_plan() to trek_execute() unchanged.")));
 }
+
+/* the detail of a malformed plan about key (of step, when step > 0) */
+#define MALFORMED_KEY(step, key, top_fmt, step_fmt) \
+	malformed((step) > 0 ? psprintf(_(step_fmt), (step), (key)) : \
+			  psprintf(_(top_fmt), (key)))
 
 /*
  * The string value of key in an object container; a missing key, a value of
@@ -435,12 +436,17 @@ get_string(JsonbContainer *obj, const char *key, int step, int maxlen)
 	JsonbValue	v;
 
 	if (getKeyJsonValueFromContainer(obj, key, strlen(key), &v) == NULL)
-		malformed("Key \"%s\" is missing.", key, step);
+		MALFORMED_KEY(step, key, "Key \"%s\" is missing.",
+					  "In step %d, key \"%s\" is missing.");
 	if (v.type != jbvString)
-		malformed("Key \"%s\" must be a string.", key, step);
+		MALFORMED_KEY(step, key, "Key \"%s\" must be a string.",
+					  "In step %d, key \"%s\" must be a string.");
 	if (v.val.string.len > maxlen)
-		malformed("%s", psprintf("Key \"%s\" has %d bytes, more than the limit of %d.",
-								 key, v.val.string.len, maxlen), step);
+		malformed(step > 0 ?
+				  psprintf(_("In step %d, key \"%s\" has %d bytes, more than the limit of %d."),
+						   step, key, v.val.string.len, maxlen) :
+				  psprintf(_("Key \"%s\" has %d bytes, more than the limit of %d."),
+						   key, v.val.string.len, maxlen));
 	return pnstrdup(v.val.string.val, v.val.string.len);
 }
 
@@ -450,7 +456,8 @@ get_revision(JsonbContainer *obj, const char *key, int step)
 	char	   *s = get_string(obj, key, step, TREK_MAX_NAME_LEN);
 
 	if (!TrekIsRevisionName(s, strlen(s)))
-		malformed("Key \"%s\" is not a revision name.", key, step);
+		MALFORMED_KEY(step, key, "Key \"%s\" is not a revision name.",
+					  "In step %d, key \"%s\" is not a revision name.");
 	return s;
 }
 
@@ -469,18 +476,20 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 	sha = get_string(obj, "sha256", step, TREK_MAX_NAME_LEN);
 
 	if (strcmp(direction, TrekDirectionName(plan->direction)) != 0)
-		malformed("Direction \"%s\" is not the plan's direction.", direction, step);
+		malformed(psprintf(_("In step %d, direction \"%s\" is not the plan's direction."),
+						   step, direction));
 	if (strlen(sha) != TREK_SHA256_HEX_LEN ||
 		strspn(sha, "0123456789abcdef") != TREK_SHA256_HEX_LEN)
-		malformed("Key \"%s\" must be 64 lower-case hexadecimal digits.",
-				  "sha256", step);
+		malformed(psprintf(_("In step %d, key \"%s\" must be 64 lower-case hexadecimal digits."),
+						   step, "sha256"));
 	memcpy(s->sha256, sha, TREK_SHA256_HEX_LEN + 1);
 
 	/* optional: a step outside a transaction */
 	if (getKeyJsonValueFromContainer(obj, "no_transaction", 14, &v) != NULL)
 	{
 		if (v.type != jbvBool)
-			malformed("Key \"%s\" must be a boolean.", "no_transaction", step);
+			malformed(psprintf(_("In step %d, key \"%s\" must be a boolean."),
+							   step, "no_transaction"));
 		s->no_transaction = v.val.boolean;
 	}
 
@@ -492,8 +501,8 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 		strncmp(s->file + name.from_start, s->from, name.from_len) != 0 ||
 		name.to_len != (int) strlen(s->to) ||
 		strncmp(s->file + name.to_start, s->to, name.to_len) != 0)
-		malformed("File \"%s\" is not the migration file of this step.",
-				  s->file, step);
+		malformed(psprintf(_("In step %d, file \"%s\" is not the migration file of this step."),
+						   step, s->file));
 	s->python = name.python;
 }
 
@@ -512,19 +521,19 @@ TrekPlanFromJsonb(Jsonb *jb)
 	int			d;
 
 	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
-		malformed("The plan is not a JSON object%s.", "", 0);
+		malformed(_("The plan is not a JSON object."));
 	if (VARSIZE(jb) > TREK_PLAN_MAX_BYTES)
-		malformed("%s", psprintf("The plan has %zu bytes as jsonb, more than the limit of %d.",
-								 (size_t) VARSIZE(jb), TREK_PLAN_MAX_BYTES), 0);
+		malformed(psprintf(_("The plan has %zu bytes as jsonb, more than the limit of %d."),
+						   (size_t) VARSIZE(jb), TREK_PLAN_MAX_BYTES));
 
 	if (getKeyJsonValueFromContainer(root, "format", 6, &v) == NULL)
-		malformed("Key \"%s\" is missing.", "format", 0);
+		malformed(psprintf(_("Key \"%s\" is missing."), "format"));
 	if (v.type != jbvNumeric ||
 		!DatumGetBool(DirectFunctionCall2(numeric_eq,
 										  NumericGetDatum(v.val.numeric),
 										  NumericGetDatum(int64_to_numeric(TREK_PLAN_FORMAT)))))
-		malformed("Key \"%s\" must be the number " CppAsString2(TREK_PLAN_FORMAT) ".",
-				  "format", 0);
+		malformed(psprintf(_("Key \"%s\" must be the number %d."), "format",
+						   TREK_PLAN_FORMAT));
 
 	plan->track = get_string(root, "track", 0, TREK_MAX_TRACK_LEN);
 	plan->dir = get_string(root, "dir", 0, TREK_MAX_DIR_LEN);
@@ -533,32 +542,32 @@ TrekPlanFromJsonb(Jsonb *jb)
 	direction = get_string(root, "direction", 0, TREK_MAX_NAME_LEN);
 	d = direction_from_name(direction, TREK_AUTO);
 	if (d < 0)
-		malformed("Direction \"%s\" is not \"up\", \"down\" or \"none\".",
-				  direction, 0);
+		malformed(psprintf(_("Direction \"%s\" is not \"up\", \"down\" or \"none\"."),
+						   direction));
 	plan->direction = d;
 
 	if (getKeyJsonValueFromContainer(root, "steps", 5, &v) == NULL)
-		malformed("Key \"%s\" is missing.", "steps", 0);
+		malformed(psprintf(_("Key \"%s\" is missing."), "steps"));
 	if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
-		malformed("Key \"%s\" must be an array.", "steps", 0);
+		malformed(psprintf(_("Key \"%s\" must be an array."), "steps"));
 	steps = v.val.binary.data;
 	if (JsonContainerSize(steps) > TREK_PLAN_MAX_STEPS)
-		malformed("%s", psprintf("Key \"steps\" has %u elements, more than the limit of %d.",
-								 (unsigned) JsonContainerSize(steps),
-								 TREK_PLAN_MAX_STEPS), 0);
+		malformed(psprintf(_("Key \"%s\" has %u elements, more than the limit of %d."),
+						   "steps", (unsigned) JsonContainerSize(steps),
+						   TREK_PLAN_MAX_STEPS));
 	plan->nsteps = JsonContainerSize(steps);
 	plan->steps = palloc0(Max(plan->nsteps, 1) * sizeof(TrekStep));
 
 	if (plan->direction == TREK_NONE)
 	{
 		if (plan->nsteps != 0 || strcmp(plan->from, plan->to) != 0)
-			malformed("A plan with direction \"%s\" has no steps and the same \"from\" and \"to\".",
-					  "none", 0);
+			malformed(psprintf(_("A plan with direction \"%s\" has no steps and the same \"from\" and \"to\"."),
+							   "none"));
 		return plan;
 	}
 	if (plan->nsteps == 0)
-		malformed("A plan with direction \"%s\" needs at least one step.",
-				  direction, 0);
+		malformed(psprintf(_("A plan with direction \"%s\" needs at least one step."),
+						   direction));
 
 	prev = plan->from;
 	for (int i = 0; i < plan->nsteps; i++)
@@ -569,15 +578,16 @@ TrekPlanFromJsonb(Jsonb *jb)
 		CHECK_FOR_INTERRUPTS();
 		if (elem == NULL || elem->type != jbvBinary ||
 			!JsonContainerIsObject(elem->val.binary.data))
-			malformed("The step is not a JSON object%s.", "", i + 1);
+			malformed(psprintf(_("In step %d, the step is not a JSON object."),
+							   i + 1));
 		check_step(plan, s, elem->val.binary.data, i + 1);
 		if (strcmp(s->from, prev) != 0)
-			malformed("Key \"from\" is \"%s\", not where the previous step ended.",
-					  s->from, i + 1);
+			malformed(psprintf(_("In step %d, key \"from\" is \"%s\", not where the previous step ended."),
+							   i + 1, s->from));
 		prev = s->to;
 	}
 	if (strcmp(prev, plan->to) != 0)
-		malformed("The last step ends at \"%s\", not at the plan's \"to\".",
-				  prev, 0);
+		malformed(psprintf(_("The last step ends at \"%s\", not at the plan's \"to\"."),
+						   prev));
 	return plan;
 }

@@ -214,7 +214,7 @@ parse_failure(const char *msg, int *line, const char **context,
 
 /*
  * Raise the error of a failed DO block again, without PL/Python's class
- * prefix and context lines, keeping everything else.
+ * prefix and context lines, keeping everything else (ThrowErrorData).
  */
 static void
 rethrow(ErrorData *edata, int *line)
@@ -255,26 +255,18 @@ rethrow(ErrorData *edata, int *line)
 		}
 	}
 
-	ereport(ERROR,
-			(errcode(edata->sqlerrcode),
-			 errmsg_internal("%s", message),
-			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
-			 edata->hint ? errhint("%s", edata->hint) : 0,
-			 edata->internalquery ? internalerrquery(edata->internalquery) : 0,
-			 edata->internalpos ? internalerrposition(edata->internalpos) : 0,
-			 pylen > 0 ? errcontext("%.*s", pylen, pycontext) : 0,
-			 context ? errcontext("%s", context) : 0,
-			 edata->schema_name ?
-			 err_generic_string(PG_DIAG_SCHEMA_NAME, edata->schema_name) : 0,
-			 edata->table_name ?
-			 err_generic_string(PG_DIAG_TABLE_NAME, edata->table_name) : 0,
-			 edata->column_name ?
-			 err_generic_string(PG_DIAG_COLUMN_NAME, edata->column_name) : 0,
-			 edata->datatype_name ?
-			 err_generic_string(PG_DIAG_DATATYPE_NAME, edata->datatype_name) : 0,
-			 edata->constraint_name ?
-			 err_generic_string(PG_DIAG_CONSTRAINT_NAME,
-								edata->constraint_name) : 0));
+	/*
+	 * The same error, with the message and context lines cut as above; the
+	 * error context callbacks of the caller add their lines again.
+	 */
+	edata->message = pstrdup(message);
+	if (pylen > 0 && context != NULL)
+		edata->context = psprintf("%.*s\n%s", pylen, pycontext, context);
+	else if (pylen > 0)
+		edata->context = pnstrdup(pycontext, pylen);
+	else
+		edata->context = context;
+	ThrowErrorData(edata);
 }
 
 /*
