@@ -106,6 +106,11 @@ trek_install_deps() {
 		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null |
 			grep -q 'install ok installed' || missing+=("$pkg")
 	done
+	# pg_bsd_indent for the formatting check, where the release packages it
+	if ! command -v pg_bsd_indent >/dev/null &&
+		apt-cache show pg-bsd-indent >/dev/null 2>&1; then
+		missing+=(pg-bsd-indent)
+	fi
 	[ ${#missing[@]} -eq 0 ] && return 0
 	log=$(mktemp "${TMPDIR:-/tmp}/trek-apt.XXXXXX")
 	trek_log "installing ${missing[*]} (log: $log)"

@@ -22,11 +22,15 @@ trap 'rm -rf "$work"' EXIT
 changed=()
 for f in src/*.c src/*.h; do
 	case $f in src/python_shim.h) continue ;; esac	# generated
-	"$indent" "${opts[@]}" "$f" "$work/out" 2>"$work/err" || {
+	"$indent" "${opts[@]}" "$f" "$work/raw" 2>"$work/err" || {
 		cat "$work/err" >&2
 		echo "not ok - pgindent-clean: pg_bsd_indent failed on $f"
 		exit 1
 	}
+	# as pgindent does after pg_bsd_indent: a function's return type on its
+	# own line ends in " *", not in a column of tabs
+	sed 's/^\([A-Za-z_][A-Za-z0-9_ ]*[A-Za-z0-9_]\)[[:space:]][[:space:]]*\*$/\1 */' \
+		"$work/raw" >"$work/out"
 	if ! cmp -s "$f" "$work/out"; then
 		changed+=("$f")
 		$check || cp "$work/out" "$f"
@@ -36,4 +40,8 @@ if $check && [ ${#changed[@]} -gt 0 ]; then
 	echo "not ok - pgindent-clean: ${changed[*]} would change (run scripts/pgindent.sh)"
 	exit 1
 fi
-echo "ok - pgindent-clean (${#changed[@]} files ${check:+checked}$($check || echo reformatted))"
+if $check; then
+	echo "ok - pgindent-clean"
+else
+	echo "ok - pgindent-clean (${#changed[@]} files reformatted)"
+fi

@@ -90,6 +90,30 @@ f=$(grep -c '^not ok - ' "$log" || true)
 passed=$((passed + p)) failed=$((failed + f))
 took "source layout" "$t"
 
+# Formatting: pgindent-clean (where pg_bsd_indent is packaged), and
+# typedefs.list as scripts/typedefs.py makes it from this build (on
+# PostgreSQL 15, whose headers the list was made with).
+echo "== formatting (scripts/pgindent.sh --check, scripts/typedefs.py)"
+t=$SECONDS rc=0
+{
+	bash scripts/pgindent.sh --check
+	if [ "$TREK_PG_MAJOR" = 15 ]; then
+		cp typedefs.list "$TREK_CLUSTER_DIR/typedefs.committed"
+		/usr/bin/python3 scripts/typedefs.py >/dev/null
+		if cmp -s typedefs.list "$TREK_CLUSTER_DIR/typedefs.committed"; then
+			echo "ok - typedefs.list is what scripts/typedefs.py makes"
+		else
+			diff "$TREK_CLUSTER_DIR/typedefs.committed" typedefs.list | head -20
+			echo "not ok - typedefs.list is not what scripts/typedefs.py makes"
+			cp "$TREK_CLUSTER_DIR/typedefs.committed" typedefs.list
+		fi
+	fi
+} 2>&1 | tee "$log" || rc=$?
+p=$(grep -c '^ok - ' "$log" || true)
+f=$(grep -c '^not ok - ' "$log" || true)
+passed=$((passed + p)) failed=$((failed + f))
+took formatting "$t"
+
 # The benchmark harness once, small, so that it cannot rot: one test.
 echo "== benchmark harness (bench/run.sh --quick: every workload once at N = 10)"
 t=$SECONDS

@@ -434,8 +434,8 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 
 	/*
 	 * Guess the number of entries from the folder's size (on ext4 about 58
-	 * bytes per entry of a 10,000-file folder, on tmpfs 20) so that the
-	 * array is seldom copied to grow.
+	 * bytes per entry of a 10,000-file folder, on tmpfs 20) so that the array
+	 * is seldom copied to grow.
 	 */
 	scan.n = 0;
 	scan.cap = 64;
@@ -698,7 +698,7 @@ read_and_hash(TrekLoad *load)
  */
 static char *
 load_migration(TrekFolder *f, const char *file, bool keep, int *len, char *sha256,
-		  bool *no_transaction)
+			   bool *no_transaction)
 {
 	TrekLoad	load;
 	struct stat st;

@@ -29,7 +29,7 @@ typedef struct TrekFolder
 extern TrekFolder *TrekFolderOpen(const char *dir);
 extern void TrekFolderClose(TrekFolder *f);
 extern TrekMigration *TrekScanFolder(TrekFolder *f, int *nmigrations,
-									  bool sorted, TrekRevisions **revs);
+									 bool sorted, TrekRevisions **revs);
 extern void TrekHashFile(TrekFolder *f, const char *file, char *sha256,
 						 bool *no_transaction);
 extern char *TrekReadFile(TrekFolder *f, const char *file, int *len,

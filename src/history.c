@@ -54,8 +54,8 @@ claim_track(const char *track, Oid userid)
 
 	if (track_plan == NULL)
 		track_plan = TrekStatePrepare("INSERT INTO trek.tracks (track, owner)"
-								  " VALUES ($1, $2::pg_catalog.regrole)",
-								  2, argtypes);
+									  " VALUES ($1, $2::pg_catalog.regrole)",
+									  2, argtypes);
 	args[0] = CStringGetTextDatum(track);
 	args[1] = ObjectIdGetDatum(userid);
 	rc = SPI_execute_plan(track_plan, args, NULL, false, 0);
@@ -97,12 +97,12 @@ TrekStateStamp(const char *track, const char *dir, const char *from,
 		Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 
 		stamp_plan = TrekStatePrepare("INSERT INTO trek.history (track, from_revision,"
-								  " to_revision, direction, file, sha256,"
-								  " applied_at, applied_by, duration, dir)"
-								  " VALUES ($1, $2, $3, 'stamp', NULL, NULL,"
-								  " pg_catalog.clock_timestamp(), $4,"
-								  " '0'::pg_catalog.interval, $5)",
-								  5, argtypes);
+									  " to_revision, direction, file, sha256,"
+									  " applied_at, applied_by, duration, dir)"
+									  " VALUES ($1, $2, $3, 'stamp', NULL, NULL,"
+									  " pg_catalog.clock_timestamp(), $4,"
+									  " '0'::pg_catalog.interval, $5)",
+									  5, argtypes);
 	}
 	args[0] = CStringGetTextDatum(track);
 	args[1] = CStringGetTextDatum(from);
@@ -133,10 +133,10 @@ TrekStateHistory(const char *track, int *nrows, MemoryContext cxt)
 	TrekStateOwnerEnter(&save);
 	if (history_plan == NULL)
 		history_plan = TrekStatePrepare("SELECT id, from_revision, to_revision,"
-									" direction, file, sha256 FROM trek.history"
-									" WHERE track OPERATOR(pg_catalog.=) $1"
-									" ORDER BY id",
-									1, argtypes);
+										" direction, file, sha256 FROM trek.history"
+										" WHERE track OPERATOR(pg_catalog.=) $1"
+										" ORDER BY id",
+										1, argtypes);
 	args[0] = CStringGetTextDatum(track);
 	rc = SPI_execute_plan(history_plan, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)

@@ -358,8 +358,8 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 				 errmsg("trek_migrate() cannot be called from inside a migration")));
 
 	/*
-	 * The run lives in a context of its own, not in SPI's: a step outside
-	 * a transaction leaves SPI for a while (notxn.c).
+	 * The run lives in a context of its own, not in SPI's: a step outside a
+	 * transaction leaves SPI for a while (notxn.c).
 	 */
 	run = MemoryContextAllocZero(CurrentMemoryContext, sizeof(TrekMigrateRun));
 	run->nested = SPI_inside_nonatomic_context();
@@ -373,10 +373,10 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 
 	/*
 	 * Wait for the track without a snapshot: CALL runs with one, and a step
-	 * outside a transaction that builds an index concurrently waits for
-	 * every older snapshot, also for ours while we wait for it.  Committing
-	 * the (empty) transaction lets go of it.  A cancel while waiting here
-	 * leaves nothing to release.
+	 * outside a transaction that builds an index concurrently waits for every
+	 * older snapshot, also for ours while we wait for it.  Committing the
+	 * (empty) transaction lets go of it.  A cancel while waiting here leaves
+	 * nothing to release.
 	 */
 	commit_and_continue();
 	InvalidateCatalogSnapshot();

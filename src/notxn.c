@@ -69,9 +69,9 @@ TrekNotxnRun(TrekPendingStep *p, TrekTrackLock *lock, const char *track,
 		}
 
 		/*
-		 * Each statement runs as the tree check_sql() made of it: parsing
-		 * its text again could read it otherwise, after a statement of the
-		 * step changed standard_conforming_strings.
+		 * Each statement runs as the tree check_sql() made of it: parsing its
+		 * text again could read it otherwise, after a statement of the step
+		 * changed standard_conforming_strings.
 		 */
 		foreach(lc, p->stmts)
 		{

@@ -111,8 +111,8 @@ TrekParseFileName(const char *name, TrekName *out)
 	/*
 	 * The rest must be word characters only, and the first group is greedy:
 	 * the separator is the rightmost "_up_" or "_down_" at a position p with
-	 * at least one character before it (after the date) and one after it.
-	 * One pass from the right checks both.
+	 * at least one character before it (after the date) and one after it. One
+	 * pass from the right checks both.
 	 */
 	sep = -1;
 	for (int p = stem - 1; p >= 9; p--)

@@ -14,7 +14,8 @@
 typedef enum TrekNameResult
 {
 	TREK_NAME_IGNORED,			/* hidden, or not a .sql/.py file at all */
-	TREK_NAME_INVALID,			/* looks like a migration but breaks the grammar */
+	TREK_NAME_INVALID,			/* looks like a migration but breaks the
+								 * grammar */
 	TREK_NAME_OK
 } TrekNameResult;
 

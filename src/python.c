@@ -231,8 +231,8 @@ rethrow(ErrorData *edata, int *line)
 
 		/*
 		 * The block failed outside the module's care (PL/Python could not
-		 * start, say): keep its message and the context lines from inside
-		 * the block, not the block's text.
+		 * start, say): keep its message and the context lines from inside the
+		 * block, not the block's text.
 		 */
 		message = edata->message ? edata->message : "unknown error";
 		if (edata->context != NULL)
@@ -309,9 +309,9 @@ TrekPythonRun(const char *file, const char *text, int len, int *line)
 		ErrorData  *edata;
 
 		/*
-		 * Nothing runs between catching and raising the error again (the
-		 * same error, reworded), so the transaction's abort cleans up as
-		 * after PG_RE_THROW().
+		 * Nothing runs between catching and raising the error again (the same
+		 * error, reworded), so the transaction's abort cleans up as after
+		 * PG_RE_THROW().
 		 */
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();

@@ -44,13 +44,13 @@ TrekStateLastRun(const char *track, int64 *id, MemoryContext cxt)
 	TrekStateOwnerEnter(&save);
 	if (run_plan == NULL)
 		run_plan = TrekStatePrepare("SELECT CASE WHEN r.state OPERATOR(pg_catalog.=) 'running'"
-								" AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
-								" WHERE a.pid OPERATOR(pg_catalog.=) r.pid"
-								" AND a.backend_start OPERATOR(pg_catalog.=) r.backend_start)"
-								" THEN 'interrupted' ELSE r.state END, r.id"
-								" FROM trek.runs r WHERE r.track OPERATOR(pg_catalog.=) $1"
-								" ORDER BY r.id DESC LIMIT 1",
-								1, argtypes);
+									" AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
+									" WHERE a.pid OPERATOR(pg_catalog.=) r.pid"
+									" AND a.backend_start OPERATOR(pg_catalog.=) r.backend_start)"
+									" THEN 'interrupted' ELSE r.state END, r.id"
+									" FROM trek.runs r WHERE r.track OPERATOR(pg_catalog.=) $1"
+									" ORDER BY r.id DESC LIMIT 1",
+									1, argtypes);
 	args[0] = CStringGetTextDatum(track);
 	rc = SPI_execute_plan(run_plan, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
@@ -119,7 +119,7 @@ TrekStateRunNextId(void)
 	TrekStateOwnerEnter(&save);
 	if (id_plan == NULL)
 		id_plan = TrekStatePrepare("SELECT pg_catalog.nextval('trek.runs_id_seq'::pg_catalog.regclass)",
-							   0, NULL);
+								   0, NULL);
 	rc = SPI_execute_plan(id_plan, NULL, NULL, false, 1);
 	id = single_int8(rc, SPI_OK_SELECT, "read trek.runs_id_seq");
 	TrekStateOwnerLeave(&save);
@@ -244,18 +244,18 @@ TrekStateRunStart(TrekPlan *plan, const char *dir, int steps_done,
 	if (run_plan == NULL)
 	{
 		Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-			INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+		INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
 
 		run_plan = TrekStatePrepare("INSERT INTO trek.runs (track, dir, from_revision,"
-								" target, call, state, steps_done, steps_planned,"
-								" current_file, current_since, started_at,"
-								" run_by, pid, backend_start)"
-								" VALUES ($1, $2, $3, $4, 'migrate', 'running', $5, $6, $7,"
-								" pg_catalog.clock_timestamp(),"
-								" pg_catalog.statement_timestamp(),"
-								" $8, pg_catalog.pg_backend_pid(), $9)"
-								" RETURNING id",
-								9, argtypes);
+									" target, call, state, steps_done, steps_planned,"
+									" current_file, current_since, started_at,"
+									" run_by, pid, backend_start)"
+									" VALUES ($1, $2, $3, $4, 'migrate', 'running', $5, $6, $7,"
+									" pg_catalog.clock_timestamp(),"
+									" pg_catalog.statement_timestamp(),"
+									" $8, pg_catalog.pg_backend_pid(), $9)"
+									" RETURNING id",
+									9, argtypes);
 	}
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = CStringGetTextDatum(plan->track);
@@ -316,7 +316,7 @@ TrekStateRunUpdate(int64 id, int steps_done, const char *current_file,
 	" WHERE id OPERATOR(pg_catalog.=) $1"
 		if (has_line)
 			p = update_plan = TrekStatePrepare(UPDATE_RUN_SQL(", line = $7"),
-										   7, argtypes);
+											   7, argtypes);
 		else
 			p = update_0_2_plan = TrekStatePrepare(UPDATE_RUN_SQL(""), 6, argtypes);
 #undef UPDATE_RUN_SQL

@@ -68,7 +68,7 @@
  * the kind.  Finding another name whose lock is the same takes about 2^64
  * SHA-256 computations.
  */
-#define TREK_LOCK_KIND	0x7472		/* "tr": not 1 or 2 */
+#define TREK_LOCK_KIND	0x7472	/* "tr": not 1 or 2 */
 
 /* statements on trek's state, prepared once per backend */
 static SPIPlanPtr current_plan = NULL;
@@ -386,11 +386,11 @@ TrekStateRead(const char *track, bool *owned, Oid *owner, MemoryContext cxt)
 		current_plan = TrekStatePrepare(CURRENT_SQL, 1, argtypes);
 	if (!legacy && state_plan == NULL)
 		state_plan = TrekStatePrepare("SELECT (SELECT h.to_revision FROM trek.history h"
-								  " WHERE h.track OPERATOR(pg_catalog.=) $1"
-								  " ORDER BY h.id DESC LIMIT 1),"
-								  " (SELECT t.owner FROM trek.tracks t"
-								  " WHERE t.track OPERATOR(pg_catalog.=) $1)",
-								  1, argtypes);
+									  " WHERE h.track OPERATOR(pg_catalog.=) $1"
+									  " ORDER BY h.id DESC LIMIT 1),"
+									  " (SELECT t.owner FROM trek.tracks t"
+									  " WHERE t.track OPERATOR(pg_catalog.=) $1)",
+									  1, argtypes);
 	args[0] = CStringGetTextDatum(track);
 	rc = SPI_execute_snapshot(legacy ? current_plan : state_plan, args, NULL,
 							  GetLatestSnapshot(), InvalidSnapshot, true,
