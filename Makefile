@@ -7,6 +7,8 @@ OBJS         = src/trek.o src/parse.o src/folder.o src/graph.o src/plan.o \
                src/exec.o src/guard.o src/python.o src/runs.o \
                src/toplevel.o src/ops.o
 DATA         = $(wildcard trek--*.sql)
+# the documentation, installed under share/doc/.../extension
+DOCS         = $(wildcard doc/*.md)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \
                security migrate settings notxn ops upgrade
 # The test database is UTF8 with the C locale, and psql talks UTF8, whatever
