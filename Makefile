@@ -79,7 +79,7 @@ test-deb:
 test-matrix:
 	bash scripts/matrix.sh
 
-# Robustness checks kept out of `make test` (see README, "Robustness"):
+# Robustness checks kept out of `make test` (see doc/robustness.md):
 #   make fuzz      libFuzzer over the pure C parts (parse.c), FUZZ_SECONDS each
 #   make sanitize  the regression suite under valgrind, trek built with UBSan
 .PHONY: fuzz fuzz-build sanitize
