@@ -9,6 +9,8 @@ OBJS         = src/trek.o src/parse.o src/names.o src/folder.o src/graph.o src/p
                src/guard.o src/python.o src/runs.o \
                src/toplevel.o src/ops.o
 DATA         = $(wildcard trek--*.sql)
+# the documentation, installed under share/doc/.../extension
+DOCS         = $(wildcard doc/*.md)
 REGRESS      = setup folder graph plan execute privileges python errors hardening \
                security migrate settings notxn ops upgrade
 # The test database is UTF8 with the C locale, and psql talks UTF8, whatever
@@ -79,7 +81,7 @@ test-deb:
 test-matrix:
 	bash scripts/matrix.sh
 
-# Robustness checks kept out of `make test` (see README, "Robustness"):
+# Robustness checks kept out of `make test` (see doc/robustness.md):
 #   make fuzz      libFuzzer over the pure C parts (parse.c), FUZZ_SECONDS each
 #   make sanitize  the regression suite under valgrind, trek built with UBSan
 .PHONY: fuzz fuzz-build sanitize

@@ -1,7 +1,7 @@
 """The same scenario from asyncpg, psycopg 3 and node-postgres.
 
 Each client runs the migrate() function of its example in
-examples/clients/ (the code README shows): up two steps, the same target
+examples/clients/ (the code doc/deployment.md shows): up two steps, the same target
 again, down to initial, then up three steps of which the third fails.  The
 error must keep its SQLSTATE and name the file, step and line, the NOTICEs
 must reach the client, and the failure must undo the whole plan.
@@ -236,4 +236,4 @@ def readme_part(name):
 @pytest.mark.parametrize("name", ["migrate_asyncpg.py", "migrate_psycopg.py",
                                   "migrate.js"])
 def test_readme_shows_examples(name):
-    assert readme_part(name) in (ROOT / "README.md").read_text()
+    assert readme_part(name) in (ROOT / "doc" / "deployment.md").read_text()
