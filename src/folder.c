@@ -15,6 +15,10 @@
  * nothing outside them is opened for reading, or even looked at: a link
  * that leads outside looks the same whatever is, or is not, at its end.
  *
+ * Longer than most rooms: opening, scanning, reading and hashing share the
+ * judging of what was opened by its descriptor (and its errors), which
+ * would otherwise be exported for one caller each.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -19,6 +19,9 @@
  * own matches one that was applied, is another tenant's secret.  Others
  * get what planning tells anyway: where the track is, and how far head is.
  *
+ * Longer than most rooms: four SQL functions that share the survey of a
+ * track against its folder.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -24,6 +24,10 @@
  * no slots: trek_execute() runs are then seen only once committed, and a
  * failed one is not recorded.
  *
+ * Longer than most rooms: the slots' shared memory, their transaction and
+ * exit callbacks, and the merge of slots with trek.runs in trek_runs() use
+ * one slot layout that no other room needs to see.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -35,6 +35,10 @@
  * nobody is building is taken for what an earlier attempt, cut short,
  * left (drop_earlier_attempt): nothing records who made it.
  *
+ * Longer than most rooms: the repair of a failed concurrent index build
+ * (which indexes the statement made, and dropping them under the build's
+ * own locks) needs the transactions this room opens around the statement.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
