@@ -25,7 +25,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "access/parallel.h"
 #include "catalog/pg_authid.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -41,8 +40,6 @@
 
 char	   *TrekAllowedDirectories = NULL;
 int			TrekMaxFileSize = TREK_DEFAULT_MAX_FILE_SIZE;
-int			TrekLockTimeout = TREK_DEFAULT_LOCK_TIMEOUT;
-int			TrekLockRetries = TREK_DEFAULT_LOCK_RETRIES;
 
 /*
  * The parsed setting: canonical absolute paths, each NUL-terminated, one
@@ -100,87 +97,6 @@ assign_allowed_directories(const char *newval, void *extra)
 	allowed_parsed = extra;
 }
 
-/*
- * trek.lock_timeout and trek.lock_retries are defaults that a superuser
- * sets (postgresql.conf, ALTER SYSTEM, ALTER ROLE/DATABASE ... SET as a
- * superuser) and that a session of any other role may lower but not raise:
- * a migration run by an application role must not queue the application's
- * traffic for longer than the administrator decided.  0 means no limit, so
- * it is the highest value of all.
- *
- * Who set a value is told by its source.  PostgreSQL applies the server's
- * configuration and the values stored with ALTER ROLE/DATABASE ... SET
- * (pg_db_role_setting, sources PGC_S_GLOBAL to PGC_S_DATABASE_USER) with
- * superuser rights, whoever the session's user is: set_config_option
- * trusts every source below PGC_S_INTERACTIVE but PGC_S_CLIENT, assuming
- * that the right to store a value was checked when it was stored.  The
- * values reach this hook with those sources both when trek is loaded
- * before they are applied and when DefineCustomIntVariable takes them over
- * from their placeholders, so they are accepted as they are.
- *
- * The check when a value is stored comes here with source PGC_S_TEST (ALTER
- * ROLE/DATABASE ... SET, and a function's SET clause), and only superusers
- * pass it: a value stored by a role allowed to alter itself or to own a
- * database would later be applied as a superuser's, to other sessions too.
- * While trek is not loaded, PostgreSQL itself lets only superusers (and
- * roles granted SET on the parameter) store a value.
- *
- * Everything else (SET, set_config(), connection options, a function's SET
- * clause when the function is called) may lower the value the session
- * would otherwise have, its reset value, unless the current user is a
- * superuser.  Values set before trek was loaded are judged by the outer
- * user (the session's role after SET ROLE), not by the owner of a security
- * definer function that happens to load trek.  A parallel worker takes its
- * leader's values, which were checked there.
- */
-static bool taking_over_placeholders = false;
-
-static bool
-check_lowered(int newval, const char *name, GucSource source,
-			  bool zero_unlimited)
-{
-	const char *reset;
-	int			limit;
-	bool		ok;
-
-	if (source < PGC_S_INTERACTIVE && source != PGC_S_CLIENT)
-		return true;
-	if (InitializingParallelWorker)
-		return true;
-	if (taking_over_placeholders ? superuser_arg(GetOuterUserId()) : superuser())
-		return true;
-	if (source == PGC_S_TEST)
-	{
-		GUC_check_errdetail("Only superusers may store a value of \"%s\": values stored with ALTER ROLE, ALTER DATABASE or a function's SET clause apply with superuser rights.",
-							name);
-		GUC_check_errhint("SET lowers \"%s\" for the current session.", name);
-		return false;
-	}
-	reset = GetConfigOptionResetString(name);
-	if (reset == NULL || !parse_int(reset, &limit, GUC_UNIT_MS, NULL))
-		return true;
-	if (zero_unlimited)
-		ok = limit == 0 || (newval != 0 && newval <= limit);
-	else
-		ok = newval <= limit;
-	if (!ok)
-		GUC_check_errdetail("Only superusers may raise \"%s\" above %s.",
-							name, reset);
-	return ok;
-}
-
-static bool
-check_lock_timeout(int *newval, void **extra, GucSource source)
-{
-	return check_lowered(*newval, "trek.lock_timeout", source, true);
-}
-
-static bool
-check_lock_retries(int *newval, void **extra, GucSource source)
-{
-	return check_lowered(*newval, "trek.lock_retries", source, false);
-}
-
 void
 TrekDefineSettings(void)
 {
@@ -207,44 +123,6 @@ TrekDefineSettings(void)
 							NULL,
 							NULL);
 
-	/*
-	 * Values set while trek was not loaded are taken over from their
-	 * placeholders here, and judged as check_lowered says.
-	 */
-	taking_over_placeholders = true;
-	PG_TRY();
-	{
-		DefineCustomIntVariable("trek.lock_timeout",
-								"lock_timeout for each statement of a step run by trek_migrate().",
-								"A statement that waits longer for a lock is rolled back with its step, and the step is retried after a pause. 0 keeps the caller's lock_timeout.",
-								&TrekLockTimeout,
-								TREK_DEFAULT_LOCK_TIMEOUT,
-								0,
-								INT_MAX,
-								PGC_USERSET,
-								GUC_UNIT_MS,
-								check_lock_timeout,
-								NULL,
-								NULL);
-		DefineCustomIntVariable("trek.lock_retries",
-								"How often trek_migrate() retries a step that hit trek.lock_timeout.",
-								NULL,
-								&TrekLockRetries,
-								TREK_DEFAULT_LOCK_RETRIES,
-								0,
-								1000,
-								PGC_USERSET,
-								0,
-								check_lock_retries,
-								NULL,
-								NULL);
-	}
-	PG_FINALLY();
-	{
-		taking_over_placeholders = false;
-	}
-	PG_END_TRY();
-	MarkGUCPrefixReserved("trek");
 }
 
 /*

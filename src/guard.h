@@ -14,14 +14,8 @@
 /* trek.max_file_size, in kB */
 #define TREK_DEFAULT_MAX_FILE_SIZE (16 * 1024)
 
-/* trek.lock_timeout (ms) and trek.lock_retries */
-#define TREK_DEFAULT_LOCK_TIMEOUT 5000
-#define TREK_DEFAULT_LOCK_RETRIES 10
-
 extern char *TrekAllowedDirectories;
 extern int	TrekMaxFileSize;
-extern int	TrekLockTimeout;
-extern int	TrekLockRetries;
 
 extern void TrekDefineSettings(void);
 extern bool TrekGuardConfined(void);

@@ -10,6 +10,7 @@
 
 #include "plan.h"
 
+extern void TrekMigrateDefineSettings(void);
 extern void TrekMigrate(bool atomic, TrekPlan *given, const char *dir,
 						const char *target, const char *direction,
 						const char *track);

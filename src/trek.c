@@ -13,6 +13,7 @@
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 
 #include "compat.h"
@@ -32,6 +33,8 @@ void
 _PG_init(void)
 {
 	TrekDefineSettings();
+	TrekMigrateDefineSettings();
+	MarkGUCPrefixReserved("trek");
 	TrekRunsInit();
 }
 
