@@ -246,9 +246,9 @@ runs_xact_callback(XactEvent event, void *arg)
 				my_slot->phase = TREK_SLOT_FREE;
 			SpinLockRelease(&my_slot->mutex);
 		}
-		end_run(TREK_RUN_FAILED,
-				commit ? "the run did not end" :
-				"the transaction that ran the plan rolled back");
+		else
+			end_run(TREK_RUN_FAILED,
+					"the transaction that ran the plan rolled back");
 		my_subid = InvalidSubTransactionId;
 	}
 	if (s != NULL && persisted_ids != NIL &&
@@ -314,6 +314,18 @@ runs_exit_callback(int code, Datum arg)
 		end_run(TREK_RUN_INTERRUPTED, "the session ended during the run");
 }
 
+/* the transaction and exit callbacks above, once per backend */
+static void
+register_callbacks(void)
+{
+	if (callbacks_registered)
+		return;
+	RegisterXactCallback(runs_xact_callback, NULL);
+	RegisterSubXactCallback(runs_subxact_callback, NULL);
+	before_shmem_exit(runs_exit_callback, (Datum) 0);
+	callbacks_registered = true;
+}
+
 /*
  * A trek_execute() run starts, as rec says: from now on other sessions see
  * it.  Its slot is this backend's; what the slot still held (a failure no
@@ -328,13 +340,7 @@ TrekRunsBegin(const TrekRunRecord *rec)
 
 	if (s == NULL || n < 0 || n >= s->nslots)
 		return;
-	if (!callbacks_registered)
-	{
-		RegisterXactCallback(runs_xact_callback, NULL);
-		RegisterSubXactCallback(runs_subxact_callback, NULL);
-		before_shmem_exit(runs_exit_callback, (Datum) 0);
-		callbacks_registered = true;
-	}
+	register_callbacks();
 	my_slot = &s->slots[n];
 	my_subid = InvalidSubTransactionId;
 	SpinLockAcquire(&my_slot->mutex);
@@ -423,6 +429,12 @@ TrekRunsPersist(void)
 	if (persisted_ids != NIL && persisted_subid != GetCurrentSubTransactionId())
 		return;					/* written by an enclosing (sub)transaction */
 	persisted_subid = GetCurrentSubTransactionId();
+
+	/*
+	 * The list lives in the transaction's memory: the end-of-transaction
+	 * callback must be there to forget it, also if an insert below fails.
+	 */
+	register_callbacks();
 	rec = palloc(sizeof(TrekRunRecord));
 	for (int i = 0; i < s->nslots; i++)
 	{
@@ -449,13 +461,6 @@ TrekRunsPersist(void)
 		}
 	}
 	pfree(rec);
-	if (persisted_ids != NIL && !callbacks_registered)
-	{
-		RegisterXactCallback(runs_xact_callback, NULL);
-		RegisterSubXactCallback(runs_subxact_callback, NULL);
-		before_shmem_exit(runs_exit_callback, (Datum) 0);
-		callbacks_registered = true;
-	}
 }
 
 /* may role userid see record rec (see TrekStateRuns)? */

@@ -371,3 +371,32 @@ def test_execute_without_shared_memory(make_folder):
             assert states == (["failed", "done"] if major >= 17 else ["done"])
     finally:
         own.destroy()
+
+
+def test_failed_write_of_a_record_is_tried_again(cluster, database,
+                                                 make_folder):
+    """A session whose first write of another session's failed run fails
+    (a trigger trek did not create on trek.runs) writes it at its next
+    run: nothing of the failed attempt is left behind in the session."""
+    folder = make_folder(FAILING)
+    with cluster.connect(database) as failing:
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            failing.execute(PLAN, (str(folder), "head"))
+        failed_id = last_run(failing)[0]
+    with cluster.connect(database) as su:
+        su.execute("CREATE FUNCTION trek_noop() RETURNS trigger"
+                   " LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$")
+        su.execute("CREATE TRIGGER foreign_t BEFORE INSERT ON trek.runs"
+                   " FOR EACH ROW EXECUTE FUNCTION trek_noop()")
+    with cluster.connect(database) as writer:
+        # a fresh session: its first trek call is this refused write
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            writer.execute(MIGRATE, (str(folder), "rev1"))
+        with cluster.connect(database) as su:
+            su.execute("DROP TRIGGER foreign_t ON trek.runs")
+        writer.execute(MIGRATE, (str(folder), "rev1"))
+        writer.execute(MIGRATE, (str(folder), "rev1"))
+        assert writer.execute(
+            "SELECT state FROM trek.runs WHERE id = %s", (failed_id,)
+        ).fetchone() == ("failed",)
+        assert writer.execute("SELECT trek_current()").fetchone()[0] == "rev1"
