@@ -91,8 +91,8 @@ TrekLockWaitStop(void)
  * them while a statement waited for it), with what they run, as far as the
  * current user may see it; NULL if none is known.  Needs SPI.
  */
-char *
-TrekLockHolders(const LOCKTAG *waited)
+static char *
+lock_holders(const LOCKTAG *waited)
 {
 	Oid			argtypes[6] = {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, INT4OID};
 	Datum		args[6];
@@ -165,7 +165,7 @@ TrekLockHolders(const LOCKTAG *waited)
 char *
 TrekLockWaitHolders(void)
 {
-	return waited_valid ? TrekLockHolders(&waited_tag) : NULL;
+	return waited_valid ? lock_holders(&waited_tag) : NULL;
 }
 
 /*

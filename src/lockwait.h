@@ -16,7 +16,6 @@ extern TimeoutId TrekLockWaitProbe(void);
 extern void TrekLockWaitStart(void);
 extern void TrekLockWaitStop(void);
 extern char *TrekLockWaitHolders(void);
-extern char *TrekLockHolders(const LOCKTAG *waited);
 extern void TrekLockWaitPause(long ms);
 extern long TrekLockWaitRetry(ErrorData *edata, const char *who,
 							  const char *file, int i, int nsteps,

@@ -174,13 +174,6 @@ slots(void)
 	return run_slots;
 }
 
-/* are runs of trek_execute() kept in shared memory here? */
-bool
-TrekRunsShared(void)
-{
-	return slots() != NULL;
-}
-
 /* copy src into dst of size bytes, cut at a character boundary */
 void
 TrekRunsCopy(char *dst, const char *src, int size)

@@ -14,7 +14,6 @@
 
 
 extern void TrekRunsInit(void);
-extern bool TrekRunsShared(void);
 extern void TrekRunsCopy(char *dst, const char *src, int size);
 
 /* trek_execute(): its run, visible to other sessions while it runs */

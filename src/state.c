@@ -204,8 +204,8 @@ TrekStateIs01(Oid nsp)
  * The tags of track's lock (SHA-256 needs a transaction: OpenSSL's
  * contexts belong to a resource owner).
  */
-void
-TrekStateLockTags(const char *track, TrekTrackLock *lock)
+static void
+lock_tags(const char *track, TrekTrackLock *lock)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
@@ -234,7 +234,7 @@ TrekStateLockTags(const char *track, TrekTrackLock *lock)
 void
 TrekStateLock(const char *track, TrekTrackLock *lock, bool session)
 {
-	TrekStateLockTags(track, lock);
+	lock_tags(track, lock);
 	(void) LockAcquire(&lock->advisory, ExclusiveLock, session, false);
 	(void) LockAcquire(&lock->held, ExclusiveLock, session, false);
 }
@@ -439,14 +439,4 @@ TrekStateCheckOwner(const char *track, bool owned, Oid owner,
 			 errdetail("Track \"%s\" belongs to a role that no longer exists (OID %u).",
 					   track, owner),
 			 errhint("Only roles with the privileges of the track's owner, and superusers, may execute, migrate or stamp on it.")));
-}
-
-/*
- * The role whose rights trek's state is kept with (the owner of schema
- * trek).
- */
-Oid
-TrekStateOwner(void)
-{
-	return state_owner(TrekStateNamespace());
 }

@@ -13,7 +13,6 @@
 
 #include "types.h"
 
-extern void TrekStateLockTags(const char *track, TrekTrackLock *lock);
 extern void TrekStateLock(const char *track, TrekTrackLock *lock,
 						  bool session);
 extern bool TrekStateLockHeld(TrekTrackLock *lock);
@@ -26,7 +25,6 @@ extern char *TrekStateRead(const char *track, bool *owned, Oid *owner,
 						   MemoryContext cxt);
 extern void TrekStateCheckOwner(const char *track, bool owned, Oid owner,
 								const char *what);
-extern Oid	TrekStateOwner(void);
 
 /*
  * For the rooms that keep trek's state (history.c, runrows.c): statements
