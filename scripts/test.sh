@@ -70,49 +70,50 @@ if compgen -G "test/integration/test_*.py" >/dev/null; then
 	took pytest "$t"
 fi
 
-# META.json, the version in every file and the archive of make dist.
-echo "== release files (scripts/test-release.sh)"
-t=$SECONDS rc=0
-bash scripts/test-release.sh 2>&1 | tee "$log" || rc=$?
-p=$(grep -E '^ok - ' "$log" | grep -cv '# skip$' || true)
-f=$(grep -c '^not ok - ' "$log" || true)
-[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-passed=$((passed + p)) failed=$((failed + f))
-took "release files" "$t"
-
-# The rooms of src/ call only downwards: no include cycle.
-echo "== source layout (scripts/check-includes.py)"
-t=$SECONDS rc=0
-/usr/bin/python3 scripts/check-includes.py 2>&1 | tee "$log" || rc=$?
-p=$(grep -c '^ok - ' "$log" || true)
-f=$(grep -c '^not ok - ' "$log" || true)
-[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-passed=$((passed + p)) failed=$((failed + f))
-took "source layout" "$t"
+# stage NAME COMMAND...: a stage that prints "ok - ..." / "not ok - ..."
+# lines: each counts as a test ("# skip" lines do not); a command that
+# fails without saying "not ok" counts as one failure.
+stage() {
+	local name=$1 t=$SECONDS rc=0 p f
+	shift
+	"$@" 2>&1 | tee "$log" || rc=$?
+	p=$(grep -E '^ok - ' "$log" | grep -cv '# skip' || true)
+	f=$(grep -c '^not ok - ' "$log" || true)
+	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	passed=$((passed + p)) failed=$((failed + f))
+	took "$name" "$t"
+}
 
 # Formatting: pgindent-clean (where pg_bsd_indent is packaged), and
 # typedefs.list as scripts/typedefs.py makes it from this build (on
 # PostgreSQL 15, whose headers the list was made with).
-echo "== formatting (scripts/pgindent.sh --check, scripts/typedefs.py)"
-t=$SECONDS rc=0
-{
-	bash scripts/pgindent.sh --check
-	if [ "$TREK_PG_MAJOR" = 15 ]; then
-		cp typedefs.list "$TREK_CLUSTER_DIR/typedefs.committed"
-		/usr/bin/python3 scripts/typedefs.py >/dev/null
-		if cmp -s typedefs.list "$TREK_CLUSTER_DIR/typedefs.committed"; then
-			echo "ok - typedefs.list is what scripts/typedefs.py makes"
-		else
-			diff "$TREK_CLUSTER_DIR/typedefs.committed" typedefs.list | head -20
-			echo "not ok - typedefs.list is not what scripts/typedefs.py makes"
-			cp "$TREK_CLUSTER_DIR/typedefs.committed" typedefs.list
-		fi
+check_formatting() {
+	local rc=0
+	bash scripts/pgindent.sh --check || rc=1
+	[ "$TREK_PG_MAJOR" = 15 ] || return "$rc"
+	cp typedefs.list "$TREK_CLUSTER_DIR/typedefs.committed"
+	/usr/bin/python3 scripts/typedefs.py >/dev/null
+	if cmp -s typedefs.list "$TREK_CLUSTER_DIR/typedefs.committed"; then
+		echo "ok - typedefs.list is what scripts/typedefs.py makes"
+	else
+		diff "$TREK_CLUSTER_DIR/typedefs.committed" typedefs.list | head -20
+		echo "not ok - typedefs.list is not what scripts/typedefs.py makes"
+		cp "$TREK_CLUSTER_DIR/typedefs.committed" typedefs.list
+		rc=1
 	fi
-} 2>&1 | tee "$log" || rc=$?
-p=$(grep -c '^ok - ' "$log" || true)
-f=$(grep -c '^not ok - ' "$log" || true)
-passed=$((passed + p)) failed=$((failed + f))
-took formatting "$t"
+	return "$rc"
+}
+
+# META.json, the version in every file and the archive of make dist.
+echo "== release files (scripts/test-release.sh)"
+stage "release files" bash scripts/test-release.sh
+
+# The rooms of src/ call only downwards: no include cycle.
+echo "== source layout (scripts/check-includes.py)"
+stage "source layout" /usr/bin/python3 scripts/check-includes.py
+
+echo "== formatting (scripts/pgindent.sh --check, scripts/typedefs.py)"
+stage formatting check_formatting
 
 # The benchmark harness once, small, so that it cannot rot: one test.
 echo "== benchmark harness (bench/run.sh --quick: every workload once at N = 10)"
