@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh: install dependencies, build and install trek, start a
-# throwaway cluster, run the pg_regress suite (make installcheck) and, when
+# throwaway cluster, run the pg_regress suite (make installcheck, in a copy
+# the server can read; then each file alone and all shuffled) and, when
 # test/integration/test_*.py exist, pytest against the same cluster; then
 # the benchmark harness once at N = 10 (bench/run.sh --quick, one test).
 # The last line is always "N passed, M failed"; exit 0 only if all passed
@@ -43,15 +44,45 @@ setup cluster trek_cluster_start test
 export TREK_ROOT PGBIN PG_CONFIG
 log=$TREK_CLUSTER_DIR/test-output.log	# removed with the cluster
 
+# The server reads the fixtures in place, below the folder pg_regress runs
+# in, and its OS user (postgres) cannot enter a clone in a home folder: so
+# installcheck runs in a copy of what it needs, in a stage every user can
+# read; its results come back here.
+trek_stage regress || { echo "trek: no stage for pg_regress"; failed=1; finish; }
+regress_dir=$TREK_STAGE_DIR
+trek_stage_copy Makefile trek.control sql expected test/fixtures test/regress \
+	scripts/regress-order.sh || { echo "trek: could not copy the tests"; failed=1; finish; }
+regress_back() {
+	rm -rf results regression.diffs regression.out
+	[ -d "$regress_dir/results" ] && cp -R "$regress_dir/results" results
+	for f in regression.diffs regression.out; do
+		[ -f "$regress_dir/$f" ] && cp "$regress_dir/$f" "$f"
+	done
+	return 0
+}
+
 echo "== pg_regress (make installcheck), PostgreSQL $TREK_PG_MAJOR"
 t=$SECONDS rc=0
-make installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$log" || rc=$?
+make -C "$regress_dir" installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$log" || rc=$?
+regress_back
 # PG15: "test NAME ... ok  12 ms" / "... FAILED"; PG16+ TAP: "ok 1 - NAME".
 p=$(grep -cE '\.\.\. +ok( |$)|^ok [0-9]+ ' "$log" || true)
 f=$(grep -cE '\.\.\. +(FAILED|failed)|^not ok [0-9]+ ' "$log" || true)
 [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1	# pg_regress broke before counting
 passed=$((passed + p)) failed=$((failed + f))
 took pg_regress "$t"
+
+# Each pg_regress file alone, then all in a shuffled order (seed printed).
+echo "== pg_regress files alone and shuffled (scripts/regress-order.sh)"
+t=$SECONDS rc=0
+(cd "$regress_dir" && PG_CONFIG="$PG_CONFIG" bash scripts/regress-order.sh) 2>&1 |
+	tee "$log" || rc=$?
+[ "$rc" -ne 0 ] && regress_back
+p=$(grep -cE '^test [^ ]+ \.\.\. ok$' "$log" || true)
+f=$(grep -cE '^test [^ ]+ \.\.\. FAILED$' "$log" || true)
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+passed=$((passed + p)) failed=$((failed + f))
+took "pg_regress order" "$t"
 
 if compgen -G "test/integration/test_*.py" >/dev/null; then
 	# Debian's interpreter: the one python3-pytest/psycopg/asyncpg belong to

@@ -1,7 +1,8 @@
 -- what a migration file may not contain, and how errors name file and line;
 -- each file first creates a table, which must not survive the error
-\getenv regress_dir TREK_REGRESS_DIR
-\set dir :regress_dir '/fixtures/errors'
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set dir :abs_srcdir '/test/fixtures/errors'
+CREATE EXTENSION trek;
 
 -- BEGIN/COMMIT
 SELECT trek_execute(trek_plan(:'dir', 'txn', track => 'errors'));
@@ -53,3 +54,5 @@ ROLLBACK;
 SELECT trek_execute(trek_plan(:'dir', 'locks', track => 'errors'));
 \echo :LAST_ERROR_SQLSTATE
 SELECT trek_current('errors');
+
+DROP EXTENSION trek;

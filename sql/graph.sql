@@ -1,6 +1,10 @@
 -- planning: shortest paths, ties, heads, directions, unknown revisions
-\getenv regress_dir TREK_REGRESS_DIR
-\set fixtures :regress_dir '/fixtures'
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixtures :abs_srcdir '/test/fixtures'
+CREATE EXTENSION trek;
+
+\set masked :abs_srcdir '/test/regress/masked.sql'
+\i :masked
 \set graph :fixtures '/graph'
 
 CREATE FUNCTION steps(plan jsonb) RETURNS text LANGUAGE sql AS $$
@@ -13,14 +17,14 @@ SELECT steps(trek_plan(:'graph', 'd', track => 'graph'));
 -- equal paths via p and via q: the smaller file name decides, every time
 SELECT steps(trek_plan(:'graph', 'z', track => 'graph'));
 -- two heads
-SELECT trek_plan(:'graph', 'head', track => 'graph');
+SELECT masked(:'graph', $$SELECT trek_plan($1, 'head', track => 'graph')$$);
 -- a cycle leaves no head
-SELECT trek_plan(:'fixtures' || '/cycle', 'head');
+SELECT masked(:'fixtures' || '/cycle', $$SELECT trek_plan($1, 'head')$$);
 -- target = current revision: an empty plan
-SELECT trek_plan(:'graph', 'initial', track => 'graph');
+SELECT masked(:'graph', $$SELECT trek_plan($1, 'initial', track => 'graph')$$);
 -- an unknown target gets close names in the hint
-SELECT trek_plan(:'graph', 'zz', track => 'graph');
-SELECT trek_plan(:'graph', 'nothing_like_it', track => 'graph');
+SELECT masked(:'graph', $$SELECT trek_plan($1, 'zz', track => 'graph')$$);
+SELECT masked(:'graph', $$SELECT trek_plan($1, 'nothing_like_it', track => 'graph')$$);
 -- explicit directions
 SELECT trek_plan(:'graph', 'd', 'down', 'graph');
 SELECT trek_plan(:'graph', 'd', 'sideways', 'graph');
@@ -47,3 +51,6 @@ SELECT trek_execute(trek_plan(:'graph', 'initial', track => 'graph'));
 \set VERBOSITY default
 SELECT track, from_revision, to_revision, direction, file, length(sha256)
   FROM trek.history WHERE track = 'graph' ORDER BY id;
+
+DROP FUNCTION masked(text, text), steps(jsonb);
+DROP EXTENSION trek;

@@ -1,6 +1,7 @@
 -- trek_execute checks every key and type of a plan before running anything
-\getenv regress_dir TREK_REGRESS_DIR
-\set dir :regress_dir '/fixtures/example'
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set dir :abs_srcdir '/test/fixtures/example'
+CREATE EXTENSION trek;
 SELECT trek_plan(:'dir', 'rev2', track => 'plans') AS good \gset
 
 -- the good plan is fine as it is (no key, no type changed); run it later
@@ -76,3 +77,5 @@ SELECT trek_execute(:'good');
 SELECT count(*) FROM trek.history WHERE track = 'plans';
 ROLLBACK;
 SELECT trek_current('plans'), to_regclass('people') AS people;
+
+DROP EXTENSION trek;

@@ -2,6 +2,14 @@
 -- ROLE/DATABASE ... SET are applied with superuser rights, so a
 -- superuser's are the defaults of other roles' sessions, and only
 -- superusers may store one
+CREATE EXTENSION trek;
+-- roles are shared by the whole cluster: start from none
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_trek_app;
+RESET client_min_messages;
+CREATE ROLE regress_trek_app LOGIN;
+GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),
+	trek_execute(jsonb), trek_current(text) TO regress_trek_app;
 SELECT current_user AS regress_superuser \gset
 ALTER ROLE regress_trek_app SET trek.lock_timeout = '30s';
 ALTER ROLE regress_trek_app SET trek.lock_retries = 50;
@@ -40,3 +48,9 @@ SHOW trek.lock_retries;
 ALTER ROLE regress_trek_app RESET ALL;
 SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
  WHERE r.rolname = 'regress_trek_app';
+
+DROP EXTENSION trek;
+
+-- leave no role behind
+DROP OWNED BY regress_trek_app;
+DROP ROLE regress_trek_app;

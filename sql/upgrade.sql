@@ -1,9 +1,15 @@
 -- a 0.1 database: the new library works with its objects as 0.1 did, then
 -- ALTER EXTENSION trek UPDATE brings it to 0.2 with its history, and the
 -- tracks it had belong to the roles that started them
-\getenv regress_dir TREK_REGRESS_DIR
-\set fixtures :regress_dir '/fixtures'
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixtures :abs_srcdir '/test/fixtures'
 \set regress_db :DBNAME
+-- roles are shared by the whole cluster: start from none
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_trek_app, regress_trek_reader;
+RESET client_min_messages;
+CREATE ROLE regress_trek_app LOGIN;
+CREATE ROLE regress_trek_reader LOGIN IN ROLE pg_read_server_files;
 CREATE DATABASE regress_trek_upgrade;
 \c regress_trek_upgrade
 CREATE EXTENSION trek VERSION '0.1';
@@ -103,3 +109,7 @@ SELECT array_length(i.initprivs, 1) AS init_entries
 \c :regress_db
 DROP DATABASE regress_trek_upgrade2;
 DROP DATABASE regress_trek_fresh;
+
+-- leave no role behind
+DROP OWNED BY regress_trek_app, regress_trek_reader;
+DROP ROLE regress_trek_app, regress_trek_reader;
