@@ -5,7 +5,9 @@ the HTML comment right above it says `<!-- not run: REASON -->`.  A comment
 `<!-- example: scene=NAME role=ROLE fails=SQLSTATE -->` puts the block in a
 scene (the blocks of a scene run in order against one database; default:
 one scene per file), runs an sql block as ROLE, and expects it to fail with
-SQLSTATE.  Blocks of other languages must be marked `not run`; fences
+SQLSTATE.  With `file=NAME` the block is the content of a migration file:
+it is written into the scene's folder as NAME, and `CALL trek_migrate(dir,
+'head')` must bring the database to the revision NAME leads to.  Blocks of other languages must be marked `not run`; fences
 without a language are output and never run.  doc/development.md describes
 the convention.
 
@@ -49,7 +51,7 @@ class Block:
         opts = {}
         for item in self.args.split():
             key, _, value = item.partition("=")
-            assert key in ("scene", "role", "fails") and value, \
+            assert key in ("scene", "role", "fails", "file") and value, \
                 "%s: bad example option %r" % (self.where, item)
             opts[key] = value
         return opts
@@ -144,10 +146,31 @@ def rewrite(text, name, folder):
     return re.sub(r"\bapp\b", name, text)
 
 
+def migration_file(b, name, folder):
+    """The psql script that applies the migration file a block shows."""
+    opts = b.options()
+    fname = opts["file"]
+    m = re.match(r"^[0-9]{8}_\w+?_(up|down)_(\w+)\.(sql|py)$", fname)
+    assert m, "%s: %r is not a migration file name" % (b.where, fname)
+    path = folder / fname
+    path.write_text(b.text)
+    path.chmod(0o644)
+    script = ""
+    if fname.endswith(".py"):
+        script += "CREATE EXTENSION IF NOT EXISTS plpython3u;\n"
+    script += ("CALL trek_migrate('%s', 'head');\n"
+               "DO $$ BEGIN IF trek_current() <> '%s' THEN\n"
+               "  RAISE EXCEPTION 'at %%, not at %s', trek_current();\n"
+               "END IF; END $$;\n" % (folder, m.group(2), m.group(2)))
+    return script
+
+
 def run_block(b, name, folder, env, cwd):
     text = rewrite(b.text, name, folder)
     opts = b.options()
-    if b.lang == "sql":
+    if "file" in opts:
+        text = migration_file(b, name, folder)
+    if b.lang == "sql" or "file" in opts:
         args = [str(PGBIN / "psql"), "-X", "-v", "ON_ERROR_STOP=1",
                 "-v", "VERBOSITY=verbose", "-d", name]
         if "role" in opts:
