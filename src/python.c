@@ -15,7 +15,7 @@
  * file the error came from, and context lines (the SQL statement that
  * failed, the traceback through the file).  Here that header is taken off
  * again and the error raised anew, with its own SQLSTATE, message, detail,
- * hint and context, so that the step's error context (in exec.c) can name
+ * hint and context, so that the step's error context (in step.c) can name
  * the file and the Python line.
  *
  * PL/Python hands dates, times and intervals to Python as text, which the

@@ -16,7 +16,7 @@
  * the caller's own backend, as the caller's role, with the caller's
  * settings.  Then it starts a transaction and SPI again (TrekTopLevelLeave).
  *
- * What runs is the parse tree that exec.c checked, never the statement's
+ * What runs is the parse tree that step.c checked, never the statement's
  * text parsed again: a statement of the step may change how text is read
  * (SET standard_conforming_strings), and a statement the check read as a
  * string literal must not run as BEGIN.
@@ -76,7 +76,7 @@
 #include "parse.h"
 #include "toplevel.h"
 
-/* how often a statement notes which lock it waits for (see exec.c) */
+/* how often a statement notes which lock it waits for (see lockwait.c) */
 #define TREK_WAIT_PROBE_MS 20
 
 /*
@@ -573,7 +573,7 @@ drop_own_invalid_indexes(void)
 
 /*
  * Run one statement of a step (between TrekTopLevelEnter and
- * TrekTopLevelLeave): raw, the tree exec.c checked, parsed from text (the
+ * TrekTopLevelLeave): raw, the tree step.c checked, parsed from text (the
  * whole file), which error positions are turned into positions in the
  * statement's own text.  A CREATE INDEX CONCURRENTLY first drops an
  * INVALID index of the same name that an earlier attempt left
