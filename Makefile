@@ -23,7 +23,7 @@ REGRESS      = setup folder graph plan errors settings upgrade
 ENCODING     = UTF8
 NO_LOCALE    = 1
 PG_CPPFLAGS  = -I$(srcdir)/src -DTREK_VERSION='"$(EXTVERSION)"'
-EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h \
+EXTRA_CLEAN  = results regression.diffs regression.out src/python_shim.h META.json \
                $(FUZZ_TARGETS) fuzz/work
 
 PG_CONFIG   ?= pg_config
@@ -58,15 +58,19 @@ test:
 	bash scripts/test.sh
 
 # Releases: `make dist` writes trek-$(DISTVERSION).zip (the archive PGXN
-# takes) from the committed tree, every file under trek-$(DISTVERSION)/;
+# takes) from the committed tree, every file under trek-$(DISTVERSION)/,
+# with META.json made from META.json.in and trek.control's version;
 # DISTDIR=folder puts it elsewhere. `make test-release` checks META.json,
 # the versions and the archive; `make test-deb ROOT=dir` builds and tests
 # the Debian package in copies of a pristine Debian root.
 DISTVERSION  = $(EXTVERSION).0
 DISTDIR     ?= .
-.PHONY: dist test-release test-deb
-dist:
-	git archive --format=zip --prefix=trek-$(DISTVERSION)/ \
+.PHONY: dist test-release test-deb META.json
+META.json: META.json.in
+	sed 's/@DISTVERSION@/$(DISTVERSION)/g' $< > $@
+
+dist: META.json
+	git archive --format=zip --prefix=trek-$(DISTVERSION)/ --add-file=META.json \
 	  -o '$(abspath $(DISTDIR))/trek-$(DISTVERSION).zip' HEAD
 
 test-release:

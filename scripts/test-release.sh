@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # scripts/test-release.sh: check the release files without building anything.
 #
-#   - META.json is JSON and follows the PGXN Meta Spec 1.0.0 (the required
-#     keys, their types, semantic versions, licence names, prereqs);
-#   - one version everywhere: trek.control's default_version X.Y is the
-#     the Makefile's EXTVERSION (read from it), and X.Y.0 (PGXN and Debian want three numbers)
-#     is META.json's version and that of the extension it provides, the
+#   - META.json, as `make META.json` makes it from META.json.in, is JSON and
+#     follows the PGXN Meta Spec 1.0.0 (the required keys, their types,
+#     semantic versions, licence names, prereqs);
+#   - one version: trek.control's default_version X.Y is the only copy that
+#     files built from it read (the Makefile's EXTVERSION, the library's
+#     magic block, META.json's versions through @DISTVERSION@, the name of
+#     the archive); X.Y.0 (PGXN and Debian want three numbers) must be the
 #     upstream part of debian/changelog's version and the newest heading of
-#     CHANGELOG.md (after those of later versions marked "(unreleased)");
+#     CHANGELOG.md (after those of later versions marked "(unreleased)"),
+#     which people write;
 #     trek--X.Y.sql or an update script to X.Y exists;
 #   - `make dist` writes trek-X.Y.0.zip, every file under trek-X.Y.0/, with
 #     what a build and its tests need and no build products.
@@ -25,6 +28,7 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/trek-release.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+make -s --no-print-directory META.json >"$tmp/meta.log" 2>&1 || cat "$tmp/meta.log"
 
 # The archive, made by the Makefile's own target (git checkouts only).
 dist_status=skip
@@ -228,9 +232,12 @@ if default_version is None:
 elif not re.fullmatch(r"[0-9]+\.[0-9]+", default_version):
     problems.append("default_version %r is not MAJOR.MINOR" % default_version)
 release = (default_version or "?") + ".0"
-# the Makefile takes its version from trek.control, not a copy of its own
+# the Makefile takes its version from trek.control, not a copy of its own,
+# and META.json.in leaves both of its versions to it
 if not re.search(r"^EXTVERSION\s*:?=\s*\$\(shell .*\$\(EXTENSION\)\.control\)", read("Makefile"), re.M):
     problems.append("Makefile's EXTVERSION is not read from trek.control")
+if len(re.findall(r'"version":\s*"@DISTVERSION@"', read("META.json.in"))) != 2:
+    problems.append("META.json.in does not leave both versions to @DISTVERSION@")
 if isinstance(meta, dict):
     if meta.get("version") != release:
         problems.append("META.json version %r is not %s" % (meta.get("version"), release))
