@@ -6,20 +6,23 @@
 # alternated in one session, REPS rounds (default 21), and print medians
 # and the median of each round's ratio to pg_ls_dir.
 #
-#   bash bench/status.sh [N] [REPS]
+#   bash bench/status.sh [--no-build] [N] [REPS]
 #
 # Uses the cluster PGHOST/PGPORT point at when both are set (trek must be
-# installed there); otherwise builds and installs trek and starts a
-# throwaway cluster as scripts/lib.sh does.
+# installed there); otherwise builds and installs trek (not with
+# --no-build: the trek already installed) and starts a throwaway cluster as
+# scripts/lib.sh does.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+build=1
+if [ "${1:-}" = --no-build ]; then build=0; shift; fi
 n=${1:-10000}
 reps=${2:-21}
 
 if [ -z "${PGHOST:-}" ] || [ -z "${PGPORT:-}" ]; then
 	trek_install_deps
-	trek_build_install
+	[ "$build" -eq 0 ] || trek_build_install
 	trek_cluster_start status
 	cat >>"$TREK_CLUSTER_DIR/data/postgresql.conf" <<-CONF
 		max_locks_per_transaction = 1024

@@ -306,7 +306,7 @@ else:
         need |= {f for f in head if re.fullmatch(r"trek--[0-9.-]+\.sql|src/[^/]+\.h", f)}
         for t in var("REGRESS"):
             need |= {"sql/%s.sql" % t, "expected/%s.out" % t}
-        need |= {f for f in head if f.startswith(("test/fixtures/", "expected/", "debian/"))}
+        need |= {f for f in head if f.startswith(("test/fixtures/", "test/regress/", "expected/", "debian/"))}
         need |= {"debian/" + f for f in ("changelog", "control", "control.in", "copyright",
                                         "pgversions", "rules", "source/format",
                                         "tests/control", "tests/control.in",
