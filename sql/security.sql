@@ -3,14 +3,14 @@
 -- exists outside the allowed folders, very long paths, folder names not
 -- valid in the database encoding, strings scanned under
 -- standard_conforming_strings = off, byte order marks outside UTF8
--- databases, syntax errors with their position.  Races between a check
--- and an open need two processes: test/integration/test_security.py.
-\getenv regress_dir TREK_REGRESS_DIR
-\set fixtures :regress_dir '/fixtures'
-\set sec :regress_dir '/security'
-\setenv SEC :sec
-\setenv FIXTURES :fixtures
-\! rm -rf "$SEC" && mkdir -p "$SEC/own" && chmod 755 "$SEC" && echo 'SELECT 1;' > "$SEC/own/20240101_initial_up_a.sql" && echo 'SELECT 2;' > "$SEC/own/20240101_a_down_initial.sql"
+-- databases, syntax errors with their position.  The fixtures are the
+-- folders test/fixtures/security_*.  Races between a check and an open need
+-- two processes: test/integration/test_security.py; links that lead out of
+-- an allowed folder and folder names not valid in the database encoding
+-- are made in test/integration/test_security_files.py.
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixtures :abs_srcdir '/test/fixtures'
+CREATE EXTENSION trek;
 CREATE SCHEMA sec_s;
 GRANT USAGE, CREATE ON SCHEMA sec_s TO PUBLIC;
 SET search_path = sec_s, public;
@@ -21,7 +21,7 @@ SET search_path = sec_s, public;
 --
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS regress_trek_hostile, regress_trek_tenant_a,
-	regress_trek_tenant_b, regress_trek_tenant_b_member;
+	regress_trek_tenant_b, regress_trek_tenant_b_member, regress_trek_app;
 RESET client_min_messages;
 CREATE ROLE regress_trek_hostile LOGIN;
 GRANT ALL ON SCHEMA trek TO regress_trek_hostile;
@@ -29,7 +29,7 @@ GRANT ALL ON ALL TABLES IN SCHEMA trek TO regress_trek_hostile;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA trek TO regress_trek_hostile;
 GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),
 	trek_execute(jsonb), trek_current(text) TO regress_trek_hostile;
-\set both :fixtures ',' :sec '/own'
+\set both :fixtures '/app,' :fixtures '/security_own'
 SET trek.allowed_directories = :'both';
 SET ROLE regress_trek_hostile;
 CREATE FUNCTION sec_s.escalate() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -63,11 +63,11 @@ RESET ROLE;
 SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_trek_hostile';
 DROP TRIGGER escalate ON trek.tracks;
 -- nor may a migration of the plan add one on the way
-\! mkdir "$SEC/sneaky" && echo 'CREATE TRIGGER escalate BEFORE INSERT ON trek.history FOR EACH ROW EXECUTE FUNCTION sec_s.escalate();' > "$SEC/sneaky/20240101_initial_up_a.sql"
-SET trek.allowed_directories = :'sec';
+-- (security_sneaky/20240101_initial_up_a.sql creates the trigger)
+SET trek.allowed_directories = :'fixtures';
 SET ROLE regress_trek_hostile;
 \set VERBOSITY terse
-SELECT trek_execute(trek_plan(:'sec' || '/sneaky', 'a', track => 'sec_hostile'));
+SELECT trek_execute(trek_plan(:'fixtures' || '/security_sneaky', 'a', track => 'sec_hostile'));
 \set VERBOSITY default
 RESET ROLE;
 SET trek.allowed_directories = :'both';
@@ -114,7 +114,7 @@ SELECT trek_execute(trek_plan(:'fixtures' || '/app', 'initial', track => 'sec_b'
 SELECT trek_current('sec_b');
 -- a track of its own is fine
 \set VERBOSITY terse
-SELECT trek_execute(trek_plan(:'sec' || '/own', 'a', track => 'sec_a'));
+SELECT trek_execute(trek_plan(:'fixtures' || '/security_own', 'a', track => 'sec_a'));
 \set VERBOSITY default
 RESET ROLE;
 -- members of the owning role may move it; so may superusers
@@ -133,7 +133,7 @@ SELECT track, owner FROM trek.tracks WHERE track IN ('sec_a', 'sec_b') ORDER BY 
 -- move them then
 UPDATE trek.tracks SET owner = 4294967295::oid::regrole WHERE track = 'sec_a';
 SET ROLE regress_trek_tenant_a;
-SELECT trek_execute(trek_plan(:'sec' || '/own', 'initial', track => 'sec_a'));
+SELECT trek_execute(trek_plan(:'fixtures' || '/security_own', 'initial', track => 'sec_a'));
 RESET ROLE;
 
 --
@@ -142,141 +142,125 @@ RESET ROLE;
 -- another tenant must not learn b's file names, nor confirm a guess of a
 -- file's content by writing it into a folder of its own and comparing
 --
-\! mkdir "$SEC/secret" "$SEC/guess" && chmod 755 "$SEC/secret" "$SEC/guess"
-\! cd "$SEC/secret" && echo 'SELECT 4711 AS pin;' > 20240101_initial_up_pin.sql && echo "SELECT 'acme';" > 20240102_pin_up_acme.sql && chmod 644 *
-SET trek.allowed_directories = :'sec';
+-- (security_secret holds b's files; security_guess_wrong and
+-- security_guess_right a's guesses of the first one)
+SET trek.allowed_directories = :'fixtures';
 GRANT EXECUTE ON FUNCTION trek_status(text, text), trek_verify(text, text)
 	TO regress_trek_tenant_a, regress_trek_tenant_b, regress_trek_tenant_b_member;
 SET ROLE regress_trek_tenant_b;
 \set VERBOSITY terse
-SELECT trek_execute(trek_plan(:'sec' || '/secret', 'head', track => 'sec_secret'));
+SELECT trek_execute(trek_plan(:'fixtures' || '/security_secret', 'head', track => 'sec_secret'));
 \set VERBOSITY default
-SELECT * FROM trek_status(:'sec' || '/secret', 'sec_secret');
-SELECT trek_verify(:'sec' || '/secret', 'sec_secret');
+SELECT * FROM trek_status(:'fixtures' || '/security_secret', 'sec_secret');
+SELECT trek_verify(:'fixtures' || '/security_secret', 'sec_secret');
 RESET ROLE;
 -- tenant a guesses wrong, then right: the same answer, which names no file
-\! echo 'SELECT 1234 AS pin;' > "$SEC/guess/20240101_initial_up_pin.sql" && chmod 644 "$SEC/guess/"*
 SET ROLE regress_trek_tenant_a;
-SELECT * FROM trek_status(:'sec' || '/guess', 'sec_secret');
-SELECT trek_verify(:'sec' || '/guess', 'sec_secret');
+SELECT * FROM trek_status(:'fixtures' || '/security_guess_wrong', 'sec_secret');
+SELECT trek_verify(:'fixtures' || '/security_guess_wrong', 'sec_secret');
 RESET ROLE;
-\! echo 'SELECT 4711 AS pin;' > "$SEC/guess/20240101_initial_up_pin.sql"
 SET ROLE regress_trek_tenant_a;
-SELECT * FROM trek_status(:'sec' || '/guess', 'sec_secret');
-SELECT trek_verify(:'sec' || '/guess', 'sec_secret');
+SELECT * FROM trek_status(:'fixtures' || '/security_guess_right', 'sec_secret');
+SELECT trek_verify(:'fixtures' || '/security_guess_right', 'sec_secret');
 -- nor does b's own folder tell more; planning tells what it always told
-SELECT * FROM trek_status(:'sec' || '/secret', 'sec_secret');
-SELECT trek_verify(:'sec' || '/secret', 'sec_secret');
+SELECT * FROM trek_status(:'fixtures' || '/security_secret', 'sec_secret');
+SELECT trek_verify(:'fixtures' || '/security_secret', 'sec_secret');
 SELECT trek_current('sec_secret');
 RESET ROLE;
 -- a member of the owner and a superuser get the whole answer
 -- (their DETAIL, with history ids, is left out)
 SET ROLE regress_trek_tenant_b_member;
-SELECT * FROM trek_status(:'sec' || '/guess', 'sec_secret');
+SELECT * FROM trek_status(:'fixtures' || '/security_guess_right', 'sec_secret');
 \set VERBOSITY terse
-SELECT trek_verify(:'sec' || '/guess', 'sec_secret');
+SELECT trek_verify(:'fixtures' || '/security_guess_right', 'sec_secret');
 \set VERBOSITY default
 RESET ROLE;
-SELECT * FROM trek_status(:'sec' || '/guess', 'sec_secret');
+SELECT * FROM trek_status(:'fixtures' || '/security_guess_right', 'sec_secret');
 \set VERBOSITY terse
-SELECT trek_verify(:'sec' || '/guess', 'sec_secret');
+SELECT trek_verify(:'fixtures' || '/security_guess_right', 'sec_secret');
 \set VERBOSITY default
-SELECT trek_verify(:'sec' || '/secret', 'sec_secret');
+SELECT trek_verify(:'fixtures' || '/security_secret', 'sec_secret');
 -- a track of a role that no longer exists is judged for superusers only
 SET ROLE regress_trek_tenant_a;
 SELECT track, current, changed_files, missing_files, note
-  FROM trek_status(:'sec' || '/own', 'sec_a');
-SELECT trek_verify(:'sec' || '/own', 'sec_a');
+  FROM trek_status(:'fixtures' || '/security_own', 'sec_a');
+SELECT trek_verify(:'fixtures' || '/security_own', 'sec_a');
 RESET ROLE;
 SELECT track, current, changed_files, missing_files, note
-  FROM trek_status(:'sec' || '/own', 'sec_a');
+  FROM trek_status(:'fixtures' || '/security_own', 'sec_a');
 -- a track without an owner is open to every grantee, as it is to migrate
 SET ROLE regress_trek_tenant_a;
 SELECT track, current, changed_files, missing_files, note
-  FROM trek_status(:'sec' || '/own', 'sec_fresh');
-SELECT trek_verify(:'sec' || '/own', 'sec_fresh');
+  FROM trek_status(:'fixtures' || '/security_own', 'sec_fresh');
+SELECT trek_verify(:'fixtures' || '/security_own', 'sec_fresh');
 RESET ROLE;
 DELETE FROM trek.tracks WHERE track IN ('sec_a', 'sec_b', 'sec_secret');
 -- so is one whose row a superuser removed (any grantee may claim it)
 SET ROLE regress_trek_tenant_a;
 SELECT track, current, changed_files, missing_files, note
-  FROM trek_status(:'sec' || '/own', 'sec_a');
+  FROM trek_status(:'fixtures' || '/security_own', 'sec_a');
 RESET ROLE;
 DELETE FROM trek.history WHERE track = 'sec_secret';
 
 --
 -- Links in an allowed folder that lead outside it give one and the same
--- answer, whatever is, or is not, at their end
+-- answer, whatever is, or is not, at their end: see
+-- test/integration/test_security_files.py
 --
-\! mkdir -p "$SEC/allowed/f" "$SEC/outside/dir" && echo 'SELECT 1;' > "$SEC/outside/file.sql" && echo 'SELECT 1;' > "$SEC/outside/closed.sql" && chmod 000 "$SEC/outside/closed.sql" && chmod 711 "$SEC/outside"
-\! cd "$SEC/allowed/f" && echo 'SELECT 1;' > 20240101_initial_up_a.sql && ln -s "$SEC/outside/file.sql" 20240102_a_up_file.sql && ln -s "$SEC/outside/missing.sql" 20240102_a_up_missing.sql && ln -s "$SEC/outside/dir" 20240102_a_up_dir.sql && ln -s "$SEC/outside/closed.sql" 20240102_a_up_closed.sql && ln -s "$SEC/outside/nodir/x.sql" 20240102_a_up_nodir.sql && ln -s 20240102_a_up_loop.sql 20240102_a_up_loop.sql
-\set allowed :sec '/allowed'
-SET trek.allowed_directories = :'allowed';
-SET ROLE regress_trek_app;
--- the folder plans as if each link were a migration: none was looked at
-SELECT trek_plan(:'sec' || '/allowed/f', 'a', track => 'sec_links') ->> 'to' AS to;
-SELECT trek_plan(:'sec' || '/allowed/f', 'file', track => 'sec_links');
-SELECT trek_plan(:'sec' || '/allowed/f', 'missing', track => 'sec_links');
-SELECT trek_plan(:'sec' || '/allowed/f', 'dir', track => 'sec_links');
-SELECT trek_plan(:'sec' || '/allowed/f', 'closed', track => 'sec_links');
-SELECT trek_plan(:'sec' || '/allowed/f', 'nodir', track => 'sec_links');
-SELECT trek_plan(:'sec' || '/allowed/f', 'loop', track => 'sec_links');
-RESET ROLE;
-\! chmod 755 "$SEC/outside" && chmod 644 "$SEC/outside/closed.sql"
 
 --
 -- Very long paths: memory stays small, and the limit is a clear error
 --
+CREATE ROLE regress_trek_app LOGIN;
+GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text) TO regress_trek_app;
+SET trek.allowed_directories = :'fixtures';
 SET ROLE regress_trek_app;
--- (their messages quote the whole path: only the SQLSTATE is shown)
+-- (their messages quote the whole path: only the SQLSTATE is shown; the
+-- first path is inside the allowed folder, the second outside)
 \set VERBOSITY sqlstate
-SELECT trek_plan(:'sec' || '/allowed/x' || repeat('/a', 2000), 'head');
+SELECT trek_plan(:'fixtures' || '/x' || repeat('/a', 1900), 'head');
 SELECT trek_plan('/nowhere' || repeat('/a', 2000), 'head');
 \set VERBOSITY default
-SELECT trek_plan(:'sec' || '/allowed/x' || repeat('/a', 100000), 'head');
+-- (the length is judged first, before the folder is looked for or judged:
+-- a path that does not depend on where the tests are)
+SELECT trek_plan('/nowhere/x' || repeat('/a', 100000), 'head');
 RESET ROLE;
-SELECT trek_plan(:'sec' || '/allowed/x' || repeat('/a', 100000), 'head');
+SELECT trek_plan('/nowhere/x' || repeat('/a', 100000), 'head');
+RESET trek.allowed_directories;
 
 --
--- A folder whose name is not valid in the database encoding
+-- A folder whose name is not valid in the database encoding: see
+-- test/integration/test_security_files.py
 --
-\! mkdir "$SEC/allowed/$(printf 'caf\351')" && cp "$FIXTURES/app/"* "$SEC/allowed/$(printf 'caf\351')/" && ln -s "$(printf 'caf\351')" "$SEC/allowed/latin1"
-SELECT trek_plan(:'sec' || '/allowed/latin1', 'head');
-\echo :LAST_ERROR_SQLSTATE
--- a client in another encoding gets the same message
-SET client_encoding = 'LATIN1';
-SELECT trek_plan(:'sec' || '/allowed/latin1', 'head');
-RESET client_encoding;
-SET ROLE regress_trek_app;
-SELECT trek_plan(:'sec' || '/allowed/latin1', 'head');
-RESET ROLE;
-RESET trek.allowed_directories;
 
 --
 -- standard_conforming_strings = off: backslashes escape quotes in plain
 -- strings, as the server's lexer has it, so a line starting with "\" inside
 -- such a string is no psql meta-command
 --
-\! mkdir "$SEC/scs" && printf "CREATE TABLE sec_s.scs_t (a text, b text);\nINSERT INTO sec_s.scs_t VALUES ('it\\\\'s', 'one\n\\\\two');\n" > "$SEC/scs/20240101_initial_up_a.sql" && cat "$SEC/scs/20240101_initial_up_a.sql"
+-- (security_scs/20240101_initial_up_a.sql:
+--   CREATE TABLE sec_s.scs_t (a text, b text);
+--   INSERT INTO sec_s.scs_t VALUES ('it\'s', 'one
+--   \two');
+-- )
 SET standard_conforming_strings = off;
 SET escape_string_warning = off;
 BEGIN;
 \set VERBOSITY terse
-SELECT trek_execute(trek_plan(:'sec' || '/scs', 'head', track => 'sec_scs'));
+SELECT trek_execute(trek_plan(:'fixtures' || '/security_scs', 'head', track => 'sec_scs'));
 \set VERBOSITY default
 SELECT a, b FROM sec_s.scs_t;
 ROLLBACK;
 RESET escape_string_warning;
 RESET standard_conforming_strings;
 -- with standard strings the same file is refused: there "\two" starts a line
-SELECT trek_execute(trek_plan(:'sec' || '/scs', 'head', track => 'sec_scs'));
+SELECT trek_execute(trek_plan(:'fixtures' || '/security_scs', 'head', track => 'sec_scs'));
 SELECT trek_current('sec_scs'), to_regclass('sec_s.scs_t') AS scs_t;
 
 --
 -- A syntax error shows its statement and a caret, as psql shows its own
 --
-\! mkdir "$SEC/syntax" && printf 'CREATE TABLE sec_s.syn_t (id int);\n\nSELECT a,\n  b c d\nFROM sec_s.syn_t;\n' > "$SEC/syntax/20240101_initial_up_a.sql"
-SELECT trek_execute(trek_plan(:'sec' || '/syntax', 'head', track => 'sec_syntax'));
+SELECT trek_execute(trek_plan(:'fixtures' || '/security_syntax', 'head', track => 'sec_syntax'));
 \echo :LAST_ERROR_SQLSTATE
 SELECT trek_current('sec_syntax'), to_regclass('sec_s.syn_t') AS syn_t;
 
@@ -284,30 +268,30 @@ SELECT trek_current('sec_syntax'), to_regclass('sec_s.syn_t') AS syn_t;
 -- A byte order mark: accepted in UTF8 and SQL_ASCII databases, a clear
 -- error elsewhere
 --
-\! mkdir "$SEC/bom" && printf '\357\273\277CREATE TABLE bom_t (id int);\n' > "$SEC/bom/20240101_initial_up_a.sql"
+-- (security_bom/20240101_initial_up_a.sql starts with one)
 \set regress_db :DBNAME
 CREATE DATABASE regress_trek_ascii ENCODING 'SQL_ASCII' LOCALE 'C' TEMPLATE template0;
 CREATE DATABASE regress_trek_latin1 ENCODING 'LATIN1' LOCALE 'C' TEMPLATE template0;
 \c regress_trek_ascii
 CREATE EXTENSION trek;
 \set VERBOSITY terse
-SELECT trek_execute(trek_plan(:'sec' || '/bom', 'head'));
+SELECT trek_execute(trek_plan(:'fixtures' || '/security_bom', 'head'));
 \set VERBOSITY default
 SELECT to_regclass('bom_t') AS bom_t;
 \c regress_trek_latin1
 CREATE EXTENSION trek;
-SELECT trek_execute(trek_plan(:'sec' || '/bom', 'head'));
+SELECT trek_execute(trek_plan(:'fixtures' || '/security_bom', 'head'));
 SELECT trek_current(), to_regclass('bom_t') AS bom_t;
 \c :regress_db
 DROP DATABASE regress_trek_ascii;
 DROP DATABASE regress_trek_latin1;
 
 -- clean up
-\! rm -rf "$SEC"
 RESET search_path;
 DROP SCHEMA sec_s CASCADE;
 DROP OWNED BY regress_trek_hostile, regress_trek_tenant_b_member,
-	regress_trek_tenant_a, regress_trek_tenant_b;
+	regress_trek_tenant_a, regress_trek_tenant_b, regress_trek_app;
 DROP ROLE regress_trek_hostile, regress_trek_tenant_b_member,
-	regress_trek_tenant_a, regress_trek_tenant_b;
+	regress_trek_tenant_a, regress_trek_tenant_b, regress_trek_app;
 SELECT count(*) AS sec_history FROM trek.history WHERE track LIKE 'sec\_%';
+DROP EXTENSION trek;
