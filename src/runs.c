@@ -18,6 +18,11 @@
  * the slot, also after its session ended, unless the backend that takes
  * the slot over starts a run of its own first, or the server restarts.
  *
+ * A record belongs to the trek of its database that began it: one of a
+ * trek since dropped (DROP EXTENSION, then CREATE EXTENSION) is neither
+ * written into the new trek.runs, where its id means another run, nor
+ * shown; it stays in its slot until that backend's next run.
+ *
  * The shared memory comes from shared_preload_libraries (all majors), or,
  * on PostgreSQL 17 and later, from the dynamic shared memory registry
  * without any configuration.  On 15 and 16 without the preload there are
@@ -34,6 +39,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -101,7 +107,22 @@ static bool callbacks_registered = false;
  * subtransaction that wrote them.
  */
 static List *persisted_ids = NIL;
+static Oid	persisted_extension = InvalidOid;
 static SubTransactionId persisted_subid = InvalidSubTransactionId;
+
+/* trek's pg_extension row in this database (InvalidOid: none); needs a transaction */
+static Oid
+current_extension(void)
+{
+	return get_extension_oid("trek", true);
+}
+
+/* is rec a run of this database's trek, whose pg_extension row is ext? */
+static bool
+ours(const TrekRunRecord *rec, Oid ext)
+{
+	return rec->database == MyDatabaseId && rec->extension == ext;
+}
 
 static Size
 slots_size(void)
@@ -253,7 +274,7 @@ runs_xact_callback(XactEvent event, void *arg)
 
 			SpinLockAcquire(&slot->mutex);
 			if (slot->phase == TREK_SLOT_FINISHED &&
-				slot->rec.database == MyDatabaseId)
+				ours(&slot->rec, persisted_extension))
 			{
 				ListCell   *lc;
 
@@ -330,6 +351,7 @@ TrekRunsBegin(const TrekRunRecord *rec)
 {
 	TrekRunSlots *s = slots();
 	int			n = my_slot_number();
+	Oid			ext = current_extension();
 
 	if (s == NULL || n < 0 || n >= s->nslots)
 		return;
@@ -338,6 +360,7 @@ TrekRunsBegin(const TrekRunRecord *rec)
 	my_subid = InvalidSubTransactionId;
 	SpinLockAcquire(&my_slot->mutex);
 	my_slot->rec = *rec;
+	my_slot->rec.extension = ext;
 	my_slot->phase = TREK_SLOT_RUNNING;
 	SpinLockRelease(&my_slot->mutex);
 }
@@ -416,12 +439,15 @@ TrekRunsPersist(void)
 {
 	TrekRunSlots *s = slots();
 	TrekRunRecord *rec;
+	Oid			ext;
 
 	if (s == NULL)
 		return;
 	if (persisted_ids != NIL && persisted_subid != GetCurrentSubTransactionId())
 		return;					/* written by an enclosing (sub)transaction */
 	persisted_subid = GetCurrentSubTransactionId();
+	ext = current_extension();
+	persisted_extension = ext;
 
 	/*
 	 * The list lives in the transaction's memory: the end-of-transaction
@@ -435,8 +461,7 @@ TrekRunsPersist(void)
 		bool		found = false;
 
 		SpinLockAcquire(&slot->mutex);
-		if (slot->phase == TREK_SLOT_FINISHED &&
-			slot->rec.database == MyDatabaseId)
+		if (slot->phase == TREK_SLOT_FINISHED && ours(&slot->rec, ext))
 		{
 			*rec = slot->rec;
 			found = true;
@@ -479,6 +504,7 @@ shared_records(const char *track, int *n)
 	TrekRunRecord *recs;
 	int			count = 0;
 	Oid			userid = GetUserId();
+	Oid			ext = current_extension();
 
 	*n = 0;
 	if (s == NULL)
@@ -490,7 +516,7 @@ shared_records(const char *track, int *n)
 		bool		found = false;
 
 		SpinLockAcquire(&slot->mutex);
-		if (slot->phase != TREK_SLOT_FREE && slot->rec.database == MyDatabaseId)
+		if (slot->phase != TREK_SLOT_FREE && ours(&slot->rec, ext))
 		{
 			recs[count] = slot->rec;
 			if (slot->phase != TREK_SLOT_FINISHED)
@@ -620,6 +646,7 @@ TrekRunsLast(const char *track, MemoryContext cxt)
 	int64		id;
 	char	   *state = TrekStateLastRun(track, &id, cxt);
 	TrekRunSlots *s = slots();
+	Oid			ext = current_extension();
 
 	if (s == NULL)
 		return state;
@@ -630,7 +657,7 @@ TrekRunsLast(const char *track, MemoryContext cxt)
 
 		found[0] = '\0';
 		SpinLockAcquire(&slot->mutex);
-		if (slot->phase != TREK_SLOT_FREE && slot->rec.database == MyDatabaseId &&
+		if (slot->phase != TREK_SLOT_FREE && ours(&slot->rec, ext) &&
 			slot->rec.id > id && strcmp(slot->rec.track, track) == 0)
 		{
 			id = slot->rec.id;

@@ -92,6 +92,7 @@ typedef struct TrekRunRecord
 {
 	int64		id;
 	Oid			database;
+	Oid			extension;		/* trek's pg_extension row when it began */
 	Oid			owner;			/* the track's owner, or InvalidOid */
 	Oid			run_by_id;
 	int			pid;

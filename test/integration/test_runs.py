@@ -140,6 +140,31 @@ def test_failed_execute_run_keeps_its_error(cluster, database, make_folder):
                             ).fetchall() == [("failed",), ("done",)]
 
 
+def test_failed_run_of_a_dropped_trek_stays_out_of_the_new_one(cluster, database,
+                                                               make_folder):
+    """A failure kept in shared memory belongs to the trek that began it:
+    after DROP EXTENSION and CREATE EXTENSION it is neither shown nor
+    written into the new trek.runs, where its id would be another run's."""
+    folder = make_folder(FAILING)
+    with cluster.connect(database) as conn:
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute(PLAN, (str(folder), "head"))
+        assert last_run(conn)[2] == "failed"
+        conn.execute("DROP EXTENSION trek")
+        conn.execute("CREATE EXTENSION trek")
+        assert conn.execute("SELECT count(*) FROM trek_runs()").fetchone()[0] == 0
+    folder.add("20240102_rev1_up_rev2.sql", "CREATE TABLE f2 (id int);\n")
+    # another session runs (and so writes what shared memory holds) twice;
+    # before, the old failure went in with id 1 and the new ids collided
+    with cluster.connect(database) as other:
+        assert other.execute(PLAN, (str(folder), "rev1")).fetchone()[0] == "rev1"
+        assert other.execute(PLAN, (str(folder), "head")).fetchone()[0] == "rev2"
+        assert other.execute("SELECT id, state FROM trek.runs ORDER BY id"
+                             ).fetchall() == [(1, "done"), (2, "done")]
+        assert [r[0] for r in other.execute("SELECT state FROM trek_runs()")] == \
+            ["done", "done"]
+
+
 def test_execute_rolled_back_by_its_caller(cluster, database, make_folder):
     folder = make_folder(GATED)
     with cluster.connect(database, autocommit=False) as conn:
