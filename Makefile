@@ -16,7 +16,8 @@ DOCS         = $(wildcard doc/*.md)
 # REGRESS=ops) and in any order.  The server reads the fixtures in place,
 # below PG_ABS_SRCDIR: run installcheck where its OS user can read them
 # (make test does; see doc/development.md).
-REGRESS      = setup folder graph plan errors hardening security settings notxn ops upgrade
+REGRESS      = setup folder graph plan execute privileges python errors hardening \
+               security migrate settings notxn ops upgrade
 # The test database is UTF8 with the C locale, and psql talks UTF8, whatever
 # the locale of the cluster or of the environment (a package build may run
 # with none set, and its cluster is then SQL_ASCII).
