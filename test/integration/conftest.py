@@ -12,6 +12,7 @@ Servers run as the OS user postgres when the tests run as root, so migration
 folders are written under a directory that every user may read.
 """
 
+import hashlib
 import os
 import shutil
 import socket
@@ -300,6 +301,64 @@ def make_folder(folder_root):
             folder.add(name, sql)
         return folder
     return make
+
+
+def copy_fixture(make_folder, name):
+    """A fresh copy of test/fixtures/NAME that the test may change."""
+    folder = make_folder()
+    for src in sorted((ROOT / "test" / "fixtures" / name).iterdir()):
+        shutil.copyfile(src, folder.path / src.name)
+        (folder.path / src.name).chmod(0o644)
+    return folder
+
+
+@pytest.fixture
+def area():
+    """An empty folder the server can read, for a test to fill with what
+    git cannot hold (modes, links, FIFOs); modes are given back before it is
+    removed."""
+    root = Path(tempfile.mkdtemp(prefix="trek-area."))
+    root.chmod(0o755)
+    yield root
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            if not p.is_symlink() and (p.is_dir() or p.is_file()):
+                p.chmod(0o755 if p.is_dir() else 0o644)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def app_role(cluster, database):
+    """A role without pg_read_server_files that may plan and execute."""
+    role = "regress_trek_app_%s" % uuid.uuid4().hex[:8]
+    with cluster.connect(database) as admin:
+        admin.execute('CREATE ROLE "%s"' % role)
+        admin.execute('GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),'
+                      ' trek_execute(jsonb), trek_current(text) TO "%s"' % role)
+        admin.execute('GRANT CREATE ON SCHEMA public TO "%s"' % role)
+    yield role
+    with cluster.connect(database) as admin:
+        admin.execute('DROP OWNED BY "%s"' % role)
+        admin.execute('DROP ROLE "%s"' % role)
+
+
+def error_of(conn, sql, params=()):
+    """The diagnostics of the error that running sql raises."""
+    with pytest.raises(psycopg.Error) as e:
+        conn.execute(sql, params)
+    return e.value.diag
+
+
+def notices(conn):
+    """The primary messages of the notices conn receives from now on."""
+    seen = []
+    conn.add_notice_handler(lambda d: seen.append(d.message_primary))
+    return seen
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def chain(n, extra="", prefix="t"):

@@ -5,36 +5,15 @@ are copies that the tests change between planning and executing (a file
 edited or removed), or write (a migration over 64 kB).
 """
 
-import hashlib
-import shutil
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import ROOT
+from conftest import copy_fixture, notices, sha256
 
 REV1 = "20220410_initial_up_rev1.sql"
 STALE_HINT = "Make a new plan with trek_plan()."
-
-
-def copy_fixture(make_folder, name):
-    """A fresh copy of test/fixtures/NAME that the test may change."""
-    folder = make_folder()
-    for src in sorted((ROOT / "test" / "fixtures" / name).iterdir()):
-        shutil.copyfile(src, folder.path / src.name)
-        (folder.path / src.name).chmod(0o644)
-    return folder
-
-
-def sha256(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def notices(conn):
-    seen = []
-    conn.add_notice_handler(lambda d: seen.append(d.message_primary))
-    return seen
 
 
 def scratch_state(conn):

@@ -12,15 +12,11 @@ and each failed call is checked to have written nothing.
 
 import os
 import shutil
-import tempfile
-import uuid
-from pathlib import Path
 
-import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import ROOT
+from conftest import ROOT, error_of
 
 NAME_DETAIL = ('Migration file names look like "YYYYMMDD_<from>_up_<to>.sql" or '
                '"YYYYMMDD_<from>_down_<to>.py", where revision names are ASCII '
@@ -28,24 +24,6 @@ NAME_DETAIL = ('Migration file names look like "YYYYMMDD_<from>_up_<to>.sql" or 
 OUTSIDE_DETAIL = ('Only roles with privileges of the "pg_read_server_files" role '
                   'may use folders outside "trek.allowed_directories".')
 LONG = "x" * 237            # 20240102_a_up_<LONG>.sql has 255 bytes
-
-
-@pytest.fixture
-def area():
-    """A folder the server can read, for the test to fill; modes are given
-    back before it is removed."""
-    root = Path(tempfile.mkdtemp(prefix="trek-hardening."))
-    root.chmod(0o755)
-    yield root
-    for dirpath, dirnames, _ in os.walk(root):
-        for d in dirnames:
-            p = Path(dirpath) / d
-            if not p.is_symlink():
-                p.chmod(0o755)
-    for p in root.rglob("*"):
-        if not p.is_symlink() and p.is_file():
-            p.chmod(0o644)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def copy_fixture(name, dest):
@@ -63,30 +41,8 @@ def write(path, text):
     os.chmod(path, 0o644)
 
 
-def error_of(conn, sql, params=()):
-    """The diagnostics of the error that running sql raises."""
-    with pytest.raises(psycopg.Error) as e:
-        conn.execute(sql, params)
-    return e.value.diag
-
-
 def steps(plan):
     return [s["file"] for s in plan["steps"]]
-
-
-@pytest.fixture
-def app_role(cluster, database):
-    """A role without pg_read_server_files that may plan and execute."""
-    role = "regress_trek_app_%s" % uuid.uuid4().hex[:8]
-    with cluster.connect(database) as admin:
-        admin.execute('CREATE ROLE "%s"' % role)
-        admin.execute('GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),'
-                      ' trek_execute(jsonb), trek_current(text) TO "%s"' % role)
-        admin.execute('GRANT CREATE ON SCHEMA public TO "%s"' % role)
-    yield role
-    with cluster.connect(database) as admin:
-        admin.execute('DROP OWNED BY "%s"' % role)
-        admin.execute('DROP ROLE "%s"' % role)
 
 
 #

@@ -7,40 +7,19 @@ own path in them (a migration that stamps its own track), and the errors
 that name a folder are checked whole.
 """
 
-import hashlib
-import shutil
 import uuid
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import ROOT
+from conftest import copy_fixture, notices, sha256
 
 REV2_REV3 = "20220412_rev2_up_rev3.sql"
 REV4BAD = "20220413_rev3_up_rev4bad.sql"
 LUKE = "INSERT INTO people (name) VALUES ('Luke');\n"
 FOLDER_DETAIL = ('Only roles with privileges of the "pg_read_server_files" '
                  'role may use folders outside "trek.allowed_directories".')
-
-
-def copy_example(make_folder):
-    """A fresh copy of test/fixtures/example that the test may change."""
-    folder = make_folder()
-    for src in sorted((ROOT / "test" / "fixtures" / "example").iterdir()):
-        shutil.copyfile(src, folder.path / src.name)
-        (folder.path / src.name).chmod(0o644)
-    return folder
-
-
-def sha256(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def notices(conn):
-    seen = []
-    conn.add_notice_handler(lambda d: seen.append(d.message_primary))
-    return seen
 
 
 def to_revisions(conn, track):
@@ -51,7 +30,7 @@ def to_revisions(conn, track):
 
 def test_fixed_step_goes_on_from_where_the_run_failed(cluster, database,
                                                       make_folder):
-    folder = copy_example(make_folder)
+    folder = copy_fixture(make_folder, "example")
     with cluster.connect(database) as conn:
         conn.execute("CALL trek_migrate(%s, 'rev2', track => 'mig')", (str(folder),))
         with pytest.raises(psycopg.Error) as e:
@@ -82,7 +61,7 @@ def test_fixed_step_goes_on_from_where_the_run_failed(cluster, database,
 
 def test_plan_with_a_changed_file_is_refused_until_put_back(cluster, database,
                                                             make_folder):
-    folder = copy_example(make_folder)
+    folder = copy_fixture(make_folder, "example")
     folder.add(REV4BAD, LUKE)
     with cluster.connect(database) as conn:
         conn.execute("CALL trek_migrate(%s, 'rev2', track => 'mig_plan')",

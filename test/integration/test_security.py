@@ -10,7 +10,6 @@ tenant cannot learn another tenant's applied files through trek_status or
 trek_verify.
 """
 
-import ctypes
 import hashlib
 import struct
 import os

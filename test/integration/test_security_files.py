@@ -8,55 +8,22 @@ message, detail, hint and SQLSTATE.
 
 import os
 import shutil
-import tempfile
-import uuid
-from pathlib import Path
 
-import psycopg
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, error_of
 
 OUTSIDE_DETAIL = ('Only roles with privileges of the "pg_read_server_files" role '
                   'may use folders outside "trek.allowed_directories".')
 
 
 @pytest.fixture
-def area():
-    """A folder tree the server can read: allowed/ and outside/; modes are
-    given back before it is removed."""
-    root = Path(tempfile.mkdtemp(prefix="trek-security-files."))
-    root.chmod(0o755)
+def area(area):
+    """conftest's area with allowed/ and outside/ in it."""
     for sub in ("allowed", "outside"):
-        (root / sub).mkdir()
-        (root / sub).chmod(0o755)
-    yield root
-    (root / "outside").chmod(0o755)
-    for p in (root / "outside").rglob("*"):
-        if not p.is_symlink():
-            p.chmod(0o755 if p.is_dir() else 0o644)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def error_of(conn, sql, params=()):
-    """The diagnostics of the error that running sql raises."""
-    with pytest.raises(psycopg.Error) as e:
-        conn.execute(sql, params)
-    return e.value.diag
-
-
-@pytest.fixture
-def app_role(cluster, database):
-    """A role without pg_read_server_files that may plan."""
-    role = "regress_trek_app_%s" % uuid.uuid4().hex[:8]
-    with cluster.connect(database) as admin:
-        admin.execute('CREATE ROLE "%s"' % role)
-        admin.execute('GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text)'
-                      ' TO "%s"' % role)
-    yield role
-    with cluster.connect(database) as admin:
-        admin.execute('DROP OWNED BY "%s"' % role)
-        admin.execute('DROP ROLE "%s"' % role)
+        (area / sub).mkdir()
+        (area / sub).chmod(0o755)
+    return area
 
 
 def confined(conn, allowed, role):
