@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
@@ -51,15 +50,12 @@ def sha256(data):
 
 
 @pytest.fixture
-def area():
-    """A folder tree the server can read: allowed/ and outside/."""
-    root = Path(tempfile.mkdtemp(prefix="trek-security."))
-    root.chmod(0o755)
+def area(area):
+    """conftest's area with allowed/ and outside/ in it."""
     for sub in ("allowed", "outside"):
-        (root / sub).mkdir()
-        (root / sub).chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+        (area / sub).mkdir()
+        (area / sub).chmod(0o755)
+    return area
 
 
 def owned_by_server(path, mode):
@@ -70,24 +66,15 @@ def owned_by_server(path, mode):
 
 
 @pytest.fixture
-def confined(cluster, database, area):
+def confined(cluster, database, area, app_role):
     """A session of a role confined to area/allowed: a superuser's session
     that set trek.allowed_directories, then SET ROLE to the role."""
-    role = "regress_trek_confined_%s" % uuid.uuid4().hex[:8]
-    with cluster.connect(database) as admin:
-        admin.execute('CREATE ROLE "%s"' % role)
-        admin.execute('GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),'
-                      ' trek_execute(jsonb), trek_current(text) TO "%s"' % role)
-        admin.execute('GRANT CREATE ON SCHEMA public TO "%s"' % role)
     conn = cluster.connect(database)
     conn.execute("SELECT set_config('trek.allowed_directories', %s, false)",
                  (str(area / "allowed"),))
-    conn.execute('SET ROLE "%s"' % role)
+    conn.execute('SET ROLE "%s"' % app_role)
     yield conn
     conn.close()
-    with cluster.connect(database) as admin:
-        admin.execute('DROP OWNED BY "%s"' % role)
-        admin.execute('DROP ROLE "%s"' % role)
 
 
 def start_swapper(a, b, seconds=SWAP_SECONDS):
