@@ -243,7 +243,6 @@ typedef struct TrekScan
 	List	   *invalid;		/* printable names that break the grammar */
 	bool		has_initial;	/* a migration from "initial" was seen */
 	TrekRevisions *revs;		/* their revisions, numbered */
-	TrekStrings names;			/* their file names */
 } TrekScan;
 
 /*
@@ -296,7 +295,7 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 									scan->cap * sizeof(TrekMigration));
 	}
 	m = &scan->migrations[scan->n++];
-	m->file = TrekStringsCopy(&scan->names, name, parsed.len);
+	m->file = pnstrdup(name, parsed.len);
 	m->from_rev = TrekRevisionsAdd(scan->revs, name + parsed.from_start,
 								   parsed.from_len);
 	m->to_rev = TrekRevisionsAdd(scan->revs, name + parsed.to_start,
@@ -449,8 +448,6 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 	scan.invalid = NIL;
 	scan.has_initial = false;
 	scan.revs = TrekRevisionsCreate(scan.cap);
-	scan.names.free = NULL;
-	scan.names.left = 0;
 	list_folder(f, &scan);
 
 	/* warn in name order, not in the file system's order */

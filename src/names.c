@@ -1,127 +1,78 @@
 /*-------------------------------------------------------------------------
  *
  * names.c
- *	  Names copied into blocks, and a folder's revision names, numbered.
+ *	  A folder's revision names, numbered.
  *
- * Pure code, below every other room: scanning a folder (folder.c) copies
- * its file names here and numbers its revision names, and the revision
- * graph (graph.c) takes its nodes from those numbers.
+ * Pure code, below every other room: scanning a folder (folder.c) numbers
+ * its revision names here, and the revision graph (graph.c) takes its nodes
+ * from those numbers.  Names map to numbers through PostgreSQL's
+ * simplehash.h; each name is copied once, into the current memory context.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "common/hashfn.h"
-#include "port/pg_bitutils.h"
 #include "utils/memutils.h"
 
 #include "names.h"
 
-#define TREK_STRING_BLOCK 32768
-
-/*
- * Copy len bytes of s and a terminating zero into strings' blocks.
- */
-char *
-TrekStringsCopy(TrekStrings *strings, const char *s, size_t len)
+/* a name as found, not necessarily zero-terminated */
+typedef struct TrekNameKey
 {
-	char	   *p;
+	const char *str;
+	int			len;
+} TrekNameKey;
 
-	if (len + 1 > strings->left)
-	{
-		strings->left = Max(TREK_STRING_BLOCK, len + 1);
-		strings->free = palloc(strings->left);
-	}
-	p = strings->free;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	strings->free += len + 1;
-	strings->left -= len + 1;
-	return p;
-}
+/* one revision name and its number */
+typedef struct TrekRevisionEntry
+{
+	TrekNameKey key;			/* str: the copy in names[rev] */
+	int			rev;
+	uint32		hash;
+	char		status;			/* simplehash's */
+} TrekRevisionEntry;
 
-/*
- * Revision names to numbers.  Open addressing with linear probing: each
- * slot holds the name's hash in its high half and number + 1 in its low
- * half (0 for an empty slot), and the table is at most 70% full.  Eight
- * bytes a slot keep the table of a 10,000-file folder (128 kB) in the
- * processor's cache, and the stored hash spares comparing names that merely
- * share a slot.
- */
+#define SH_PREFIX trek_revhash
+#define SH_ELEMENT_TYPE TrekRevisionEntry
+#define SH_KEY_TYPE TrekNameKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k).str, (k).len)
+#define SH_EQUAL(tb, a, b) \
+	((a).len == (b).len && memcmp((a).str, (b).str, (a).len) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
 struct TrekRevisions
 {
-	uint64	   *slots;
-	uint32		mask;			/* number of slots - 1 */
+	trek_revhash_hash *table;	/* name to number */
 	char	  **names;			/* by number */
 	int			n;
 	int			cap;
-	TrekStrings strings;		/* where the names are copied */
 };
 
-static void
-grow_slots(TrekRevisions *r, uint32 nslots)
-{
-	uint64	   *old = r->slots;
-	uint32		oldn = old ? r->mask + 1 : 0;
-
-	r->slots = palloc_extended(nslots * sizeof(uint64),
-							   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	r->mask = nslots - 1;
-	for (uint32 k = 0; k < oldn; k++)
-	{
-		uint32		i;
-
-		if (old[k] == 0)
-			continue;
-		for (i = (uint32) (old[k] >> 32) & r->mask; r->slots[i] != 0;
-			 i = (i + 1) & r->mask)
-			;
-		r->slots[i] = old[k];
-	}
-	if (old)
-		pfree(old);
-}
-
 /*
- * Is zero-terminated stored the same as the len bytes at name, which hold
- * no zero byte?  Revision names are short, so a loop beats a call.
- */
-static inline bool
-same_name(const char *stored, const char *name, int len)
-{
-	for (int k = 0; k < len; k++)
-		if (stored[k] != name[k])
-			return false;		/* also where stored ends first */
-	return stored[len] == '\0';
-}
-
-static inline uint32
-revision_hash(const char *name, int len)
-{
-	return hash_bytes((const unsigned char *) name, len);
-}
-
-/*
- * Number of the revision named by the len bytes at name, whose hash is
- * hash, or -1 when there is none and add is false; with add, a new number.
+ * Number of the revision named by the len bytes at name; with add, a new
+ * number when there is none yet, else -1.
  */
 static int
-find_revision(TrekRevisions *r, const char *name, int len, uint32 hash,
-			  bool add)
+find_revision(TrekRevisions *r, const char *name, int len, bool add)
 {
-	uint32		i;
+	TrekNameKey key = {name, len};
+	TrekRevisionEntry *e;
+	bool		found;
 
-	for (i = hash & r->mask; r->slots[i] != 0; i = (i + 1) & r->mask)
-	{
-		int			rev = (int) (uint32) r->slots[i] - 1;
-
-		if ((uint32) (r->slots[i] >> 32) == hash &&
-			same_name(r->names[rev], name, len))
-			return rev;
-	}
 	if (!add)
-		return -1;
+	{
+		e = trek_revhash_lookup(r->table, key);
+		return e ? e->rev : -1;
+	}
 
+	/* room for one more name (maybe one early: the name may be known) */
 	if (r->n == r->cap)
 	{
 		if (r->cap >= (int) (MaxAllocSize / sizeof(char *) / 2))
@@ -131,11 +82,13 @@ find_revision(TrekRevisions *r, const char *name, int len, uint32 hash,
 		r->cap *= 2;
 		r->names = repalloc(r->names, r->cap * sizeof(char *));
 	}
-	r->slots[i] = ((uint64) hash << 32) | (uint32) (r->n + 1);
-	r->names[r->n] = TrekStringsCopy(&r->strings, name, len);
-	if ((uint64) 10 * ++r->n > (uint64) 7 * r->mask)
-		grow_slots(r, 2 * (r->mask + 1));
-	return r->n - 1;
+	e = trek_revhash_insert(r->table, key, &found);
+	if (found)
+		return e->rev;
+	r->names[r->n] = pnstrdup(name, len);
+	e->key.str = r->names[r->n];	/* the table keeps the copy */
+	e->rev = r->n;
+	return r->n++;
 }
 
 /*
@@ -148,10 +101,10 @@ TrekRevisionsCreate(int expected)
 	TrekRevisions *r = palloc0(sizeof(TrekRevisions));
 
 	expected = Max(expected, 16);
-	grow_slots(r, pg_nextpower2_32((uint32) expected));
+	r->table = trek_revhash_create(CurrentMemoryContext, expected, NULL);
 	r->cap = expected;
 	r->names = palloc(r->cap * sizeof(char *));
-	(void) find_revision(r, "initial", 7, revision_hash("initial", 7), true);
+	(void) find_revision(r, "initial", 7, true);
 	return r;
 }
 
@@ -159,7 +112,7 @@ TrekRevisionsCreate(int expected)
 int
 TrekRevisionsAdd(TrekRevisions *revs, const char *name, int len)
 {
-	return find_revision(revs, name, len, revision_hash(name, len), true);
+	return find_revision(revs, name, len, true);
 }
 
 char *
@@ -169,12 +122,11 @@ TrekRevisionsName(TrekRevisions *revs, int rev)
 	return revs->names[rev];
 }
 
-
 /* number of the revision named by the len bytes at name, or -1 */
 int
 TrekRevisionsFind(TrekRevisions *revs, const char *name, int len)
 {
-	return find_revision(revs, name, len, revision_hash(name, len), false);
+	return find_revision(revs, name, len, false);
 }
 
 /* the names by number, *n of them */
