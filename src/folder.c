@@ -308,59 +308,6 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 		scan->has_initial = true;
 }
 
-/* getdents64() is declared by glibc 2.30 and later */
-#if defined(__linux__) && defined(__GLIBC__)
-#if __GLIBC_PREREQ(2, 30)
-#define TREK_HAVE_GETDENTS64 1
-#endif
-#endif
-
-#ifdef TREK_HAVE_GETDENTS64
-
-/*
- * Linux: read the entries straight from the folder's own descriptor with
- * getdents64(), through a buffer large enough for a few thousand entries at
- * a time.  readdir() would do the same system calls, but it also takes a
- * lock and does its bookkeeping for every single entry, which at 10,000
- * files is a noticeable part of planning.
- */
-#define TREK_DIRENT_BUFFER 131072
-
-static void
-list_folder(TrekFolder *f, TrekScan *scan)
-{
-	char	   *buf = palloc(TREK_DIRENT_BUFFER);
-
-	if (lseek(f->fd, 0, SEEK_SET) < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read migration folder \"%s\": %m", f->path)));
-	for (;;)
-	{
-		ssize_t		len;
-
-		CHECK_FOR_INTERRUPTS();
-		len = getdents64(f->fd, buf, TREK_DIRENT_BUFFER);
-		if (len < 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read migration folder \"%s\": %m",
-							f->path)));
-		if (len == 0)
-			break;
-		for (ssize_t off = 0; off < len;)
-		{
-			struct dirent64 *de = (struct dirent64 *) (buf + off);
-
-			add_entry(f, de->d_name, de->d_type, scan);
-			off += de->d_reclen;
-		}
-	}
-	pfree(buf);
-}
-
-#else
-
 static void
 read_entries(TrekFolder *f, DIR *d, TrekScan *scan)
 {
@@ -386,8 +333,9 @@ read_entries(TrekFolder *f, DIR *d, TrekScan *scan)
 
 /*
  * List the entries of open folder f into scan, from a duplicate of the
- * folder's descriptor, so they are those of the folder that was checked.
- * The directory stream is closed on every path.
+ * folder's descriptor, so they are those of the folder that was checked
+ * (PostgreSQL's AllocateDir() would open the folder again by name).  The
+ * directory stream is closed on every path.
  */
 static void
 list_folder(TrekFolder *f, TrekScan *scan)
@@ -419,8 +367,6 @@ list_folder(TrekFolder *f, TrekScan *scan)
 	PG_END_TRY();
 	closedir(d);
 }
-
-#endif
 
 /*
  * Collect the migrations of open folder f, in the order the file system
