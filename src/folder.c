@@ -256,6 +256,9 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 	TrekNameResult res;
 	TrekEntryKind kind;
 	TrekMigration *m;
+	char	   *copy;
+	char	   *from;
+	char	   *to;
 
 	res = TrekParseFileName(name, &parsed);
 	if (res == TREK_NAME_IGNORED)
@@ -295,11 +298,20 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 									scan->cap * sizeof(TrekMigration));
 	}
 	m = &scan->migrations[scan->n++];
-	m->file = pnstrdup(name, parsed.len);
-	m->from_rev = TrekRevisionsAdd(scan->revs, name + parsed.from_start,
-								   parsed.from_len);
-	m->to_rev = TrekRevisionsAdd(scan->revs, name + parsed.to_start,
-								 parsed.to_len);
+
+	/* the file name and its two revision names, in one allocation */
+	copy = palloc(parsed.len + parsed.from_len + parsed.to_len + 3);
+	m->file = copy;
+	memcpy(copy, name, parsed.len);
+	copy[parsed.len] = '\0';
+	from = copy + parsed.len + 1;
+	memcpy(from, name + parsed.from_start, parsed.from_len);
+	from[parsed.from_len] = '\0';
+	to = from + parsed.from_len + 1;
+	memcpy(to, name + parsed.to_start, parsed.to_len);
+	to[parsed.to_len] = '\0';
+	m->from_rev = TrekRevisionsAdd(scan->revs, from, parsed.from_len);
+	m->to_rev = TrekRevisionsAdd(scan->revs, to, parsed.to_len);
 	m->from = TrekRevisionsName(scan->revs, m->from_rev);
 	m->to = TrekRevisionsName(scan->revs, m->to_rev);
 	m->up = parsed.up;

@@ -6,7 +6,7 @@
  * Pure code, below every other room: scanning a folder (folder.c) numbers
  * its revision names here, and the revision graph (graph.c) takes its nodes
  * from those numbers.  Names map to numbers through PostgreSQL's
- * simplehash.h; each name is copied once, into the current memory context.
+ * simplehash.h; the names themselves are the caller's, kept, not copied.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,29 +17,36 @@
 
 #include "names.h"
 
-/* a name as found, not necessarily zero-terminated */
-typedef struct TrekNameKey
-{
-	const char *str;
-	int			len;
-} TrekNameKey;
-
 /* one revision name and its number */
 typedef struct TrekRevisionEntry
 {
-	TrekNameKey key;			/* str: the copy in names[rev] */
+	const char *name;			/* the caller's, kept */
 	int			rev;
 	uint32		hash;
 	char		status;			/* simplehash's */
 } TrekRevisionEntry;
 
+static inline uint32
+name_hash(const char *name, int len)
+{
+	return hash_bytes((const unsigned char *) name, len);
+}
+
+/* revision names are short: a loop beats a call to strcmp() */
+static inline bool
+same_name(const char *a, const char *b)
+{
+	while (*a != '\0' && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
 #define SH_PREFIX trek_revhash
 #define SH_ELEMENT_TYPE TrekRevisionEntry
-#define SH_KEY_TYPE TrekNameKey
-#define SH_KEY key
-#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k).str, (k).len)
-#define SH_EQUAL(tb, a, b) \
-	((a).len == (b).len && memcmp((a).str, (b).str, (a).len) == 0)
+#define SH_KEY_TYPE const char *
+#define SH_KEY name
+#define SH_HASH_KEY(tb, key) name_hash(key, strlen(key))
+#define SH_EQUAL(tb, a, b) same_name(a, b)
 #define SH_STORE_HASH
 #define SH_GET_HASH(tb, a) ((a)->hash)
 #define SH_SCOPE static inline
@@ -56,19 +63,20 @@ struct TrekRevisions
 };
 
 /*
- * Number of the revision named by the len bytes at name; with add, a new
- * number when there is none yet, else -1.
+ * Number of revision name, len bytes long: with add, a new number when
+ * there is none yet (and name, which must stay allocated as long as r, is
+ * kept), else -1.
  */
 static int
 find_revision(TrekRevisions *r, const char *name, int len, bool add)
 {
-	TrekNameKey key = {name, len};
+	uint32		hash = name_hash(name, len);
 	TrekRevisionEntry *e;
 	bool		found;
 
 	if (!add)
 	{
-		e = trek_revhash_lookup(r->table, key);
+		e = trek_revhash_lookup_hash(r->table, name, hash);
 		return e ? e->rev : -1;
 	}
 
@@ -82,13 +90,13 @@ find_revision(TrekRevisions *r, const char *name, int len, bool add)
 		r->cap *= 2;
 		r->names = repalloc(r->names, r->cap * sizeof(char *));
 	}
-	e = trek_revhash_insert(r->table, key, &found);
-	if (found)
-		return e->rev;
-	r->names[r->n] = pnstrdup(name, len);
-	e->key.str = r->names[r->n];	/* the table keeps the copy */
-	e->rev = r->n;
-	return r->n++;
+	e = trek_revhash_insert_hash(r->table, name, hash, &found);
+	if (!found)
+	{
+		e->rev = r->n;
+		r->names[r->n++] = unconstify(char *, name);	/* Add's */
+	}
+	return e->rev;
 }
 
 /*
@@ -104,14 +112,18 @@ TrekRevisionsCreate(int expected)
 	r->table = trek_revhash_create(CurrentMemoryContext, expected, NULL);
 	r->cap = expected;
 	r->names = palloc(r->cap * sizeof(char *));
-	(void) find_revision(r, "initial", 7, true);
+	(void) find_revision(r, pstrdup("initial"), 7, true);
 	return r;
 }
 
-/* number of the revision named by the len bytes at name, added if new */
+/*
+ * Number of revision name, len bytes and a terminating zero, added if new:
+ * then name itself is kept, so it must stay allocated as long as revs.
+ */
 int
-TrekRevisionsAdd(TrekRevisions *revs, const char *name, int len)
+TrekRevisionsAdd(TrekRevisions *revs, char *name, int len)
 {
+	Assert(name[len] == '\0');
 	return find_revision(revs, name, len, true);
 }
 
@@ -122,11 +134,11 @@ TrekRevisionsName(TrekRevisions *revs, int rev)
 	return revs->names[rev];
 }
 
-/* number of the revision named by the len bytes at name, or -1 */
+/* number of revision name, or -1 */
 int
-TrekRevisionsFind(TrekRevisions *revs, const char *name, int len)
+TrekRevisionsFind(TrekRevisions *revs, const char *name)
 {
-	return find_revision(revs, name, len, false);
+	return find_revision(revs, name, strlen(name), false);
 }
 
 /* the names by number, *n of them */

@@ -12,9 +12,9 @@
 typedef struct TrekRevisions TrekRevisions;
 
 extern TrekRevisions *TrekRevisionsCreate(int expected);
-extern int	TrekRevisionsAdd(TrekRevisions *revs, const char *name, int len);
+extern int	TrekRevisionsAdd(TrekRevisions *revs, char *name, int len);
 extern char *TrekRevisionsName(TrekRevisions *revs, int rev);
-extern int	TrekRevisionsFind(TrekRevisions *revs, const char *name, int len);
+extern int	TrekRevisionsFind(TrekRevisions *revs, const char *name);
 extern char **TrekRevisionsNames(TrekRevisions *revs, int *n);
 
 #endif							/* TREK_NAMES_H */
