@@ -33,6 +33,8 @@ def main():
     # names trek also gives variables (a file's text), as PostgreSQL's own
     # pgindent leaves out a few of its typedefs
     names -= {"text"}
+    # and types of code that only other systems compile (folder.c's readdir)
+    names |= {"DIR"}
     (ROOT / "typedefs.list").write_text("".join(n + "\n" for n in sorted(names)))
     print("typedefs.list: %d names" % len(names))
 

@@ -243,6 +243,7 @@ typedef struct TrekScan
 	List	   *invalid;		/* printable names that break the grammar */
 	bool		has_initial;	/* a migration from "initial" was seen */
 	TrekRevisions *revs;		/* their revisions, numbered */
+	TrekStrings names;			/* their file names */
 } TrekScan;
 
 /*
@@ -256,9 +257,6 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 	TrekNameResult res;
 	TrekEntryKind kind;
 	TrekMigration *m;
-	char	   *copy;
-	char	   *from;
-	char	   *to;
 
 	res = TrekParseFileName(name, &parsed);
 	if (res == TREK_NAME_IGNORED)
@@ -298,20 +296,11 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 									scan->cap * sizeof(TrekMigration));
 	}
 	m = &scan->migrations[scan->n++];
-
-	/* the file name and its two revision names, in one allocation */
-	copy = palloc(parsed.len + parsed.from_len + parsed.to_len + 3);
-	m->file = copy;
-	memcpy(copy, name, parsed.len);
-	copy[parsed.len] = '\0';
-	from = copy + parsed.len + 1;
-	memcpy(from, name + parsed.from_start, parsed.from_len);
-	from[parsed.from_len] = '\0';
-	to = from + parsed.from_len + 1;
-	memcpy(to, name + parsed.to_start, parsed.to_len);
-	to[parsed.to_len] = '\0';
-	m->from_rev = TrekRevisionsAdd(scan->revs, from, parsed.from_len);
-	m->to_rev = TrekRevisionsAdd(scan->revs, to, parsed.to_len);
+	m->file = TrekStringsCopy(&scan->names, name, parsed.len);
+	m->from_rev = TrekRevisionsAdd(scan->revs, name + parsed.from_start,
+								   parsed.from_len);
+	m->to_rev = TrekRevisionsAdd(scan->revs, name + parsed.to_start,
+								 parsed.to_len);
 	m->from = TrekRevisionsName(scan->revs, m->from_rev);
 	m->to = TrekRevisionsName(scan->revs, m->to_rev);
 	m->up = parsed.up;
@@ -319,6 +308,59 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 	if (m->from_rev == 0)		/* "initial" */
 		scan->has_initial = true;
 }
+
+/* getdents64() is declared by glibc 2.30 and later */
+#if defined(__linux__) && defined(__GLIBC__)
+#if __GLIBC_PREREQ(2, 30)
+#define TREK_HAVE_GETDENTS64 1
+#endif
+#endif
+
+#ifdef TREK_HAVE_GETDENTS64
+
+/*
+ * Linux: read the entries straight from the folder's own descriptor with
+ * getdents64(), through a buffer large enough for a few thousand entries at
+ * a time.  readdir() would do the same system calls, but it also takes a
+ * lock and does its bookkeeping for every single entry, which at 10,000
+ * files is a noticeable part of planning.
+ */
+#define TREK_DIRENT_BUFFER 131072
+
+static void
+list_folder(TrekFolder *f, TrekScan *scan)
+{
+	char	   *buf = palloc(TREK_DIRENT_BUFFER);
+
+	if (lseek(f->fd, 0, SEEK_SET) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read migration folder \"%s\": %m", f->path)));
+	for (;;)
+	{
+		ssize_t		len;
+
+		CHECK_FOR_INTERRUPTS();
+		len = getdents64(f->fd, buf, TREK_DIRENT_BUFFER);
+		if (len < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read migration folder \"%s\": %m",
+							f->path)));
+		if (len == 0)
+			break;
+		for (ssize_t off = 0; off < len;)
+		{
+			struct dirent64 *de = (struct dirent64 *) (buf + off);
+
+			add_entry(f, de->d_name, de->d_type, scan);
+			off += de->d_reclen;
+		}
+	}
+	pfree(buf);
+}
+
+#else
 
 static void
 read_entries(TrekFolder *f, DIR *d, TrekScan *scan)
@@ -345,9 +387,8 @@ read_entries(TrekFolder *f, DIR *d, TrekScan *scan)
 
 /*
  * List the entries of open folder f into scan, from a duplicate of the
- * folder's descriptor, so they are those of the folder that was checked
- * (PostgreSQL's AllocateDir() would open the folder again by name).  The
- * directory stream is closed on every path.
+ * folder's descriptor, so they are those of the folder that was checked.
+ * The directory stream is closed on every path.
  */
 static void
 list_folder(TrekFolder *f, TrekScan *scan)
@@ -380,6 +421,8 @@ list_folder(TrekFolder *f, TrekScan *scan)
 	closedir(d);
 }
 
+#endif
+
 /*
  * Collect the migrations of open folder f, in the order the file system
  * lists them unless sorted is asked for (by file name).  Planning does not
@@ -406,6 +449,8 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 	scan.invalid = NIL;
 	scan.has_initial = false;
 	scan.revs = TrekRevisionsCreate(scan.cap);
+	scan.names.free = NULL;
+	scan.names.left = 0;
 	list_folder(f, &scan);
 
 	/* warn in name order, not in the file system's order */

@@ -192,7 +192,7 @@ TrekGraphBuild(TrekMigration *migrations, int nmigrations,
 int
 TrekGraphFind(TrekGraph *g, const char *revision)
 {
-	return TrekRevisionsFind(g->revs, revision);
+	return TrekRevisionsFind(g->revs, revision, strlen(revision));
 }
 
 const char *

@@ -1,12 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * names.c
- *	  A folder's revision names, numbered.
+ *	  Names copied into blocks, and a folder's revision names, numbered.
  *
- * Pure code, below every other room: scanning a folder (folder.c) numbers
- * its revision names here, and the revision graph (graph.c) takes its nodes
- * from those numbers.  The names themselves are the caller's, kept, not
- * copied.
+ * Pure code, below every other room: scanning a folder (folder.c) copies
+ * its file names here and numbers its revision names, and the revision
+ * graph (graph.c) takes its nodes from those numbers.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,16 +17,36 @@
 
 #include "names.h"
 
+#define TREK_STRING_BLOCK 32768
+
+/*
+ * Copy len bytes of s and a terminating zero into strings' blocks.
+ */
+char *
+TrekStringsCopy(TrekStrings *strings, const char *s, size_t len)
+{
+	char	   *p;
+
+	if (len + 1 > strings->left)
+	{
+		strings->left = Max(TREK_STRING_BLOCK, len + 1);
+		strings->free = palloc(strings->left);
+	}
+	p = strings->free;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	strings->free += len + 1;
+	strings->left -= len + 1;
+	return p;
+}
+
 /*
  * Revision names to numbers.  Open addressing with linear probing: each
  * slot holds the name's hash in its high half and number + 1 in its low
  * half (0 for an empty slot), and the table is at most 70% full.  Eight
  * bytes a slot keep the table of a 10,000-file folder (128 kB) in the
  * processor's cache, and the stored hash spares comparing names that merely
- * share a slot.  PostgreSQL's simplehash.h was measured in its place and
- * lost by more than this machine's noise: with its 24-byte buckets the
- * no-op at 10,000 files took about 10% longer (bench/README.md, "The
- * redesign").
+ * share a slot.
  */
 struct TrekRevisions
 {
@@ -36,6 +55,7 @@ struct TrekRevisions
 	char	  **names;			/* by number */
 	int			n;
 	int			cap;
+	TrekStrings strings;		/* where the names are copied */
 };
 
 static void
@@ -83,9 +103,7 @@ revision_hash(const char *name, int len)
 
 /*
  * Number of the revision named by the len bytes at name, whose hash is
- * hash, or -1 when there is none and add is false; with add, a new number,
- * and name, which then ends at len and must stay allocated as long as r,
- * is kept.
+ * hash, or -1 when there is none and add is false; with add, a new number.
  */
 static int
 find_revision(TrekRevisions *r, const char *name, int len, uint32 hash,
@@ -114,7 +132,7 @@ find_revision(TrekRevisions *r, const char *name, int len, uint32 hash,
 		r->names = repalloc(r->names, r->cap * sizeof(char *));
 	}
 	r->slots[i] = ((uint64) hash << 32) | (uint32) (r->n + 1);
-	r->names[r->n] = unconstify(char *, name);	/* Add's */
+	r->names[r->n] = TrekStringsCopy(&r->strings, name, len);
 	if ((uint64) 10 * ++r->n > (uint64) 7 * r->mask)
 		grow_slots(r, 2 * (r->mask + 1));
 	return r->n - 1;
@@ -133,19 +151,14 @@ TrekRevisionsCreate(int expected)
 	grow_slots(r, pg_nextpower2_32((uint32) expected));
 	r->cap = expected;
 	r->names = palloc(r->cap * sizeof(char *));
-	(void) find_revision(r, pstrdup("initial"), 7,
-						 revision_hash("initial", 7), true);
+	(void) find_revision(r, "initial", 7, revision_hash("initial", 7), true);
 	return r;
 }
 
-/*
- * Number of revision name, len bytes and a terminating zero, added if new:
- * then name itself is kept, so it must stay allocated as long as revs.
- */
+/* number of the revision named by the len bytes at name, added if new */
 int
-TrekRevisionsAdd(TrekRevisions *revs, char *name, int len)
+TrekRevisionsAdd(TrekRevisions *revs, const char *name, int len)
 {
-	Assert(name[len] == '\0');
 	return find_revision(revs, name, len, revision_hash(name, len), true);
 }
 
@@ -157,12 +170,10 @@ TrekRevisionsName(TrekRevisions *revs, int rev)
 }
 
 
-/* number of revision name, or -1 */
+/* number of the revision named by the len bytes at name, or -1 */
 int
-TrekRevisionsFind(TrekRevisions *revs, const char *name)
+TrekRevisionsFind(TrekRevisions *revs, const char *name, int len)
 {
-	int			len = strlen(name);
-
 	return find_revision(revs, name, len, revision_hash(name, len), false);
 }
 
