@@ -329,6 +329,16 @@ def area():
 
 
 @pytest.fixture
+def fenced(area):
+    """area with the folders allowed/ (for trek.allowed_directories) and
+    outside/ in it."""
+    for sub in ("allowed", "outside"):
+        (area / sub).mkdir()
+        (area / sub).chmod(0o755)
+    return area
+
+
+@pytest.fixture
 def app_role(cluster, database):
     """A role without pg_read_server_files that may plan and execute."""
     role = "regress_trek_app_%s" % uuid.uuid4().hex[:8]
@@ -359,6 +369,20 @@ def notices(conn):
 
 def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_changed_file(err, file, planned, now, context,
+                       hint="Make a new plan with trek_plan()."):
+    """err is the error of running a plan whose file changed from SHA-256
+    planned to now since planning."""
+    d = err.diag
+    assert err.sqlstate == "55000"
+    assert d.message_primary == (
+        'migration file "%s" changed since the plan was made' % file)
+    assert d.message_detail == (
+        "The plan has SHA-256 %s, the file now has %s." % (planned, now))
+    assert d.message_hint == hint
+    assert d.context == context
 
 
 def chain(n, extra="", prefix="t"):

@@ -10,10 +10,9 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import copy_fixture, notices, sha256
+from conftest import check_changed_file, copy_fixture, notices, sha256
 
 REV1 = "20220410_initial_up_rev1.sql"
-STALE_HINT = "Make a new plan with trek_plan()."
 
 
 def scratch_state(conn):
@@ -43,14 +42,8 @@ def test_file_changed_since_planning_is_refused(cluster, database, make_folder):
             "9cd65d190587cb705641a4c8841fc2a65f4da5e96d49db112a1fbc6a2177b5ab")
         with pytest.raises(psycopg.Error) as e:
             conn.execute("SELECT trek_execute(%s)", (Jsonb(plan),))
-        d = e.value.diag
-        assert e.value.sqlstate == "55000"
-        assert d.message_primary == (
-            'migration file "%s" changed since the plan was made' % REV1)
-        assert d.message_detail == (
-            "The plan has SHA-256 %s, the file now has %s." % (planned, now))
-        assert d.message_hint == STALE_HINT
-        assert d.context == 'migration "%s", step 1 of 2' % REV1
+        check_changed_file(e.value, REV1, planned, now,
+                           'migration "%s", step 1 of 2' % REV1)
         # nothing was written
         assert scratch_state(conn) == ("initial", 0, None)
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import copy_fixture, notices, sha256
+from conftest import check_changed_file, copy_fixture, notices, sha256
 
 REV2_REV3 = "20220412_rev2_up_rev3.sql"
 REV4BAD = "20220413_rev3_up_rev4bad.sql"
@@ -80,14 +80,8 @@ def test_plan_with_a_changed_file_is_refused_until_put_back(cluster, database,
             "b91e29e5c59c36a1d34f080656178603a467054ef5ec00d31ab61b984ffdc921")
         with pytest.raises(psycopg.Error) as e:
             conn.execute("CALL trek_migrate(%s)", (Jsonb(up),))
-        d = e.value.diag
-        assert e.value.sqlstate == "55000"
-        assert d.message_primary == (
-            'migration file "%s" changed since the plan was made' % REV2_REV3)
-        assert d.message_detail == (
-            "The plan has SHA-256 %s, the file now has %s." % (planned, now))
-        assert d.message_hint == "Make a new plan with trek_plan()."
-        assert d.context == 'migration "%s", step 1 of 2' % REV2_REV3
+        check_changed_file(e.value, REV2_REV3, planned, now,
+                           'migration "%s", step 1 of 2' % REV2_REV3)
         # nothing was applied
         assert conn.execute("SELECT trek_current('mig_plan')").fetchone()[0] == "rev2"
         assert to_revisions(conn, "mig_plan") == ["rev1", "rev2"]

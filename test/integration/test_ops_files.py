@@ -12,16 +12,11 @@ name are the same every run.
 import psycopg
 import pytest
 
-from conftest import ROOT
+from conftest import copy_fixture
 
-FIXTURES = ROOT / "test" / "fixtures"
 VERIFY_HINT = ("Put the files back as they were applied (trek.history keeps"
                " their SHA-256); trek_status() shows the whole state.")
 PLAN = "SELECT trek_execute(trek_plan(%s, %s, track => %s))"
-
-
-def files_of(fixture):
-    return {p.name: p.read_text() for p in (FIXTURES / fixture).iterdir()}
 
 
 def append(folder, name, text):
@@ -91,7 +86,7 @@ def one_gone_one_changed(conn, folder):
 
 
 def test_an_applied_file_edited_after_it_ran(cluster, database, make_folder):
-    folder = make_folder(files_of("ops_drift"))
+    folder = copy_fixture(make_folder, "ops_drift")
     with connect(cluster, database) as conn:
         applied_and_edited(conn, folder)
         assert status(conn, folder, "track, current, changed_files,"
@@ -109,7 +104,7 @@ def test_an_applied_file_edited_after_it_ran(cluster, database, make_folder):
 
 def test_a_file_is_judged_against_its_newest_run(cluster, database,
                                                  make_folder):
-    folder = make_folder(files_of("ops_drift"))
+    folder = copy_fixture(make_folder, "ops_drift")
     with connect(cluster, database) as conn:
         applied_and_edited(conn, folder)
         # down, edit, up again
@@ -131,7 +126,7 @@ def test_a_file_is_judged_against_its_newest_run(cluster, database,
 
 
 def test_an_applied_file_gone_and_one_changed(cluster, database, make_folder):
-    folder = make_folder(files_of("ops_drift"))
+    folder = copy_fixture(make_folder, "ops_drift")
     with connect(cluster, database) as conn:
         one_gone_one_changed(conn, folder)
         assert status(conn, folder, "current, current_known, head,"
@@ -149,7 +144,7 @@ def test_an_applied_file_gone_and_one_changed(cluster, database, make_folder):
 
 def test_the_current_revision_gone_from_the_folder(cluster, database,
                                                    make_folder):
-    folder = make_folder(files_of("ops_drift"))
+    folder = copy_fixture(make_folder, "ops_drift")
     with connect(cluster, database) as conn:
         one_gone_one_changed(conn, folder)
         move(folder, "20240103_c_down_b.sql", "20240103_c_down_b.sql.bak")
@@ -175,7 +170,7 @@ def test_an_adopted_track_judges_only_what_trek_applied(cluster, database,
     database), then taken to rev3 by trek: an edit of rev1 -> rev2, which
     trek never ran, is no drift, and the way back down through the stamp
     uses the folder's down files."""
-    folder = make_folder(files_of("ops_adopt"))
+    folder = copy_fixture(make_folder, "ops_adopt")
     with connect(cluster, database) as conn:
         conn.execute("CREATE TABLE ops_people (id int PRIMARY KEY, name text)")
         conn.execute("INSERT INTO ops_people VALUES (1, 'Ada')")

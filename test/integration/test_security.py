@@ -49,15 +49,6 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture
-def area(area):
-    """conftest's area with allowed/ and outside/ in it."""
-    for sub in ("allowed", "outside"):
-        (area / sub).mkdir()
-        (area / sub).chmod(0o755)
-    return area
-
-
 def owned_by_server(path, mode):
     """Make path the server's own file (readable by it alone)."""
     if IS_ROOT:
@@ -66,12 +57,12 @@ def owned_by_server(path, mode):
 
 
 @pytest.fixture
-def confined(cluster, database, area, app_role):
-    """A session of a role confined to area/allowed: a superuser's session
+def confined(cluster, database, fenced, app_role):
+    """A session of a role confined to fenced/allowed: a superuser's session
     that set trek.allowed_directories, then SET ROLE to the role."""
     conn = cluster.connect(database)
     conn.execute("SELECT set_config('trek.allowed_directories', %s, false)",
-                 (str(area / "allowed"),))
+                 (str(fenced / "allowed"),))
     conn.execute('SET ROLE "%s"' % app_role)
     yield conn
     conn.close()
@@ -90,16 +81,16 @@ def finish_swapper(proc):
     return swaps
 
 
-def test_plan_never_hashes_a_file_outside_the_allowed_folders(confined, area):
+def test_plan_never_hashes_a_file_outside_the_allowed_folders(confined, fenced):
     """A planned file is swapped with a link to a private file outside:
     trek_plan never returns that file's SHA-256."""
-    folder = area / "allowed" / "app"
+    folder = fenced / "allowed" / "app"
     folder.mkdir()
     folder.chmod(0o755)
     mine = b"CREATE TABLE mine (id int);\n"
     (folder / "20240101_initial_up_one.sql").write_bytes(mine)
     (folder / "20240101_initial_up_one.sql").chmod(0o644)
-    secret = area / "outside" / "secret.sql"
+    secret = fenced / "outside" / "secret.sql"
     secret.write_bytes(b"-- the password is swordfish\n")
     owned_by_server(secret, 0o600)
     os.symlink(secret, folder / ".swap")
@@ -132,17 +123,17 @@ def test_plan_never_hashes_a_file_outside_the_allowed_folders(confined, area):
 
 
 def test_forged_plan_never_runs_another_folders_migration(confined, cluster,
-                                                          database, area):
+                                                          database, fenced):
     """A hand-made plan carries the SHA-256 of another application's
     migration, and the planned name is swapped with a link to that file:
     trek_execute never runs it, and records nothing."""
-    folder = area / "allowed" / "app"
+    folder = fenced / "allowed" / "app"
     folder.mkdir()
     folder.chmod(0o755)
     name = "20240101_initial_up_one.sql"
     (folder / name).write_text("CREATE TABLE mine (id int);\n")
     (folder / name).chmod(0o644)
-    other = area / "outside" / "other"
+    other = fenced / "outside" / "other"
     other.mkdir()
     theirs = b"CREATE TABLE stolen (id int);\n"
     (other / name).write_bytes(theirs)
@@ -175,25 +166,25 @@ def test_forged_plan_never_runs_another_folders_migration(confined, cluster,
             == (True, 0)
 
 
-def test_folder_swap_never_lists_a_private_folder(confined, area):
+def test_folder_swap_never_lists_a_private_folder(confined, fenced):
     """The planned folder itself is swapped with a link to a private folder
     outside: no name of that folder shows in any result, warning or error."""
-    folder = area / "allowed" / "app"
+    folder = fenced / "allowed" / "app"
     folder.mkdir()
     folder.chmod(0o755)
     (folder / "20240101_initial_up_one.sql").write_text("SELECT 1;\n")
     (folder / "20240101_initial_up_one.sql").chmod(0o644)
-    private = area / "outside" / "private"
+    private = fenced / "outside" / "private"
     private.mkdir()
     for n in ("20240101_initial_up_hushhush.sql", "20240102_hushhush_UP_x.sql"):
         (private / n).write_text("SELECT 2;\n")
         owned_by_server(private / n, 0o600)
     owned_by_server(private, 0o700)
-    os.symlink(private, area / "allowed" / ".swap")
+    os.symlink(private, fenced / "allowed" / ".swap")
 
     messages = []
     confined.add_notice_handler(lambda d: messages.append(d.message_primary))
-    swapper = start_swapper(folder, area / "allowed" / ".swap")
+    swapper = start_swapper(folder, fenced / "allowed" / ".swap")
     outcomes = set()
     deadline = time.monotonic() + SWAP_SECONDS
     while time.monotonic() < deadline:
@@ -210,10 +201,10 @@ def test_folder_swap_never_lists_a_private_folder(confined, area):
     assert "planned" in outcomes and "InsufficientPrivilege" in outcomes, outcomes
 
 
-def test_fifo_swapped_in_is_never_waited_on(cluster, database, area):
+def test_fifo_swapped_in_is_never_waited_on(cluster, database, fenced):
     """A planned file of more than 64 kB is swapped with a FIFO in a loop:
     no trek_execute call waits for a writer."""
-    folder = area / "allowed" / "big"
+    folder = fenced / "allowed" / "big"
     folder.mkdir()
     folder.chmod(0o755)
     name = "20240101_initial_up_one.sql"
@@ -273,13 +264,13 @@ def peak_memory_kb(conn):
 
 
 @pytest.mark.parametrize("depth", [2000, 32000, 64000])
-def test_long_missing_paths_cost_little_memory(confined, area, depth):
+def test_long_missing_paths_cost_little_memory(confined, fenced, depth):
     """A confined role asks for a missing folder under an allowed one with
     a very long path: the backend's peak memory grows by a few MB at most,
     and the answer is a clear error."""
     confined.execute("SELECT 1")
     before = peak_memory_kb(confined)
-    path = str(area / "allowed" / "x") + "/a" * depth
+    path = str(fenced / "allowed" / "x") + "/a" * depth
     with pytest.raises(psycopg.Error) as err:
         confined.execute("SELECT trek_plan(%s, 'head')", (path,))
     after = peak_memory_kb(confined)
@@ -291,9 +282,9 @@ def test_long_missing_paths_cost_little_memory(confined, area, depth):
 
 
 @pytest.fixture
-def tenants(cluster, database, area):
+def tenants(cluster, database, fenced):
     """Roles a and b, each logging in on its own, and a member of b: all
-    granted trek's functions and confined to area/allowed (set for the
+    granted trek's functions and confined to fenced/allowed (set for the
     database by a superuser)."""
     suffix = uuid.uuid4().hex[:8]
     roles = {k: "regress_trek_%s_%s" % (k, suffix) for k in ("a", "b", "b_member")}
@@ -308,7 +299,7 @@ def tenants(cluster, database, area):
                       % ", ".join('"%s"' % r for r in roles.values()))
         admin.execute('ALTER DATABASE "%s" SET trek.allowed_directories = %s'
                       % (database, admin.execute("SELECT quote_literal(%s)",
-                                                 (str(area / "allowed"),)).fetchone()[0]))
+                                                 (str(fenced / "allowed"),)).fetchone()[0]))
     yield roles
     with cluster.connect(database) as admin:
         for r in roles.values():
@@ -317,13 +308,13 @@ def tenants(cluster, database, area):
 
 
 def test_tenant_cannot_read_or_confirm_another_tenants_files(cluster, database,
-                                                             area, tenants):
+                                                             fenced, tenants):
     """Tenant a, in a folder of its own, writes candidates for a file that
     tenant b applied and asks trek_status and trek_verify about b's track:
     the answer is the same for a wrong and a right guess, and names none of
     b's files.  b, a member of b and a superuser get the whole answer."""
-    theirs = area / "allowed" / "b"
-    mine = area / "allowed" / "a"
+    theirs = fenced / "allowed" / "b"
+    mine = fenced / "allowed" / "a"
     for folder in (theirs, mine):
         folder.mkdir()
         folder.chmod(0o755)
