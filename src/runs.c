@@ -351,10 +351,11 @@ TrekRunsBegin(const TrekRunRecord *rec)
 {
 	TrekRunSlots *s = slots();
 	int			n = my_slot_number();
-	Oid			ext = current_extension();
+	Oid			ext;
 
 	if (s == NULL || n < 0 || n >= s->nslots)
 		return;
+	ext = current_extension();
 	register_callbacks();
 	my_slot = &s->slots[n];
 	my_subid = InvalidSubTransactionId;
@@ -504,11 +505,12 @@ shared_records(const char *track, int *n)
 	TrekRunRecord *recs;
 	int			count = 0;
 	Oid			userid = GetUserId();
-	Oid			ext = current_extension();
+	Oid			ext;
 
 	*n = 0;
 	if (s == NULL)
 		return NULL;
+	ext = current_extension();
 	recs = palloc(Max(s->nslots, 1) * sizeof(TrekRunRecord));
 	for (int i = 0; i < s->nslots; i++)
 	{
@@ -646,10 +648,11 @@ TrekRunsLast(const char *track, MemoryContext cxt)
 	int64		id;
 	char	   *state = TrekStateLastRun(track, &id, cxt);
 	TrekRunSlots *s = slots();
-	Oid			ext = current_extension();
+	Oid			ext;
 
 	if (s == NULL)
 		return state;
+	ext = current_extension();
 	for (int i = 0; i < s->nslots; i++)
 	{
 		TrekRunSlot *slot = &s->slots[i];
