@@ -70,3 +70,72 @@ BEGIN
 	   AND i.objsubid OPERATOR(pg_catalog.=) 0;
 END
 $update$;
+
+-- ---- folders sent by the client ----
+
+-- Every function that takes a folder on the server also takes the folder
+-- itself: a jsonb object whose keys are file names relative to the folder
+-- and whose values are the files' text.  Nothing is read from the server's
+-- file system for it.  Each form shares its C function with the server
+-- form, which tells them apart by the argument's type.
+CREATE FUNCTION trek_plan(folder jsonb, target text,
+						  direction text DEFAULT 'auto',
+						  track text DEFAULT 'default')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'trek_plan'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_plan(jsonb, text, text, text) IS
+'plan the shortest way from the revision a track is at to a target revision, in a folder sent as jsonb';
+
+CREATE PROCEDURE trek_migrate(folder jsonb, target text,
+							  direction text DEFAULT 'auto',
+							  track text DEFAULT 'default')
+AS 'MODULE_PATHNAME', 'trek_migrate'
+LANGUAGE C;
+
+COMMENT ON PROCEDURE trek_migrate(jsonb, text, text, text) IS
+'migrate a track to a target revision of a folder sent as jsonb, committing each step with its history row';
+
+CREATE FUNCTION trek_status(folder jsonb, track text DEFAULT 'default')
+RETURNS TABLE (track text, current text, current_known boolean, head text,
+			   steps_to_head integer, changed_files text[],
+			   missing_files text[], last_run text, note text)
+AS 'MODULE_PATHNAME', 'trek_status'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+COMMENT ON FUNCTION trek_status(jsonb, text) IS
+'where a track is, how far from head, and which applied files changed or are gone, for a folder sent as jsonb';
+
+CREATE FUNCTION trek_verify(folder jsonb, track text DEFAULT 'default')
+RETURNS void
+AS 'MODULE_PATHNAME', 'trek_verify'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_verify(jsonb, text) IS
+'fail if a migration file applied on a track changed or is gone from a folder sent as jsonb';
+
+CREATE FUNCTION trek_stamp(folder jsonb, revision text,
+						   track text DEFAULT 'default')
+RETURNS text
+AS 'MODULE_PATHNAME', 'trek_stamp'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_stamp(jsonb, text, text) IS
+'record that a track is at a revision of a folder sent as jsonb without running any migration';
+
+CREATE FUNCTION trek_graph(folder jsonb, format text DEFAULT 'mermaid',
+						   track text DEFAULT 'default')
+RETURNS text
+AS 'MODULE_PATHNAME', 'trek_graph'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_graph(jsonb, text, text) IS
+'the revision graph of a migration folder sent as jsonb, as Mermaid or Graphviz dot text';
+
+REVOKE EXECUTE ON FUNCTION trek_plan(jsonb, text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON PROCEDURE trek_migrate(jsonb, text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_status(jsonb, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_verify(jsonb, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_stamp(jsonb, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_graph(jsonb, text, text) FROM PUBLIC;

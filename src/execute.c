@@ -84,7 +84,7 @@ execute_plan(TrekPlan *plan, bool *running, TrekProgress *progress)
 				 errdetail("Step %d of %d starts with \"-- trek:no-transaction\"; trek_execute() runs the whole plan in one transaction.",
 						   top + 1, plan->nsteps),
 				 errhint("Apply the plan with CALL trek_migrate(...).")));
-	folder = TrekFolderOpen(plan->dir);
+	folder = TrekFolderOfPlan(plan);
 	TrekStepCheckPython(plan, 0);
 
 	if (SPI_connect() != SPI_OK_CONNECT)

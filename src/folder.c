@@ -37,6 +37,7 @@
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "storage/fd.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 
 #include "folder.h"
@@ -122,7 +123,9 @@ TrekFolderOpen(const char *dir)
 		errno = save_errno;
 		ereport(ERROR,
 				(file_errcode(),
-				 errmsg("could not open migration folder \"%s\": %m", dir)));
+				 errmsg("could not open migration folder \"%s\": %m", dir),
+				 save_errno == ENOENT ?
+				 errhint("The folder is looked for on the database server's file system, not the client's. To migrate from a folder where the client runs, send the folder itself as jsonb: CALL trek_migrate(folder jsonb, target text).") : 0));
 	}
 
 	f->path = TrekGuardDescriptorPath(f->fd, path);
@@ -141,6 +144,203 @@ TrekFolderOpen(const char *dir)
 						TrekPrintable(f->path), GetDatabaseEncodingName()),
 				 errdetail("Plans, history rows and messages hold the folder's path as text."),
 				 errhint("Rename the folder, or the folders above it, to names valid in the database encoding.")));
+	return f;
+}
+
+static int
+sent_file_cmp(const void *a, const void *b)
+{
+	return strcmp(((const TrekSentFile *) a)->name,
+				  ((const TrekSentFile *) b)->name);
+}
+
+/*
+ * Check a file name of a sent folder: relative to the folder, components
+ * separated by "/", none empty (so no trailing "/"), "." or "..", none over
+ * NAME_MAX bytes, no NUL, valid in the database encoding.  jsonb holds
+ * neither NUL nor invalid text, but a name is checked, not trusted.
+ */
+static void
+check_sent_name(const char *name, int len)
+{
+	const char *printable;
+	const char *p = name;
+	const char *end = name + len;
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sent migration folder has a file with an empty name")));
+	if (memchr(name, '\0', len) != NULL ||
+		!pg_verifymbstr(name, len, true))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("sent migration folder has a file name that is not valid text")));
+	printable = pnstrdup(name, Min(len, TREK_MAX_DIR_LEN));
+	if (len > TREK_MAX_DIR_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("file name \"%s...\" in the sent migration folder is too long",
+						pnstrdup(name, 64)),
+				 errdetail("It has %d bytes; a name has at most %d.",
+						   len, TREK_MAX_DIR_LEN)));
+	if (name[0] == '/')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file name \"%s\" in the sent migration folder is an absolute path",
+						printable),
+				 errhint("Name each file relative to the folder, as \"20240101_initial_up_a.sql\" or \"sub/b.sql\".")));
+	while (p <= end)
+	{
+		const char *slash = memchr(p, '/', end - p);
+		int			n = (int) ((slash ? slash : end) - p);
+
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+			(n == 2 && p[0] == '.' && p[1] == '.'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("file name \"%s\" in the sent migration folder is not a plain relative path",
+							printable),
+					 errdetail("Names are relative to the folder, their parts separated by \"/\"; no part may be empty (as after a trailing \"/\"), \".\" or \"..\".")));
+		if (n > TREK_MAX_NAME_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_NAME_TOO_LONG),
+					 errmsg("file name \"%s\" in the sent migration folder is too long",
+							printable),
+					 errdetail("A part of a name has at most %d bytes.",
+							   TREK_MAX_NAME_LEN)));
+		p += n + 1;
+	}
+}
+
+static const char *
+json_type_name(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvBool:
+			return "boolean";
+		case jbvNumeric:
+			return "number";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "array" : "object";
+		default:
+			return "value";
+	}
+}
+
+/*
+ * A folder sent by the client: a jsonb object whose keys are file names
+ * relative to the folder and whose values are the files' text.  Every name
+ * and value is checked before anything else happens; the texts stay where
+ * they are in jb (nothing is copied), so jb must live as long as the folder.
+ */
+static TrekFolder *
+open_sent(Jsonb *jb)
+{
+	TrekFolder *f = palloc0(sizeof(TrekFolder));
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int64		total = 0;
+	char	   *name = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sent migration folder is not a JSON object"),
+				 errhint("Send an object whose keys are the file names and whose values are the files' text.")));
+	f->path = TREK_SENT_DIR;
+	f->fd = -1;
+	f->sent = true;
+	f->files = palloc(Max(JB_ROOT_COUNT(jb), 1) * sizeof(TrekSentFile));
+
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		TrekSentFile *sf;
+
+		CHECK_FOR_INTERRUPTS();
+		if (tok == WJB_KEY)
+		{
+			check_sent_name(v.val.string.val, v.val.string.len);
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		if (v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("file \"%s\" in the sent migration folder is not a string",
+							name),
+					 errdetail("Its value is a JSON %s; the value of each file is its text.",
+							   json_type_name(&v))));
+		total += v.val.string.len;
+		if (total > TREK_SENT_MAX_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("sent migration folder is too large"),
+					 errdetail("Its files hold more than %d bytes of text, the most a sent folder may hold.",
+							   TREK_SENT_MAX_BYTES),
+					 errhint("Migrate in several calls, each with a folder that reaches an intermediate revision, or put the folder on the server.")));
+		sf = &f->files[f->nfiles++];
+		sf->name = name;
+		sf->text = v.val.string.val;
+		sf->len = v.val.string.len;
+	}
+	qsort(f->files, f->nfiles, sizeof(TrekSentFile), sent_file_cmp);
+	return f;
+}
+
+/*
+ * Open the folder a function was given: on the server, or sent.
+ */
+TrekFolder *
+TrekFolderOpenRef(const TrekFolderRef *ref)
+{
+	if (ref->sent != NULL)
+		return open_sent(ref->sent);
+	return TrekFolderOpen(ref->dir);
+}
+
+/*
+ * The folder plan's steps are read from: its folder on the server, or, for
+ * a plan made from a sent folder, the texts the plan carries (each checked
+ * against its SHA-256 as a server file is when its step runs).
+ */
+TrekFolder *
+TrekFolderOfPlan(const TrekPlan *plan)
+{
+	TrekFolder *f;
+
+	if (strcmp(plan->dir, TREK_SENT_DIR) != 0)
+		return TrekFolderOpen(plan->dir);
+
+	f = palloc0(sizeof(TrekFolder));
+	f->path = TREK_SENT_DIR;
+	f->fd = -1;
+	f->sent = true;
+	f->files = palloc(Max(plan->nsteps, 1) * sizeof(TrekSentFile));
+	for (int i = 0; i < plan->nsteps; i++)
+	{
+		TrekSentFile *sf = &f->files[f->nfiles++];
+
+		sf->name = plan->steps[i].file;
+		sf->text = plan->steps[i].text;
+		sf->len = plan->steps[i].len;
+	}
+	qsort(f->files, f->nfiles, sizeof(TrekSentFile), sent_file_cmp);
+	for (int i = 1; i < f->nfiles; i++)
+		if (strcmp(f->files[i - 1].name, f->files[i].name) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("malformed trek plan"),
+					 errdetail("File \"%s\" is the file of two steps.",
+							   f->files[i].name),
+					 errhint("Pass the result of trek_plan() to trek_execute() unchanged.")));
 	return f;
 }
 
@@ -443,7 +643,9 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 	 */
 	scan.n = 0;
 	scan.cap = 64;
-	if (fstat(f->fd, &st) == 0 && st.st_size / 40 > scan.cap)
+	if (f->sent)
+		scan.cap = Max(f->nfiles, 64);
+	else if (fstat(f->fd, &st) == 0 && st.st_size / 40 > scan.cap)
 		scan.cap = (int) Min(st.st_size / 40, 65536);
 	scan.migrations = palloc(scan.cap * sizeof(TrekMigration));
 	scan.invalid = NIL;
@@ -451,7 +653,15 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 	scan.revs = TrekRevisionsCreate(scan.cap);
 	scan.names.free = NULL;
 	scan.names.left = 0;
-	list_folder(f, &scan);
+	if (f->sent)
+	{
+		/* files in subfolders are skipped, as a server folder's are */
+		for (int i = 0; i < f->nfiles; i++)
+			if (strchr(f->files[i].name, '/') == NULL)
+				add_entry(f, f->files[i].name, DT_REG, &scan);
+	}
+	else
+		list_folder(f, &scan);
 
 	/* warn in name order, not in the file system's order */
 	list_sort(scan.invalid, name_cmp);
@@ -487,6 +697,19 @@ sha256_hex(const uint8 *digest, char *out)
 		out[2 * i + 1] = hex[digest[i] & 0xF];
 	}
 	out[TREK_SHA256_HEX_LEN] = '\0';
+}
+
+static void
+too_large(const char *path, int64 size)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("migration file \"%s\" is too large", path),
+			 errdetail("The file has %lld bytes, more than \"%s\" (%d kB).",
+					   (long long) size, "trek.max_file_size",
+					   TrekMaxFileSize),
+			 errhint("Split the migration into several files, or raise \"%s\".",
+					 "trek.max_file_size")));
 }
 
 /*
@@ -591,14 +814,7 @@ open_migration(TrekFolder *f, const char *file, const char *path,
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("migration \"%s\" is not a regular file", path)));
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("migration file \"%s\" is too large", path),
-			 errdetail("The file has %lld bytes, more than \"%s\" (%d kB).",
-					   (long long) st->st_size, "trek.max_file_size",
-					   TrekMaxFileSize),
-			 errhint("Split the migration into several files, or raise \"%s\".",
-					 "trek.max_file_size")));
+	too_large(path, st->st_size);
 	return -1;					/* keep compiler quiet */
 }
 
@@ -694,6 +910,70 @@ read_and_hash(TrekLoad *load)
 			 pg_cryptohash_error(load->ctx));
 }
 
+/* the sent file of folder f named file, or an error */
+static TrekSentFile *
+sent_file(TrekFolder *f, const char *file)
+{
+	TrekSentFile key;
+	TrekSentFile *sf;
+
+	key.name = (char *) file;
+	sf = bsearch(&key, f->files, f->nfiles, sizeof(TrekSentFile),
+				 sent_file_cmp);
+	if (sf == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FILE),
+				 errmsg("migration file \"%s\" is not in the folder sent by the client",
+						file)));
+	return sf;
+}
+
+/*
+ * The text of file in sent folder f (len bytes, not NUL-terminated), which
+ * lives as long as the jsonb the folder was sent in.
+ */
+const char *
+TrekSentText(TrekFolder *f, const char *file, int *len)
+{
+	TrekSentFile *sf = sent_file(f, file);
+
+	*len = sf->len;
+	return sf->text;
+}
+
+/*
+ * load_migration() for a sent folder: the text is in memory already.
+ */
+static char *
+load_sent(TrekFolder *f, const char *file, TrekLoad *load, int *len,
+		  char *sha256, bool *no_transaction)
+{
+	TrekSentFile *sf = sent_file(f, file);
+
+	if ((int64) sf->len > (int64) TrekMaxFileSize * 1024)
+		too_large(load->path, sf->len);
+
+	load->ctx = pg_cryptohash_create(PG_SHA256);
+	if (pg_cryptohash_init(load->ctx) < 0)
+		elog(ERROR, "could not initialize SHA-256: %s",
+			 pg_cryptohash_error(load->ctx));
+	hash_update(load->ctx, sf->text, sf->len);
+	if (pg_cryptohash_final(load->ctx, load->digest, sizeof(load->digest)) < 0)
+		elog(ERROR, "could not finish SHA-256: %s",
+			 pg_cryptohash_error(load->ctx));
+	pg_cryptohash_free(load->ctx);
+	sha256_hex(load->digest, sha256);
+	*no_transaction = TrekNoTransactionMarker(sf->text, sf->len, load->python);
+	if (len != NULL)
+		*len = sf->len;
+	if (!load->keep)
+		return NULL;
+	load->buf = palloc((Size) sf->len + 1);
+	memcpy(load->buf, sf->text, sf->len);
+	load->buf[sf->len] = '\0';
+	return load->buf;
+}
+
 /*
  * Open a migration file, hash it and, if keep, return its whole contents
  * NUL-terminated (else NULL, and only one chunk of it is in memory at a
@@ -712,6 +992,8 @@ load_migration(TrekFolder *f, const char *file, bool keep, int *len, char *sha25
 	load.path = psprintf("%s/%s", f->path, file);
 	load.keep = keep;
 	load.python = TrekParseFileName(file, &name) == TREK_NAME_OK && name.python;
+	if (f->sent)
+		return load_sent(f, file, &load, len, sha256, no_transaction);
 	load.fd = open_migration(f, file, load.path, &st);
 	load.size = st.st_size;
 	PG_TRY();

@@ -16,22 +16,39 @@
 
 
 
-/* a migration folder opened and checked for the current user */
+/* one file of a folder sent by the client */
+typedef struct TrekSentFile
+{
+	char	   *name;			/* relative to the folder: "a.sql", "sub/b.sql" */
+	const char *text;			/* len bytes, not NUL-terminated */
+	int			len;
+} TrekSentFile;
+
+/*
+ * A migration folder opened and checked for the current user: a folder on
+ * the server (fd), or one sent by the client (files; path is TREK_SENT_DIR).
+ */
 typedef struct TrekFolder
 {
 	char	   *path;			/* canonical path of the opened folder */
 	int			fd;				/* its descriptor (fd.c's), or -1 */
 	bool		confined;		/* user limited to trek.allowed_directories */
 	List	   *roots;			/* the allowed folders, resolved (confined) */
+	bool		sent;			/* sent by the client: no file is opened */
+	TrekSentFile *files;		/* its files, sorted by name */
+	int			nfiles;
 } TrekFolder;
 
 
 extern TrekFolder *TrekFolderOpen(const char *dir);
+extern TrekFolder *TrekFolderOpenRef(const TrekFolderRef *ref);
+extern TrekFolder *TrekFolderOfPlan(const TrekPlan *plan);
 extern void TrekFolderClose(TrekFolder *f);
 extern TrekMigration *TrekScanFolder(TrekFolder *f, int *nmigrations,
 									 bool sorted, TrekRevisions **revs);
 extern void TrekHashFile(TrekFolder *f, const char *file, char *sha256,
 						 bool *no_transaction);
+extern const char *TrekSentText(TrekFolder *f, const char *file, int *len);
 extern char *TrekReadFile(TrekFolder *f, const char *file, int *len,
 						  char *sha256, bool *no_transaction);
 

@@ -263,7 +263,8 @@ TrekGuardDeny(const char *dir)
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied to read migrations in \"%s\"", dir),
 			 errdetail("Only roles with privileges of the \"%s\" role may use folders outside \"%s\".",
-					   "pg_read_server_files", "trek.allowed_directories")));
+					   "pg_read_server_files", "trek.allowed_directories"),
+			 errhint("Folders are read on the database server. To migrate from a folder where the client runs, send the folder itself as jsonb: CALL trek_migrate(folder jsonb, target text).")));
 }
 
 /*

@@ -180,6 +180,7 @@ typedef struct TrekMigrateRun
 	TrekProgress progress;
 	bool		nested;			/* called from a procedure or DO block */
 	MemoryContext cxt;			/* the run's memory */
+	TrekFolder *sent;			/* the texts of a sent folder's plan, or NULL */
 } TrekMigrateRun;
 
 /*
@@ -284,7 +285,7 @@ migrate_steps(TrekMigrateRun *run, int first, bool owned)
 			oldcxt = MemoryContextSwitchTo(stepcxt);
 			run->progress.step = i;
 			run->progress.line = 0;
-			folder = TrekFolderOpen(plan->dir);
+			folder = run->sent ? run->sent : TrekFolderOfPlan(plan);
 			TrekStepReport("trek_migrate", plan, i);
 			started = GetCurrentTimestamp();
 			pending = NULL;
@@ -298,7 +299,7 @@ migrate_steps(TrekMigrateRun *run, int first, bool owned)
 					edata = TrekNotxnRun(pending, &run->lock, plan->track,
 										 TrekLockTimeout, TrekLockRetries,
 										 run->cxt);
-				folder = TrekFolderOpen(plan->dir);
+				folder = run->sent ? run->sent : TrekFolderOfPlan(plan);
 			}
 			MemoryContextSwitchTo(oldcxt);
 			if (edata == NULL)
@@ -360,7 +361,7 @@ migrate_steps(TrekMigrateRun *run, int first, bool owned)
  * trek_migrate(plan), or NULL: then the plan is made here, under the lock.
  */
 static void
-migrate_locked(TrekMigrateRun *run, TrekPlan *given, const char *dir,
+migrate_locked(TrekMigrateRun *run, TrekPlan *given, const TrekFolderRef *where,
 			   const char *target, const char *direction, const char *track)
 {
 	TrekPlan   *plan = given;
@@ -374,11 +375,13 @@ migrate_locked(TrekMigrateRun *run, TrekPlan *given, const char *dir,
 	if (plan == NULL)
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
-		plan = TrekPlanMake(dir, target, direction, track,
+		plan = TrekPlanMake(where, target, direction, track,
 							TrekStateCurrent(track));
 		PopActiveSnapshot();
 	}
-	folder = TrekFolderOpen(plan->dir);
+	folder = TrekFolderOfPlan(plan);
+	if (folder->sent)
+		run->sent = folder;		/* built once: the steps only read it */
 	current = TrekStateRead(plan->track, &owned, &owner, run->cxt);
 	TrekStateCheckOwner(plan->track, owned, owner, "migrate");
 
@@ -464,13 +467,13 @@ record_migrate_failure(TrekMigrateRun *run, ErrorData *edata)
 }
 
 /*
- * CALL trek_migrate(): run given (a plan from trek_plan), or plan from dir
- * to target and run that, one step per transaction.  atomic says whether
+ * CALL trek_migrate(): run given (a plan from trek_plan), or plan from the
+ * folder where (on the server, or sent) to target and run that, one step per transaction.  atomic says whether
  * the call came from a context that cannot commit (a transaction block).
  */
 void
-TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
-			const char *direction, const char *track)
+TrekMigrate(bool atomic, TrekPlan *given, const TrekFolderRef *where,
+			const char *target, const char *direction, const char *track)
 {
 	const char *locked = given != NULL ? given->track : track;
 	MemoryContext callercxt = CurrentMemoryContext;
@@ -515,7 +518,7 @@ TrekMigrate(bool atomic, TrekPlan *given, const char *dir, const char *target,
 	TrekSetExecuting(true);
 	PG_TRY();
 	{
-		migrate_locked(run, given, dir, target, direction, track);
+		migrate_locked(run, given, where, target, direction, track);
 	}
 	PG_CATCH();
 	{

@@ -11,8 +11,8 @@
 #include "plan.h"
 
 extern void TrekMigrateDefineSettings(void);
-extern void TrekMigrate(bool atomic, TrekPlan *given, const char *dir,
-						const char *target, const char *direction,
-						const char *track);
+extern void TrekMigrate(bool atomic, TrekPlan *given,
+						const TrekFolderRef *where, const char *target,
+						const char *direction, const char *track);
 
 #endif							/* TREK_MIGRATE_H */

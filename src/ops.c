@@ -128,7 +128,7 @@ rows_in_effect(TrekHistoryRow *rows, int nrows, int *n)
  * the last run is not read: only the revision it is at is known.
  */
 static void
-survey(TrekSurvey *s, const char *dir, const char *track)
+survey(TrekSurvey *s, const TrekFolderRef *where, const char *track)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	TrekHistoryRow *rows;
@@ -140,7 +140,7 @@ survey(TrekSurvey *s, const char *dir, const char *track)
 
 	memset(s, 0, sizeof(TrekSurvey));
 	s->track = track;
-	s->folder = TrekFolderOpen(dir);
+	s->folder = TrekFolderOpenRef(where);
 	s->migrations = TrekScanFolder(s->folder, &s->nmigrations, true,
 								   &revs);
 	s->graph = TrekGraphBuild(s->migrations, s->nmigrations, revs);
@@ -210,7 +210,8 @@ drift_files(TrekSurvey *s, bool missing)
  * and the last run are NULL, and the note says why.
  */
 void
-TrekOpsStatus(FunctionCallInfo fcinfo, const char *dir, const char *track)
+TrekOpsStatus(FunctionCallInfo fcinfo, const TrekFolderRef *where,
+			  const char *track)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TrekSurvey	s;
@@ -222,7 +223,7 @@ TrekOpsStatus(FunctionCallInfo fcinfo, const char *dir, const char *track)
 	char	   *note = NULL;
 
 	InitMaterializedSRF(fcinfo, 0);
-	survey(&s, dir, track);
+	survey(&s, where, track);
 
 	heads = TrekGraphHeads(s.graph, &nheads);
 	if (nheads == 1)
@@ -293,12 +294,12 @@ TrekOpsStatus(FunctionCallInfo fcinfo, const char *dir, const char *track)
  * see is an error of its own, which tells nothing of either.
  */
 void
-TrekOpsVerify(const char *dir, const char *track)
+TrekOpsVerify(const TrekFolderRef *where, const char *track)
 {
 	TrekSurvey	s;
 	StringInfoData buf;
 
-	survey(&s, dir, track);
+	survey(&s, where, track);
 	if (!s.visible)
 	{
 		char	   *name = GetUserNameFromId(s.owner, true);
@@ -356,7 +357,8 @@ TrekOpsVerify(const char *dir, const char *track)
  * track lock and follows the owner rules of trek_execute().
  */
 char *
-TrekOpsStamp(const char *dir, const char *revision, const char *track)
+TrekOpsStamp(const TrekFolderRef *where, const char *revision,
+			 const char *track)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	TrekFolder *folder;
@@ -377,7 +379,7 @@ TrekOpsStamp(const char *dir, const char *revision, const char *track)
 				 errmsg("trek_stamp() cannot be called from inside a migration"),
 				 errhint("Stamp the track before or after the run.")));
 
-	folder = TrekFolderOpen(dir);
+	folder = TrekFolderOpenRef(where);
 	migrations = TrekScanFolder(folder, &nmigrations, false, &revs);
 	g = TrekGraphBuild(migrations, nmigrations, revs);
 	to = pstrdup(TrekGraphName(g, TrekPlanResolve(g, revision, folder->path)));
@@ -585,7 +587,8 @@ dot_graph(StringInfo out, TrekPicNode *nodes, int nnodes,
  * state always give the same text.
  */
 char *
-TrekOpsGraph(const char *dir, const char *formatname, const char *track)
+TrekOpsGraph(const TrekFolderRef *where, const char *formatname,
+			 const char *track)
 {
 	TrekFolder *folder;
 	TrekMigration *migrations;
@@ -611,7 +614,7 @@ TrekOpsGraph(const char *dir, const char *formatname, const char *track)
 				 errmsg("invalid graph format \"%s\"", formatname),
 				 errhint("Use \"mermaid\" or \"dot\".")));
 
-	folder = TrekFolderOpen(dir);
+	folder = TrekFolderOpenRef(where);
 	migrations = TrekScanFolder(folder, &nmigrations, true, &revs);
 	TrekFolderClose(folder);
 	g = TrekGraphBuild(migrations, nmigrations, revs);

@@ -11,12 +11,14 @@
 
 #include "fmgr.h"
 
-extern void TrekOpsStatus(FunctionCallInfo fcinfo, const char *dir,
+#include "types.h"
+
+extern void TrekOpsStatus(FunctionCallInfo fcinfo, const TrekFolderRef *where,
 						  const char *track);
-extern void TrekOpsVerify(const char *dir, const char *track);
-extern char *TrekOpsStamp(const char *dir, const char *revision,
+extern void TrekOpsVerify(const TrekFolderRef *where, const char *track);
+extern char *TrekOpsStamp(const TrekFolderRef *where, const char *revision,
 						  const char *track);
-extern char *TrekOpsGraph(const char *dir, const char *format,
+extern char *TrekOpsGraph(const TrekFolderRef *where, const char *format,
 						  const char *track);
 
 #endif							/* TREK_OPS_H */

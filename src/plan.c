@@ -235,8 +235,8 @@ no_path(TrekGraph *g, int from, int to, TrekDirection direction)
  * folder dir.  Reads no file but those of the planned steps, writes nothing.
  */
 TrekPlan *
-TrekPlanMake(const char *dir, const char *target, const char *dirname,
-			 const char *track, const char *current)
+TrekPlanMake(const TrekFolderRef *where, const char *target,
+			 const char *dirname, const char *track, const char *current)
 {
 	TrekPlan   *plan = palloc0(sizeof(TrekPlan));
 	TrekMigration *migrations;
@@ -259,7 +259,7 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 
 	TrekCheckTrackName(track);
 	plan->track = pstrdup(track);
-	folder = TrekFolderOpen(dir);
+	folder = TrekFolderOpenRef(where);
 	plan->dir = folder->path;
 	migrations = TrekScanFolder(folder, &nmigrations, false, &revs);
 	g = TrekGraphBuild(migrations, nmigrations, revs);
@@ -315,6 +315,8 @@ TrekPlanMake(const char *dir, const char *target, const char *dirname,
 		s->to = m->to;
 		s->python = m->python;
 		TrekHashFile(folder, m->file, s->sha256, &s->no_transaction);
+		if (folder->sent)
+			s->text = TrekSentText(folder, m->file, &s->len);
 		if (s->no_transaction && s->python)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -381,6 +383,16 @@ TrekPlanToJsonb(TrekPlan *plan)
 		push_pair(&state, "to", s->to);
 		push_pair(&state, "direction", TrekDirectionName(plan->direction));
 		push_pair(&state, "sha256", s->sha256);
+		if (s->text != NULL)
+		{
+			JsonbValue	t;
+
+			push_string(&state, WJB_KEY, "text");
+			t.type = jbvString;
+			t.val.string.val = (char *) s->text;
+			t.val.string.len = s->len;
+			(void) pushJsonbValue(&state, WJB_VALUE, &t);
+		}
 		if (s->no_transaction)
 		{
 			JsonbValue	t;
@@ -461,6 +473,13 @@ get_revision(JsonbContainer *obj, const char *key, int step)
 	return s;
 }
 
+/* was plan made from a folder sent by the client? */
+static bool
+plan_sent(const TrekPlan *plan)
+{
+	return strcmp(plan->dir, TREK_SENT_DIR) == 0;
+}
+
 static void
 check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 {
@@ -483,6 +502,22 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 		malformed(psprintf(_("In step %d, key \"%s\" must be 64 lower-case hexadecimal digits."),
 						   step, "sha256"));
 	memcpy(s->sha256, sha, TREK_SHA256_HEX_LEN + 1);
+
+	/* a sent folder's plan carries each step's text; others carry none */
+	if (getKeyJsonValueFromContainer(obj, "text", 4, &v) != NULL)
+	{
+		if (!plan_sent(plan))
+			malformed(psprintf(_("In step %d, key \"%s\" is only in plans of a sent folder."),
+							   step, "text"));
+		if (v.type != jbvString)
+			MALFORMED_KEY(step, "text", "Key \"%s\" must be a string.",
+						  "In step %d, key \"%s\" must be a string.");
+		s->text = v.val.string.val;
+		s->len = v.val.string.len;
+	}
+	else if (plan_sent(plan))
+		MALFORMED_KEY(step, "text", "Key \"%s\" is missing.",
+					  "In step %d, key \"%s\" is missing.");
 
 	/* optional: a step outside a transaction */
 	if (getKeyJsonValueFromContainer(obj, "no_transaction", 14, &v) != NULL)

@@ -15,7 +15,7 @@
 
 extern const char *TrekDirectionName(TrekDirection direction);
 extern void TrekCheckTrackName(const char *track);
-extern TrekPlan *TrekPlanMake(const char *dir, const char *target,
+extern TrekPlan *TrekPlanMake(const TrekFolderRef *where, const char *target,
 							  const char *direction, const char *track,
 							  const char *current);
 struct TrekGraph;

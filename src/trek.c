@@ -12,6 +12,7 @@
 
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
+#include "catalog/pg_type_d.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -58,15 +59,38 @@ track_arg(FunctionCallInfo fcinfo, int n)
 	return track;
 }
 
+/*
+ * Argument n, a migration folder: a path on the server (text), or the
+ * folder itself as jsonb.  The SQL functions of both forms share one C
+ * function, which tells them apart by the argument's declared type.
+ */
+static TrekFolderRef *
+folder_arg(FunctionCallInfo fcinfo, int n)
+{
+	TrekFolderRef *ref = palloc0(sizeof(TrekFolderRef));
+
+	if (get_fn_expr_argtype(fcinfo->flinfo, n) == JSONBOID)
+	{
+		if (PG_ARGISNULL(n))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"%s\" must not be null", "folder")));
+		ref->sent = PG_GETARG_JSONB_P(n);
+	}
+	else
+		ref->dir = text_arg(fcinfo, n, "dir");
+	return ref;
+}
+
 PG_FUNCTION_INFO_V1(trek_plan);
 Datum
 trek_plan(PG_FUNCTION_ARGS)
 {
-	char	   *dir = text_arg(fcinfo, 0, "dir");
+	TrekFolderRef *where = folder_arg(fcinfo, 0);
 	char	   *target = text_arg(fcinfo, 1, "target");
 	char	   *direction = text_arg(fcinfo, 2, "direction");
 	char	   *track = track_arg(fcinfo, 3);
-	TrekPlan   *plan = TrekPlanMake(dir, target, direction, track,
+	TrekPlan   *plan = TrekPlanMake(where, target, direction, track,
 									TrekStateCurrent(track));
 
 	PG_RETURN_JSONB_P(TrekPlanToJsonb(plan));
@@ -106,7 +130,7 @@ Datum
 trek_migrate(PG_FUNCTION_ARGS)
 {
 	TrekMigrate(call_is_atomic(fcinfo), NULL,
-				text_arg(fcinfo, 0, "dir"), text_arg(fcinfo, 1, "target"),
+				folder_arg(fcinfo, 0), text_arg(fcinfo, 1, "target"),
 				text_arg(fcinfo, 2, "direction"), track_arg(fcinfo, 3));
 	PG_RETURN_VOID();
 }
@@ -133,7 +157,7 @@ PG_FUNCTION_INFO_V1(trek_status);
 Datum
 trek_status(PG_FUNCTION_ARGS)
 {
-	TrekOpsStatus(fcinfo, text_arg(fcinfo, 0, "dir"),
+	TrekOpsStatus(fcinfo, folder_arg(fcinfo, 0),
 				  track_arg(fcinfo, 1));
 	return (Datum) 0;
 }
@@ -142,7 +166,7 @@ PG_FUNCTION_INFO_V1(trek_verify);
 Datum
 trek_verify(PG_FUNCTION_ARGS)
 {
-	TrekOpsVerify(text_arg(fcinfo, 0, "dir"), track_arg(fcinfo, 1));
+	TrekOpsVerify(folder_arg(fcinfo, 0), track_arg(fcinfo, 1));
 	PG_RETURN_VOID();
 }
 
@@ -150,7 +174,7 @@ PG_FUNCTION_INFO_V1(trek_stamp);
 Datum
 trek_stamp(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(TrekOpsStamp(text_arg(fcinfo, 0, "dir"),
+	PG_RETURN_TEXT_P(cstring_to_text(TrekOpsStamp(folder_arg(fcinfo, 0),
 												  text_arg(fcinfo, 1, "revision"),
 												  track_arg(fcinfo, 2))));
 }
@@ -159,7 +183,7 @@ PG_FUNCTION_INFO_V1(trek_graph);
 Datum
 trek_graph(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(TrekOpsGraph(text_arg(fcinfo, 0, "dir"),
+	PG_RETURN_TEXT_P(cstring_to_text(TrekOpsGraph(folder_arg(fcinfo, 0),
 												  text_arg(fcinfo, 1, "format"),
 												  track_arg(fcinfo, 2))));
 }

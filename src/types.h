@@ -14,6 +14,7 @@
 
 #include "datatype/timestamp.h"
 #include "storage/lock.h"
+#include "utils/jsonb.h"
 
 #define TREK_SHA256_HEX_LEN 64
 
@@ -29,6 +30,24 @@ typedef struct TrekMigration
 	bool		python;
 } TrekMigration;
 
+/*
+ * A folder as a function is given it: a path on the server, or the folder
+ * itself sent by the client as a jsonb object of file names and texts.
+ */
+typedef struct TrekFolderRef
+{
+	const char *dir;			/* a path on the server, or NULL */
+	Jsonb	   *sent;			/* the folder sent, or NULL */
+} TrekFolderRef;
+
+/*
+ * What trek.history, trek.runs, plans and messages hold for the folder of
+ * a sent folder's steps: not a path (those are absolute), so never taken
+ * for one.  A sent folder holds at most TREK_SENT_MAX_BYTES of file text.
+ */
+#define TREK_SENT_DIR "(sent by the client)"
+#define TREK_SENT_MAX_BYTES (128 * 1024 * 1024)
+
 #define TREK_PLAN_FORMAT 1
 
 /*
@@ -43,7 +62,7 @@ typedef struct TrekMigration
 #define TREK_MAX_NAME_LEN 255
 #define TREK_MAX_DIR_LEN (PATH_MAX - 1)
 #define TREK_PLAN_MAX_STEPS 500000
-#define TREK_PLAN_MAX_BYTES (128 * 1024 * 1024)
+#define TREK_PLAN_MAX_BYTES (192 * 1024 * 1024)
 
 /* which edges a plan follows; TREK_AUTO is only asked for, never planned */
 typedef enum TrekDirection
@@ -63,6 +82,8 @@ typedef struct TrekStep
 	bool		python;
 	bool		no_transaction; /* runs outside a transaction (trek_migrate) */
 	char		sha256[TREK_SHA256_HEX_LEN + 1];
+	const char *text;			/* a sent folder's plan carries the file's */
+	int			len;			/* text (len bytes, not NUL-terminated) */
 } TrekStep;
 
 typedef struct TrekPlan
