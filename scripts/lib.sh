@@ -72,7 +72,7 @@ TREK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TREK_DEPS="build-essential postgresql-$TREK_PG_MAJOR postgresql-server-dev-$TREK_PG_MAJOR
 	postgresql-plpython3-$TREK_PG_MAJOR postgresql-$TREK_PG_MAJOR-cron python3-asyncpg
 	python3-psycopg python3-pytest libicu-dev nodejs npm sqitch libdbd-pg-perl strace
-	graphviz"
+	graphviz jq"
 TREK_CLUSTERS=()
 TREK_STAGES=()
 

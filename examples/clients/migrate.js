@@ -1,11 +1,14 @@
 // Bring a database to a revision of its migration folder with node-postgres.
 //
-//     node migrate.js /srv/app/migrations [target]
+//     node migrate.js ./migrations [target]
 //
-// Connection settings come from the PG* environment variables.  Call
-// migrate() at application start-up, from every replica at once if you
-// like: trek lets one of them apply the plan and the others find the work
-// done.
+// The folder is the application's own, where this program runs: its files
+// are sent to the server in the call.  Connection settings come from the
+// PG* environment variables.  Call migrateSent() at application start-up,
+// from every replica at once if you like: trek lets one of them apply each
+// step and the others find the work done.
+const fs = require('fs');
+const path = require('path');
 const { Client } = require('pg');
 
 // Errors a concurrent caller can meet; planning again in a new transaction
@@ -37,13 +40,33 @@ async function migrateInSteps(client, folder, target = 'head') {
   return res.rows[0].revision;
 }
 
+// The folder's files as trek takes a sent folder: name -> text.
+function readFolder(folder) {
+  const files = {};
+  for (const entry of fs.readdirSync(folder, { withFileTypes: true })) {
+    if (entry.isFile()) {
+      files[entry.name] = fs.readFileSync(path.join(folder, entry.name), 'utf8');
+    }
+  }
+  return files;
+}
+
+// The start-up call: send the application's own folder and migrate in
+// steps, as migrateInSteps() does with a folder on the server.
+async function migrateSent(client, folder, target = 'head') {
+  await client.query('CALL trek_migrate($1::jsonb, $2)',
+    [JSON.stringify(readFolder(folder)), target]);
+  const res = await client.query('SELECT trek_current() AS revision');
+  return res.rows[0].revision;
+}
+
 async function main(folder, target = 'head') {
   const client = new Client();
   client.on('notice', (msg) =>
     console.log(msg.message + (msg.detail ? ` (${msg.detail})` : '')));
   await client.connect();
   try {
-    console.log(await migrate(client, folder, target));
+    console.log(await migrateSent(client, folder, target));
   } finally {
     await client.end();
   }
@@ -56,4 +79,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { migrate, migrateInSteps };
+module.exports = { migrate, migrateInSteps, migrateSent, readFolder };

@@ -1,13 +1,17 @@
 """Bring a database to a revision of its migration folder with asyncpg.
 
-    python3 migrate_asyncpg.py /srv/app/migrations [target]
+    python3 migrate_asyncpg.py ./migrations [target]
 
-Connection settings come from the PG* environment variables.  Call
-migrate() at application start-up, from every replica at once if you like:
-trek lets one of them apply the plan and the others find the work done.
+The folder is the application's own, where this program runs: its files
+are sent to the server in the call.  Connection settings come from the PG*
+environment variables.  Call migrate_sent() at application start-up, from
+every replica at once if you like: trek lets one of them apply each step
+and the others find the work done.
 """
 import asyncio
+import json
 import logging
+import pathlib
 import sys
 
 import asyncpg
@@ -42,6 +46,20 @@ async def migrate_in_steps(conn, folder, target="head"):
     return await conn.fetchval("SELECT trek_current()")
 
 
+def read_folder(folder):
+    """The folder's files as trek takes a sent folder: name -> text."""
+    return {p.name: p.read_text(encoding="utf-8")
+            for p in pathlib.Path(folder).iterdir() if p.is_file()}
+
+
+async def migrate_sent(conn, folder, target="head"):
+    """The start-up call: send the application's own folder and migrate in
+    steps, as migrate_in_steps() does with a folder on the server."""
+    await conn.execute("CALL trek_migrate($1::jsonb, $2)",
+                       json.dumps(read_folder(folder)), target)
+    return await conn.fetchval("SELECT trek_current()")
+
+
 def log_notice(conn, msg):
     log.info("%s%s", msg.message, " (%s)" % msg.detail if msg.detail else "")
 
@@ -50,7 +68,7 @@ async def main(folder, target="head"):
     conn = await asyncpg.connect()
     conn.add_log_listener(log_notice)
     try:
-        print(await migrate(conn, folder, target))
+        print(await migrate_sent(conn, folder, target))
     finally:
         await conn.close()
 

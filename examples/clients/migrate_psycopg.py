@@ -1,12 +1,16 @@
 """Bring a database to a revision of its migration folder with psycopg 3.
 
-    python3 migrate_psycopg.py /srv/app/migrations [target]
+    python3 migrate_psycopg.py ./migrations [target]
 
-Connection settings come from the PG* environment variables.  Call
-migrate() at application start-up, from every replica at once if you like:
-trek lets one of them apply the plan and the others find the work done.
+The folder is the application's own, where this program runs: its files
+are sent to the server in the call.  Connection settings come from the PG*
+environment variables.  Call migrate_sent() at application start-up, from
+every replica at once if you like: trek lets one of them apply each step
+and the others find the work done.
 """
+import json
 import logging
+import pathlib
 import sys
 import time
 
@@ -43,6 +47,21 @@ def migrate_in_steps(conn, folder, target="head"):
     return conn.execute("SELECT trek_current()").fetchone()[0]
 
 
+def read_folder(folder):
+    """The folder's files as trek takes a sent folder: name -> text."""
+    return {p.name: p.read_text(encoding="utf-8")
+            for p in pathlib.Path(folder).iterdir() if p.is_file()}
+
+
+def migrate_sent(conn, folder, target="head"):
+    """The start-up call: send the application's own folder and migrate in
+    steps, as migrate_in_steps() does with a folder on the server.  conn
+    must be in autocommit mode."""
+    conn.execute("CALL trek_migrate(%s::jsonb, %s)",
+                 (json.dumps(read_folder(folder)), target))
+    return conn.execute("SELECT trek_current()").fetchone()[0]
+
+
 def log_notice(diag):
     log.info("%s%s", diag.message_primary,
              " (%s)" % diag.message_detail if diag.message_detail else "")
@@ -51,7 +70,7 @@ def log_notice(diag):
 def main(folder, target="head"):
     with psycopg.connect(autocommit=True) as conn:
         conn.add_notice_handler(log_notice)
-        print(migrate(conn, folder, target))
+        print(migrate_sent(conn, folder, target))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Each client runs the migrate() function of its example in
 examples/clients/ (the code doc/deployment.md shows): up two steps, the same target
 again, down to initial, then up three steps of which the third fails.  The
 error must keep its SQLSTATE and name the file, step and line, the NOTICEs
-must reach the client, and the failure must undo the whole plan.
+must reach the client, and the failure must undo the whole plan.  Then the
+same in steps (CALL trek_migrate), from a folder on the server and from the
+client's own folder, which the server cannot read, sent as jsonb.
 """
 
 import asyncio
@@ -19,6 +21,8 @@ import psycopg
 import pytest
 
 from conftest import ROOT, history
+
+SENT = "(sent by the client)"
 
 EXAMPLES = ROOT / "examples" / "clients"
 NODE_DIR = ROOT / "test" / "integration" / "node"
@@ -86,10 +90,11 @@ def check(steps, cluster, database):
 IN_STEPS_TARGETS = ["head", "rev2"]
 
 
-def check_in_steps(steps, cluster, database):
+def check_in_steps(steps, cluster, database, dir=None):
     """CALL trek_migrate from a client: steps 1 and 2 commit and report as
     they run, step 3 fails with its SQLSTATE and context and leaves the
-    track at rev2; the same target again is a no-op that says so."""
+    track at rev2; the same target again is a no-op that says so.  The
+    history rows name the folder dir (if given)."""
     assert [s["target"] for s in steps] == IN_STEPS_TARGETS
     assert [s.get("result") for s in steps] == [None, "rev2"], steps
     assert [[n["message"] for n in s["notices"]] for s in steps] == \
@@ -106,6 +111,30 @@ def check_in_steps(steps, cluster, database):
         assert [r[1] for r in history(conn)] == ["rev1", "rev2"]
         assert conn.execute("SELECT state, sqlstate FROM trek_runs() LIMIT 1"
                             ).fetchone() == ("failed", "42P01")
+        if dir is not None:
+            assert conn.execute("SELECT array_agg(DISTINCT dir) FROM trek.history"
+                                ).fetchone()[0] == [dir]
+            assert conn.execute("SELECT dir FROM trek_runs() LIMIT 1"
+                                ).fetchone()[0] == dir
+
+
+MODES = ["trek_execute", "trek_migrate", "sent"]
+
+
+@pytest.fixture
+def client_folder(tmp_path, cluster):
+    """The scenario's folder where the client runs and the server cannot
+    read it (mode 700): only a sent folder reaches the server."""
+    path = tmp_path / "app" / "migrations"
+    path.mkdir(parents=True)
+    for name, sql in FILES.items():
+        (path / name).write_text(sql)
+    (tmp_path / "app").chmod(0o700)
+    with cluster.connect("postgres") as conn:
+        with pytest.raises(psycopg.Error) as e:
+            conn.execute("SELECT pg_stat_file(%s)", (str(path),))
+        assert e.value.sqlstate == "42501", e.value   # permission denied
+    return str(path)
 
 
 @pytest.fixture
@@ -113,13 +142,17 @@ def folder(make_folder):
     return str(make_folder(FILES))
 
 
-@pytest.mark.parametrize("in_steps", [False, True],
-                         ids=["trek_execute", "trek_migrate"])
-def test_asyncpg(cluster, database, folder, in_steps):
+@pytest.mark.parametrize("mode", MODES)
+def test_asyncpg(cluster, database, folder, client_folder, mode):
     import asyncpg
     example = load("migrate_asyncpg")
-    run = example.migrate_in_steps if in_steps else example.migrate
+    run = {"trek_execute": example.migrate,
+           "trek_migrate": example.migrate_in_steps,
+           "sent": example.migrate_sent}[mode]
+    in_steps = mode != "trek_execute"
     targets = IN_STEPS_TARGETS if in_steps else TARGETS
+    if mode == "sent":
+        folder = client_folder
 
     async def scenario():
         conn = await asyncpg.connect(host=cluster.host, port=cluster.port,
@@ -143,15 +176,26 @@ def test_asyncpg(cluster, database, folder, in_steps):
         await conn.close()
         return steps
 
-    (check_in_steps if in_steps else check)(asyncio.run(scenario()), cluster,
-                                            database)
+    finish(mode, asyncio.run(scenario()), cluster, database, folder)
 
 
-@pytest.mark.parametrize("in_steps", [False, True],
-                         ids=["trek_execute", "trek_migrate"])
-def test_psycopg(cluster, database, folder, in_steps):
+def finish(mode, steps, cluster, database, folder):
+    if mode == "trek_execute":
+        check(steps, cluster, database)
+    else:
+        check_in_steps(steps, cluster, database,
+                       SENT if mode == "sent" else folder)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_psycopg(cluster, database, folder, client_folder, mode):
     example = load("migrate_psycopg")
-    run = example.migrate_in_steps if in_steps else example.migrate
+    run = {"trek_execute": example.migrate,
+           "trek_migrate": example.migrate_in_steps,
+           "sent": example.migrate_sent}[mode]
+    in_steps = mode != "trek_execute"
+    if mode == "sent":
+        folder = client_folder
     notices = []
     steps = []
     with cluster.connect(database) as conn:
@@ -169,7 +213,7 @@ def test_psycopg(cluster, database, folder, in_steps):
                                  "context": e.diag.context}
             step["notices"] = list(notices)
             steps.append(step)
-    (check_in_steps if in_steps else check)(steps, cluster, database)
+    finish(mode, steps, cluster, database, folder)
 
 
 @pytest.fixture(scope="session")
@@ -193,24 +237,47 @@ def client_env(cluster, database):
                 NODE_PATH=str(NODE_DIR / "node_modules"))
 
 
-@pytest.mark.parametrize("in_steps", [False, True],
-                         ids=["trek_execute", "trek_migrate"])
-def test_node_pg(cluster, database, folder, node_pg, in_steps):
+@pytest.mark.parametrize("mode", MODES)
+def test_node_pg(cluster, database, folder, client_folder, node_pg, mode):
     env = client_env(cluster, database)
-    args = [json.dumps(IN_STEPS_TARGETS), "in-steps"] if in_steps \
-        else [json.dumps(TARGETS)]
+    if mode == "sent":
+        folder = client_folder
+    args = [json.dumps(TARGETS)] if mode == "trek_execute" else \
+        [json.dumps(IN_STEPS_TARGETS), "in-steps" if mode == "trek_migrate"
+         else "sent"]
     p = subprocess.run([node_pg, str(NODE_DIR / "scenario.js"), folder] + args,
                        env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    (check_in_steps if in_steps else check)(json.loads(p.stdout), cluster,
-                                            database)
+    finish(mode, json.loads(p.stdout), cluster, database, folder)
+
+
+def test_psql_and_jq(cluster, database, client_folder):
+    """examples/clients/migrate.sh: the folder made into JSON by jq and sent
+    by psql, from where the server cannot read it; a failing step is the
+    script's failure, and what committed before it stays."""
+    env = client_env(cluster, database)
+    script = str(EXAMPLES / "migrate.sh")
+    p = subprocess.run(["sh", script, client_folder, "rev2"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["rev2"]
+    assert UP[0] in p.stderr and UP[1] in p.stderr
+    p = subprocess.run(["sh", script, client_folder], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert 'relation "no_such_table" does not exist' in p.stderr
+    with cluster.connect(database) as conn:
+        assert conn.execute("SELECT trek_current(), array_agg(DISTINCT dir)"
+                            " FROM trek.history").fetchone() == ("rev2", [SENT])
 
 
 @pytest.mark.parametrize("name", ["migrate_asyncpg.py", "migrate_psycopg.py",
                                   "migrate.js"])
-def test_examples_as_programs(cluster, database, folder, node_pg, name):
-    """Each example runs on its own, as README says: it prints the NOTICEs
-    and the revision, or the error, and exits non-zero on failure."""
+def test_examples_as_programs(cluster, database, client_folder, node_pg, name):
+    """Each example runs on its own, as README says: it sends its folder,
+    prints the NOTICEs and the revision, or the error, and exits non-zero on
+    failure."""
+    folder = client_folder
     env = client_env(cluster, database)
     run = [node_pg] if name.endswith(".js") else ["/usr/bin/python3"]
     p = subprocess.run(run + [str(EXAMPLES / name), folder, "rev2"], env=env,

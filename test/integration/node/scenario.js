@@ -4,15 +4,16 @@
 //
 //     node scenario.js FOLDER '["rev2", "initial", ...]' [in-steps]
 //
-// With "in-steps", migrateInSteps() (CALL trek_migrate) runs instead.
+// With "in-steps", migrateInSteps() (CALL trek_migrate) runs instead; with
+// "sent", migrateSent() (the folder read here and sent as jsonb).
 //
 // Connection settings come from the PG* environment variables.
 const path = require('path');
 const { Client } = require('pg');
-const { migrate, migrateInSteps } = require(path.join(__dirname, '..', '..', '..', 'examples', 'clients', 'migrate.js'));
+const { migrate, migrateInSteps, migrateSent } = require(path.join(__dirname, '..', '..', '..', 'examples', 'clients', 'migrate.js'));
 
 async function main(folder, targets, mode) {
-  const run = mode === 'in-steps' ? migrateInSteps : migrate;
+  const run = { 'in-steps': migrateInSteps, sent: migrateSent }[mode] ?? migrate;
   const client = new Client();
   let notices = [];
   client.on('notice', (msg) => notices.push({
