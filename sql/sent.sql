@@ -153,13 +153,19 @@ CALL trek_migrate(jsonb_build_object('20240101_initial_up_a.sql', repeat('-', 20
 \echo :LAST_ERROR_SQLSTATE
 RESET trek.max_file_size;
 SET ROLE regress_trek_sender;
+-- a statement that cannot run in a transaction block, without the marker
+SELECT trek_plan(jsonb_build_object('20240101_initial_up_a.sql', 'CREATE TABLE ci (i int);',
+	'20240102_a_up_b.sql', 'CREATE INDEX CONCURRENTLY ci_i ON ci (i);'), 'head', track => 'ci') AS ci \gset
+CALL trek_migrate(:'ci'::jsonb);
+\echo :LAST_ERROR_SQLSTATE
+SELECT trek_current('ci');
 -- the rules of server folders: no "initial", an unknown target
 SELECT trek_plan('{"20240101_a_up_b.sql": ""}'::jsonb, 'head');
 \echo :LAST_ERROR_SQLSTATE
 SELECT trek_plan(:'folder'::jsonb, 'nowhere', track => 'bad');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
-SELECT count(*) FROM trek.history WHERE track = 'bad';
+SELECT trek_current('bad'), count(*) FROM trek.history WHERE track = 'bad';
 -- the server form is refused to a role that may not read server files,
 -- and the error names the sent form
 GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text) TO regress_trek_sender;

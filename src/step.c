@@ -345,6 +345,43 @@ TrekStepReport(const char *call, TrekPlan *plan, int i)
 }
 
 /*
+ * Run a step inside the caller's transaction.  A statement that cannot run
+ * in a transaction block (PostgreSQL's 25001, as CREATE INDEX CONCURRENTLY
+ * raises it) gets a hint naming what runs it outside one; the error is
+ * otherwise raised again as it was.
+ */
+static void
+run_in_transaction(TrekStep *s, TrekStepInfo *info, char *text, int len)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		if (s->python)
+			TrekPythonRun(s->file, text, len, &info->line);
+		else
+			run_sql(info, text, len);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_ACTIVE_SQL_TRANSACTION ||
+			edata->hint != NULL || s->python)
+		{
+			FreeErrorData(edata);
+			PG_RE_THROW();
+		}
+		FlushErrorState();
+		edata->hint = pstrdup(_("Make \"-- trek:no-transaction\" the migration's first line, and apply it with CALL trek_migrate(...), which runs such a migration outside a transaction."));
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
  * Re-read, check and run step i of plan, from folder, noting how far it got
  * in progress.  A step outside a transaction is refused unless the caller
  * may leave its transaction (may_leave: trek_migrate() at the top level);
@@ -409,9 +446,7 @@ TrekStepRun(TrekPlan *plan, int i, TrekFolder *folder, TrekProgress *progress,
 				 errmsg("plan does not match migration \"%s\"", s->file),
 				 errdetail("The file does not start with \"-- trek:no-transaction\", the plan says it does."),
 				 errhint("Make a new plan with trek_plan().")));
-	if (s->python)
-		TrekPythonRun(s->file, text, len, &info.line);
-	else if (no_transaction)
+	if (no_transaction)
 	{
 		info.top_level = true;
 		pending = palloc(sizeof(TrekPendingStep));
@@ -421,7 +456,7 @@ TrekStepRun(TrekPlan *plan, int i, TrekFolder *folder, TrekProgress *progress,
 		pending->len = len;
 	}
 	else
-		run_sql(&info, text, len);
+		run_in_transaction(s, &info, text, len);
 
 	error_context_stack = cb.previous;
 	return pending;
