@@ -301,6 +301,8 @@ def readme_part(name):
 
 
 @pytest.mark.parametrize("name", ["migrate_asyncpg.py", "migrate_psycopg.py",
-                                  "migrate.js"])
+                                  "migrate.js", "migrate.sh"])
 def test_readme_shows_examples(name):
-    assert readme_part(name) in (ROOT / "doc" / "deployment.md").read_text()
+    part = (EXAMPLES / name).read_text().strip() if name.endswith(".sh") \
+        else readme_part(name)
+    assert part in (ROOT / "doc" / "deployment.md").read_text()

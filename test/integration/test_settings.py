@@ -8,12 +8,14 @@ library, or directly when the library is already loaded
 module.
 """
 
+import re
+import subprocess
 import uuid
 
 import psycopg
 import pytest
 
-from conftest import Cluster
+from conftest import PGBIN, ROOT, Cluster
 
 SETTINGS = {"trek.lock_timeout": ("30s", "30s"),
             "trek.lock_retries": ("50", "50")}
@@ -197,3 +199,49 @@ def test_values_set_before_loading(site):
         assert len(conn.messages) == 2, conn.messages
         assert all(m.startswith("WARNING: invalid value for parameter")
                    for m in conn.messages), conn.messages
+
+
+# ---- trek.allowed_directories as README sets it ----
+
+def readme_block(containing):
+    """The fenced block of README.md that contains the given text."""
+    text = (ROOT / "README.md").read_text()
+    for block in re.findall(r"^```\w*\n(.*?)^```", text, re.M | re.S):
+        if containing in block:
+            return block
+    raise AssertionError("README.md has no block with %r" % containing)
+
+
+@pytest.mark.parametrize("how", ["ALTER SYSTEM", "ALTER DATABASE"])
+def test_allowed_directories_as_readme_shows(site, how, make_folder):
+    """README's statements, as printed, set trek.allowed_directories from a
+    fresh superuser session, whether or not the server loads trek at start
+    (on PostgreSQL 15 and 16 ALTER SYSTEM needs the LOAD README puts first),
+    and a role without file privileges then migrates from the folder."""
+    c, db, role, loaded = site
+    folder = make_folder({"20240101_initial_up_a.sql": "SELECT 1;\n"})
+    block = readme_block({"ALTER SYSTEM": "ALTER SYSTEM SET trek.allowed",
+                          "ALTER DATABASE": "ALTER DATABASE app SET trek.allowed"}[how])
+    sql = block.replace("/srv/app/migrations", str(folder.path)) \
+               .replace("DATABASE app ", 'DATABASE "%s" ' % db)
+    if how == "ALTER DATABASE":
+        sql = sql.split("\n")[0] + "\n"     # the line of the ALTER itself
+    p = subprocess.run([str(PGBIN / "psql"), "-X", "-v", "ON_ERROR_STOP=1",
+                        "-h", c.host, "-p", str(c.port), "-U", "postgres",
+                        "-d", db], input=sql, capture_output=True, text=True,
+                       timeout=60)
+    try:
+        assert p.returncode == 0, p.stderr
+        c.query('GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text)'
+                ' TO "%s"' % role, dbname=db)
+        with connect_as(c, db, role) as conn:
+            assert show(conn, "trek.allowed_directories") == str(folder.path)
+            plan = conn.execute("SELECT trek_plan(%s, 'head')",
+                                (str(folder.path),)).fetchone()[0]
+            assert plan["to"] == "a"
+    finally:
+        if how == "ALTER SYSTEM":
+            with c.connect(db) as conn:
+                conn.execute("LOAD 'trek'")
+                conn.execute("ALTER SYSTEM RESET trek.allowed_directories")
+                conn.execute("SELECT pg_reload_conf()")
