@@ -172,6 +172,75 @@ TrekStateHistory(const char *track, int *nrows, MemoryContext cxt)
 	return rows;
 }
 
+/*
+ * Indexes of the history rows in effect, oldest first: the up steps that
+ * brought the track where it is and were not undone since, *n of them.
+ * The history is replayed oldest first as a stack: an up step is pushed; a
+ * down step to revision R pops steps until the top one ends at R (all of
+ * them for "initial"); a stamp to a revision the stack passes through pops
+ * like a down step, and a stamp anywhere else keeps the stack.  So a file
+ * that was applied, undone and edited before being applied again is judged
+ * against its newest run (ops.c), and "-N" goes back the way the track
+ * came (plan.c).
+ */
+int *
+TrekHistoryInEffect(TrekHistoryRow *rows, int nrows, int *n)
+{
+	int		   *stack = palloc(Max(nrows, 1) * sizeof(int));
+	int			top = 0;
+
+	for (int i = 0; i < nrows; i++)
+	{
+		TrekHistoryRow *r = &rows[i];
+		int			k;
+
+		CHECK_FOR_INTERRUPTS();
+		if (r->direction == TREK_UP)
+		{
+			stack[top++] = i;
+			continue;
+		}
+		if (r->direction == TREK_STAMP && strcmp(r->to, "initial") != 0)
+		{
+			/* a stamp forward or sideways keeps what is applied */
+			for (k = top; k > 0; k--)
+				if (strcmp(rows[stack[k - 1]].to, r->to) == 0)
+					break;
+			if (k == 0)
+				continue;
+		}
+		while (top > 0 && strcmp(rows[stack[top - 1]].to, r->to) != 0)
+			top--;
+	}
+	*n = top;
+	return stack;
+}
+
+
+/*
+ * The steps in effect on track (TrekHistoryInEffect), oldest first, copied
+ * into the caller's context: *n rows.  Connects to SPI itself.
+ */
+TrekHistoryRow *
+TrekStateTrail(const char *track, int *n)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	TrekHistoryRow *rows;
+	TrekHistoryRow *trail;
+	int			nrows;
+	int		   *effect;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rows = TrekStateHistory(track, &nrows, callercxt);
+	SPI_finish();
+	effect = TrekHistoryInEffect(rows, nrows, n);
+	trail = palloc(Max(*n, 1) * sizeof(TrekHistoryRow));
+	for (int i = 0; i < *n; i++)
+		trail[i] = rows[effect[i]];
+	return trail;
+}
+
 static Datum
 text_array(Datum *elems, int n)
 {

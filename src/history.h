@@ -18,5 +18,7 @@ extern void TrekStateStamp(const char *track, const char *dir,
 						   const char *from, const char *to, bool owned);
 extern TrekHistoryRow *TrekStateHistory(const char *track, int *nrows,
 										MemoryContext cxt);
+extern int *TrekHistoryInEffect(TrekHistoryRow *rows, int nrows, int *n);
+extern TrekHistoryRow *TrekStateTrail(const char *track, int *n);
 
 #endif							/* TREK_HISTORY_H */

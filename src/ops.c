@@ -4,15 +4,9 @@
  *	  Operating a track: its status, verification, stamps and the picture
  *	  of its folder.
  *
- * Drift is judged on the files "in effect": the up steps that brought the
- * track where it is and were not undone since.  The history is replayed
- * oldest first as a stack: an up step is pushed; a down step to revision R
- * pops steps until the top one ends at R (all of them for "initial"); a
- * stamp to a revision the stack passes through pops like a down step, and
- * a stamp anywhere else keeps the stack.  So a file that was applied, undone
- * and edited before being applied again is judged against its newest run,
- * and files of undone steps may change freely: the next run reads them
- * anew.  Down files are not judged: what they did is an absence.
+ * Drift is judged on the files "in effect" (history.c): the up steps that
+ * brought the track where it is and were not undone since.  Down files are
+ * not judged: what they did is an absence.
  *
  * What was applied on a track is judged only for roles that may see it
  * (TrekGuardMaySeeTrack): a file's name, or whether a file of the caller's
@@ -84,43 +78,6 @@ migration_file_cmp(const void *key, const void *elem)
 }
 
 /*
- * Indexes of the history rows in effect, oldest first (see the header
- * comment): *n of them.
- */
-static int *
-rows_in_effect(TrekHistoryRow *rows, int nrows, int *n)
-{
-	int		   *stack = palloc(Max(nrows, 1) * sizeof(int));
-	int			top = 0;
-
-	for (int i = 0; i < nrows; i++)
-	{
-		TrekHistoryRow *r = &rows[i];
-		int			k;
-
-		CHECK_FOR_INTERRUPTS();
-		if (r->direction == TREK_UP)
-		{
-			stack[top++] = i;
-			continue;
-		}
-		if (r->direction == TREK_STAMP && strcmp(r->to, "initial") != 0)
-		{
-			/* a stamp forward or sideways keeps what is applied */
-			for (k = top; k > 0; k--)
-				if (strcmp(rows[stack[k - 1]].to, r->to) == 0)
-					break;
-			if (k == 0)
-				continue;
-		}
-		while (top > 0 && strcmp(rows[stack[top - 1]].to, r->to) != 0)
-			top--;
-	}
-	*n = top;
-	return stack;
-}
-
-/*
  * Open folder dir, read track's state and, if the caller may see what was
  * applied on the track, compare the files in effect with the folder:
  * missing names from the listing, changed contents by SHA-256.  For a
@@ -162,7 +119,7 @@ survey(TrekSurvey *s, const TrekFolderRef *where, const char *track)
 		return;
 	}
 
-	effect = rows_in_effect(rows, nrows, &neffect);
+	effect = TrekHistoryInEffect(rows, nrows, &neffect);
 	s->drift = palloc(Max(neffect, 1) * sizeof(TrekDrift));
 	for (int i = 0; i < neffect; i++)
 	{

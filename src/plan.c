@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include <errno.h>
 #include <limits.h>
 
 #include "fmgr.h"
@@ -231,13 +232,95 @@ no_path(TrekGraph *g, int from, int to, TrekDirection direction)
 }
 
 /*
+ * N of a relative target "-N" or "+N" (1 <= N <= TREK_PLAN_MAX_STEPS), or
+ * 0 for a target that is not relative.
+ */
+int
+TrekPlanRelative(const char *target)
+{
+	long		n;
+	char	   *end;
+
+	if (target[0] != '-' && target[0] != '+')
+		return 0;
+	errno = 0;
+	n = strtol(target + 1, &end, 10);
+	if (target[1] < '0' || target[1] > '9' || *end != '\0' || errno != 0 ||
+		n < 1 || n > TREK_PLAN_MAX_STEPS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid relative target \"%s\"", target),
+				 errdetail("A relative target is \"-N\" (N steps back the way the track came) or \"+N\" (N steps toward head), N from 1 to %d.",
+						   TREK_PLAN_MAX_STEPS)));
+	return (int) n;
+}
+
+/*
+ * The steps of "-n": back along trail (the steps in effect on the track,
+ * oldest first), newest first, each by the down migration of its up step.
+ * Returns the indexes of those migrations.
+ */
+static int *
+path_back(TrekPlan *plan, TrekMigration *migrations, int nmigrations,
+		  const TrekHistoryRow *trail, int ntrail, int n, const char *dir)
+{
+	int		   *path = palloc(n * sizeof(int));
+
+	if (ntrail == 0 || strcmp(trail[ntrail - 1].to, plan->from) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("track \"%s\" has no applied step to go back from revision \"%s\"",
+						plan->track, plan->from),
+				 errdetail("The track got there by a stamp or from \"initial\", not by an up step trek.history records."),
+				 errhint("Name the target revision.")));
+	if (n > ntrail)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("track \"%s\" cannot go back %d steps", plan->track, n),
+				 errdetail("Revision \"%s\" is %d applied steps from where they start, \"%s\".",
+						   plan->from, ntrail, trail[0].from),
+				 errhint("Use \"-%d\", or name the target revision.", ntrail)));
+	for (int k = 0; k < n; k++)
+	{
+		const TrekHistoryRow *r = &trail[ntrail - 1 - k];
+		int			found = -1;
+
+		CHECK_FOR_INTERRUPTS();
+		for (int i = 0; i < nmigrations && found < 0; i++)
+			if (!migrations[i].up && strcmp(migrations[i].from, r->to) == 0 &&
+				strcmp(migrations[i].to, r->from) == 0)
+				found = i;
+		if (found < 0)
+		{
+			const char *ext = strrchr(r->file, '.');
+
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("cannot go back from revision \"%s\" to \"%s\": migration folder \"%s\" has no \"%.8s_%s_down_%s%s\"",
+							r->to, r->from, dir, r->file, r->to, r->from,
+							ext ? ext : ".sql"),
+					 errdetail("Step %d of %d back undoes \"%s\" (history id " INT64_FORMAT ").",
+							   k + 1, n, r->file, r->id),
+					 errhint("Add the down migration, or name a target revision that a path of the folder reaches.")));
+		}
+		path[k] = found;
+	}
+	return path;
+}
+
+/*
  * Plan the shortest way for track from the revision it is at to target in
  * folder dir.  Reads no file but those of the planned steps, writes nothing.
+ * A target "+N" is the first N steps of the way to head; "-N" goes back N
+ * steps the way the track came, along trail (its steps in effect, oldest
+ * first, as TrekStateTrail() reads them; only needed for "-N").
  */
 TrekPlan *
 TrekPlanMake(const TrekFolderRef *where, const char *target,
-			 const char *dirname, const char *track, const char *current)
+			 const char *dirname, const char *track, const char *current,
+			 const TrekHistoryRow *trail, int ntrail)
 {
+	int			relative = TrekPlanRelative(target);
 	TrekPlan   *plan = palloc0(sizeof(TrekPlan));
 	TrekMigration *migrations;
 	int			nmigrations;
@@ -273,25 +356,60 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 						track, plan->from, plan->dir),
 				 errhint("Check that the folder belongs to this track, and that no migration file was renamed or removed; trek.history shows how the track got there.")));
 
-	to = TrekPlanResolve(g, target, plan->dir);
-	plan->to = pstrdup(TrekGraphName(g, to));
-
-	if (from == to)
+	if (relative > 0 && target[0] == '-')
 	{
-		plan->direction = TREK_NONE;
-		TrekFolderClose(folder);
-		return plan;
-	}
-
-	if (direction != TREK_DOWN)
-		path = TrekGraphShortestPath(g, from, to, true, &nsteps);
-	if (path == NULL && direction != TREK_UP)
-	{
+		if (direction == TREK_UP)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("target \"%s\" goes down, not \"up\"", target)));
 		up = false;
-		path = TrekGraphShortestPath(g, from, to, false, &nsteps);
+		nsteps = relative;
+		path = path_back(plan, migrations, nmigrations, trail, ntrail,
+						 relative, plan->dir);
+		plan->to = pstrdup(migrations[path[nsteps - 1]].to);
 	}
-	if (path == NULL)
-		no_path(g, from, to, direction);
+	else
+	{
+		to = TrekPlanResolve(g, relative > 0 ? "head" : target, plan->dir);
+		plan->to = pstrdup(TrekGraphName(g, to));
+		if (relative > 0 && direction == TREK_DOWN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("target \"%s\" goes toward head, not \"down\"",
+							target)));
+		if (from == to && relative > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("track \"%s\" is at head \"%s\": there is no step \"%s\"",
+							track, plan->to, target)));
+		if (from == to)
+		{
+			plan->direction = TREK_NONE;
+			TrekFolderClose(folder);
+			return plan;
+		}
+
+		if (direction != TREK_DOWN)
+			path = TrekGraphShortestPath(g, from, to, true, &nsteps);
+		if (path == NULL && direction != TREK_UP)
+		{
+			up = false;
+			path = TrekGraphShortestPath(g, from, to, false, &nsteps);
+		}
+		if (path == NULL)
+			no_path(g, from, to, direction);
+		if (relative > nsteps)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("track \"%s\" is %d steps from head \"%s\", not %d",
+							track, nsteps, plan->to, relative),
+					 errhint("Use \"+%d\" or \"head\".", nsteps)));
+		if (relative > 0)
+		{
+			nsteps = relative;
+			plan->to = pstrdup(migrations[path[nsteps - 1]].to);
+		}
+	}
 	if (nsteps > TREK_PLAN_MAX_STEPS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

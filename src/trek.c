@@ -21,6 +21,7 @@
 #include "execute.h"
 #include "migrate.h"
 #include "guard.h"
+#include "history.h"
 #include "ops.h"
 #include "plan.h"
 #include "runs.h"
@@ -90,8 +91,15 @@ trek_plan(PG_FUNCTION_ARGS)
 	char	   *target = text_arg(fcinfo, 1, "target");
 	char	   *direction = text_arg(fcinfo, 2, "direction");
 	char	   *track = track_arg(fcinfo, 3);
-	TrekPlan   *plan = TrekPlanMake(where, target, direction, track,
-									TrekStateCurrent(track));
+	TrekHistoryRow *trail = NULL;
+	int			ntrail = 0;
+	TrekPlan   *plan;
+
+	/* "-N" goes back the way the track came */
+	if (target[0] == '-' && TrekPlanRelative(target) > 0)
+		trail = TrekStateTrail(track, &ntrail);
+	plan = TrekPlanMake(where, target, direction, track,
+						TrekStateCurrent(track), trail, ntrail);
 
 	PG_RETURN_JSONB_P(TrekPlanToJsonb(plan));
 }
