@@ -3,7 +3,7 @@ EXTENSION    = trek
 # the version has one source, trek.control; everything else derives it
 EXTVERSION  := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" $(EXTENSION).control)
 MODULE_big   = trek
-OBJS         = src/trek.o src/parse.o src/names.o src/folder.o src/graph.o src/plan.o \
+OBJS         = src/trek.o src/parse.o src/names.o src/folder.o src/graph.o src/drift.o src/plan.o \
                src/state.o src/history.o src/runrows.o \
                src/step.o src/lockwait.o src/notxn.o src/execute.o src/migrate.o \
                src/guard.o src/python.o src/runs.o \

@@ -40,6 +40,7 @@
 
 char	   *TrekAllowedDirectories = NULL;
 int			TrekMaxFileSize = TREK_DEFAULT_MAX_FILE_SIZE;
+bool		TrekCheckApplied = true;
 
 /*
  * The parsed setting: canonical absolute paths, each NUL-terminated, one
@@ -122,7 +123,16 @@ TrekDefineSettings(void)
 							NULL,
 							NULL,
 							NULL);
-
+	DefineCustomBoolVariable("trek.check_applied",
+							 "Refuse to plan while an applied migration file changed or is gone.",
+							 "Planning (trek_plan, trek_migrate) compares the files of the steps in effect on the track with the folder, as trek_verify does.",
+							 &TrekCheckApplied,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
 }
 
 /*

@@ -16,6 +16,7 @@
 
 extern char *TrekAllowedDirectories;
 extern int	TrekMaxFileSize;
+extern bool TrekCheckApplied;
 
 extern void TrekDefineSettings(void);
 extern bool TrekGuardConfined(void);

@@ -18,6 +18,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "guard.h"
 #include "history.h"
 #include "state.h"
 
@@ -218,26 +219,36 @@ TrekHistoryInEffect(TrekHistoryRow *rows, int nrows, int *n)
 
 
 /*
- * The steps in effect on track (TrekHistoryInEffect), oldest first, copied
- * into the caller's context: *n rows.  Connects to SPI itself.
+ * What planning target on track needs of its past (TrekTrail), or NULL:
+ * the steps in effect when trek.check_applied is on or target goes back
+ * ("-N"), and whether the caller may see them.  Connects to SPI itself;
+ * the rows are copied into the caller's context.
  */
-TrekHistoryRow *
-TrekStateTrail(const char *track, int *n)
+TrekTrail *
+TrekStateTrail(const char *track, const char *target)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
+	TrekTrail  *trail;
 	TrekHistoryRow *rows;
-	TrekHistoryRow *trail;
 	int			nrows;
 	int		   *effect;
+	bool		owned;
+	Oid			owner;
 
+	if (!TrekCheckApplied && target[0] != '-')
+		return NULL;
+	trail = palloc0(sizeof(TrekTrail));
+	trail->check = TrekCheckApplied;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	(void) TrekStateRead(track, &owned, &owner, callercxt);
+	trail->visible = TrekGuardMaySeeTrack(owned, owner);
 	rows = TrekStateHistory(track, &nrows, callercxt);
 	SPI_finish();
-	effect = TrekHistoryInEffect(rows, nrows, n);
-	trail = palloc(Max(*n, 1) * sizeof(TrekHistoryRow));
-	for (int i = 0; i < *n; i++)
-		trail[i] = rows[effect[i]];
+	effect = TrekHistoryInEffect(rows, nrows, &trail->n);
+	trail->rows = palloc(Max(trail->n, 1) * sizeof(TrekHistoryRow));
+	for (int i = 0; i < trail->n; i++)
+		trail->rows[i] = rows[effect[i]];
 	return trail;
 }
 

@@ -19,6 +19,6 @@ extern void TrekStateStamp(const char *track, const char *dir,
 extern TrekHistoryRow *TrekStateHistory(const char *track, int *nrows,
 										MemoryContext cxt);
 extern int *TrekHistoryInEffect(TrekHistoryRow *rows, int nrows, int *n);
-extern TrekHistoryRow *TrekStateTrail(const char *track, int *n);
+extern TrekTrail *TrekStateTrail(const char *track, const char *target);
 
 #endif							/* TREK_HISTORY_H */

@@ -374,15 +374,10 @@ migrate_locked(TrekMigrateRun *run, TrekPlan *given, const TrekFolderRef *where,
 
 	if (plan == NULL)
 	{
-		TrekHistoryRow *trail = NULL;
-		int			ntrail = 0;
-
 		PushActiveSnapshot(GetTransactionSnapshot());
-		/* "-N" goes back the way the track came */
-		if (target[0] == '-' && TrekPlanRelative(target) > 0)
-			trail = TrekStateTrail(track, &ntrail);
 		plan = TrekPlanMake(where, target, direction, track,
-							TrekStateCurrent(track), trail, ntrail);
+							TrekStateCurrent(track),
+							TrekStateTrail(track, target));
 		PopActiveSnapshot();
 	}
 	folder = TrekFolderOfPlan(plan);

@@ -33,6 +33,7 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "drift.h"
 #include "step.h"
 #include "folder.h"
 #include "graph.h"
@@ -43,16 +44,6 @@
 #include "history.h"
 #include "runrows.h"
 #include "state.h"
-
-/* at most this many files named in trek_verify()'s DETAIL */
-#define TREK_VERIFY_FILES 20
-
-/* an applied file in effect that changed or is gone */
-typedef struct TrekDrift
-{
-	TrekHistoryRow *row;
-	bool		missing;		/* no longer in the folder */
-} TrekDrift;
 
 /* what a survey of a track and its folder found */
 typedef struct TrekSurvey
@@ -71,12 +62,6 @@ typedef struct TrekSurvey
 	int			ndrift;
 } TrekSurvey;
 
-static int
-migration_file_cmp(const void *key, const void *elem)
-{
-	return strcmp((const char *) key, ((const TrekMigration *) elem)->file);
-}
-
 /*
  * Open folder dir, read track's state and, if the caller may see what was
  * applied on the track, compare the files in effect with the folder:
@@ -92,6 +77,7 @@ survey(TrekSurvey *s, const TrekFolderRef *where, const char *track)
 	int			nrows;
 	int		   *effect;
 	int			neffect;
+	TrekHistoryRow *applied;
 	TrekRevisions *revs;
 	bool		owned;
 
@@ -120,28 +106,11 @@ survey(TrekSurvey *s, const TrekFolderRef *where, const char *track)
 	}
 
 	effect = TrekHistoryInEffect(rows, nrows, &neffect);
-	s->drift = palloc(Max(neffect, 1) * sizeof(TrekDrift));
+	applied = palloc(Max(neffect, 1) * sizeof(TrekHistoryRow));
 	for (int i = 0; i < neffect; i++)
-	{
-		TrekHistoryRow *r = &rows[effect[i]];
-		char		sha256[TREK_SHA256_HEX_LEN + 1];
-		bool		no_transaction;
-
-		CHECK_FOR_INTERRUPTS();
-		if (bsearch(r->file, s->migrations, s->nmigrations,
-					sizeof(TrekMigration), migration_file_cmp) == NULL)
-		{
-			s->drift[s->ndrift].row = r;
-			s->drift[s->ndrift++].missing = true;
-			continue;
-		}
-		TrekHashFile(s->folder, r->file, sha256, &no_transaction);
-		if (strcmp(sha256, r->sha256) != 0)
-		{
-			s->drift[s->ndrift].row = r;
-			s->drift[s->ndrift++].missing = false;
-		}
-	}
+		applied[i] = rows[effect[i]];
+	s->drift = TrekDriftFind(s->folder, s->migrations, s->nmigrations,
+							 applied, neffect, &s->ndrift);
 	TrekFolderClose(s->folder);
 }
 
@@ -254,8 +223,6 @@ void
 TrekOpsVerify(const TrekFolderRef *where, const char *track)
 {
 	TrekSurvey	s;
-	StringInfoData buf;
-
 	survey(&s, where, track);
 	if (!s.visible)
 	{
@@ -272,40 +239,9 @@ TrekOpsVerify(const TrekFolderRef *where, const char *track)
 	}
 	if (s.ndrift == 0 && s.current_node >= 0)
 		return;
-
-	initStringInfo(&buf);
-	if (s.current_node < 0)
-		appendStringInfo(&buf, "The track is at revision \"%s\", which the folder does not know.",
-						 s.current);
-	for (int i = 0; i < s.ndrift && i < TREK_VERIFY_FILES; i++)
-	{
-		TrekDrift  *d = &s.drift[i];
-
-		if (buf.len > 0)
-			appendStringInfoChar(&buf, '\n');
-		if (d->missing)
-			appendStringInfo(&buf, "File \"%s\" (history id " INT64_FORMAT ") is no longer in the folder.",
-							 d->row->file, d->row->id);
-		else
-			appendStringInfo(&buf, "File \"%s\" (history id " INT64_FORMAT ") changed since it was applied.",
-							 d->row->file, d->row->id);
-	}
-	if (s.ndrift > TREK_VERIFY_FILES)
-		appendStringInfo(&buf, "\nAnd %d more files.",
-						 s.ndrift - TREK_VERIFY_FILES);
-
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 s.ndrift > 0 ?
-			 errmsg_plural("track \"%s\" has %d applied migration file that changed or is gone",
-						   "track \"%s\" has %d applied migration files that changed or are gone",
-						   s.ndrift, track, s.ndrift) :
-			 errmsg("track \"%s\" is at a revision that migration folder \"%s\" does not know",
-					track, s.folder->path),
-			 errdetail("%s", buf.data),
-			 s.ndrift > 0 ?
-			 errhint("Put the files back as they were applied (trek.history keeps their SHA-256); trek_status() shows the whole state.") :
-			 errhint("Check that the folder belongs to this track, and that no migration file was renamed or removed.")));
+	TrekDriftReport(track, s.folder->path,
+					s.current_node < 0 ? s.current : NULL, s.drift, s.ndrift,
+					NULL);
 }
 
 /*

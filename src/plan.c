@@ -24,6 +24,7 @@
 #include "utils/numeric.h"
 #include "utils/varlena.h"
 
+#include "drift.h"
 #include "folder.h"
 #include "graph.h"
 #include "parse.h"
@@ -262,9 +263,19 @@ TrekPlanRelative(const char *target)
  */
 static int *
 path_back(TrekPlan *plan, TrekMigration *migrations, int nmigrations,
-		  const TrekHistoryRow *trail, int ntrail, int n, const char *dir)
+		  const TrekTrail *t, int n, const char *dir)
 {
 	int		   *path = palloc(n * sizeof(int));
+	const TrekHistoryRow *trail = t->rows;
+	int			ntrail = t->n;
+
+	if (!t->visible)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to go back on track \"%s\"",
+						plan->track),
+				 errdetail("A target \"-N\" goes back along the track's applied steps, which only roles with the privileges of its owner see."),
+				 errhint("Name the target revision.")));
 
 	if (ntrail == 0 || strcmp(trail[ntrail - 1].to, plan->from) != 0)
 		ereport(ERROR,
@@ -313,14 +324,17 @@ path_back(TrekPlan *plan, TrekMigration *migrations, int nmigrations,
  * folder dir.  Reads no file but those of the planned steps, writes nothing.
  * A target "+N" is the first N steps of the way to head; "-N" goes back N
  * steps the way the track came, along trail (its steps in effect, oldest
- * first, as TrekStateTrail() reads them; only needed for "-N").
+ * first, as TrekStateTrail() reads them: needed for "-N").  With
+ * trail->check, the files of those steps must be in the folder as they
+ * were applied.
  */
 TrekPlan *
 TrekPlanMake(const TrekFolderRef *where, const char *target,
 			 const char *dirname, const char *track, const char *current,
-			 const TrekHistoryRow *trail, int ntrail)
+			 const TrekTrail *trail)
 {
 	int			relative = TrekPlanRelative(target);
+	bool		check;
 	TrekPlan   *plan = palloc0(sizeof(TrekPlan));
 	TrekMigration *migrations;
 	int			nmigrations;
@@ -344,7 +358,8 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 	plan->track = pstrdup(track);
 	folder = TrekFolderOpenRef(where);
 	plan->dir = folder->path;
-	migrations = TrekScanFolder(folder, &nmigrations, false, &revs);
+	check = trail != NULL && trail->check && trail->visible;
+	migrations = TrekScanFolder(folder, &nmigrations, check, &revs);
 	g = TrekGraphBuild(migrations, nmigrations, revs);
 
 	plan->from = pstrdup(current);
@@ -356,6 +371,17 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 						track, plan->from, plan->dir),
 				 errhint("Check that the folder belongs to this track, and that no migration file was renamed or removed; trek.history shows how the track got there.")));
 
+	if (check)
+	{
+		int			ndrift;
+		TrekDrift  *drift = TrekDriftFind(folder, migrations, nmigrations,
+										  trail->rows, trail->n, &ndrift);
+
+		if (ndrift > 0)
+			TrekDriftReport(track, plan->dir, NULL, drift, ndrift,
+							_("Put the files back as they were applied (trek.history keeps their SHA-256), or plan with trek.check_applied off; trek_status() shows the whole state."));
+	}
+
 	if (relative > 0 && target[0] == '-')
 	{
 		if (direction == TREK_UP)
@@ -364,8 +390,10 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 					 errmsg("target \"%s\" goes down, not \"up\"", target)));
 		up = false;
 		nsteps = relative;
-		path = path_back(plan, migrations, nmigrations, trail, ntrail,
-						 relative, plan->dir);
+		if (trail == NULL)
+			elog(ERROR, "planning \"%s\" without the track's steps", target);
+		path = path_back(plan, migrations, nmigrations, trail, relative,
+						 plan->dir);
 		plan->to = pstrdup(migrations[path[nsteps - 1]].to);
 	}
 	else

@@ -91,15 +91,10 @@ trek_plan(PG_FUNCTION_ARGS)
 	char	   *target = text_arg(fcinfo, 1, "target");
 	char	   *direction = text_arg(fcinfo, 2, "direction");
 	char	   *track = track_arg(fcinfo, 3);
-	TrekHistoryRow *trail = NULL;
-	int			ntrail = 0;
 	TrekPlan   *plan;
 
-	/* "-N" goes back the way the track came */
-	if (target[0] == '-' && TrekPlanRelative(target) > 0)
-		trail = TrekStateTrail(track, &ntrail);
 	plan = TrekPlanMake(where, target, direction, track,
-						TrekStateCurrent(track), trail, ntrail);
+						TrekStateCurrent(track), TrekStateTrail(track, target));
 
 	PG_RETURN_JSONB_P(TrekPlanToJsonb(plan));
 }

@@ -146,6 +146,20 @@ typedef struct TrekHistoryRow
 	char	   *sha256;			/* NULL for a stamp */
 } TrekHistoryRow;
 
+/*
+ * What planning takes of a track's past (history.c): the steps in effect,
+ * oldest first, which "-N" goes back along and whose files are checked
+ * against the folder when check is set; and whether the caller may see
+ * them (a role with the privileges of the track's owner).
+ */
+typedef struct TrekTrail
+{
+	TrekHistoryRow *rows;
+	int			n;
+	bool		visible;
+	bool		check;
+} TrekTrail;
+
 /* the two parts of a track's lock (state.c) */
 typedef struct TrekTrackLock
 {

@@ -587,12 +587,12 @@ def test_plan_bounds(fuzz_cluster, fuzz_db, fuzz_area):
         assert e.value.diag.message_detail == \
             'In step 1, file "%s" is not the migration file of this step.' % \
             plan["steps"][0]["file"]
-        # the whole plan: at most 128 MB of jsonb, whatever it carries
+        # the whole plan: at most 192 MB of jsonb, whatever it carries
         with pytest.raises(psycopg.Error) as e:
             conn.execute("SELECT trek_execute(jsonb_set(%s::jsonb, '{padding}',"
-                         " to_jsonb(repeat('x', 128 * 1024 * 1024))))", (json.dumps(good),))
+                         " to_jsonb(repeat('x', 192 * 1024 * 1024))))", (json.dumps(good),))
         assert e.value.sqlstate == "22023", e.value
-        assert re.fullmatch(r"The plan has \d+ bytes as jsonb, more than the limit of 134217728\.",
+        assert re.fullmatch(r"The plan has \d+ bytes as jsonb, more than the limit of 201326592\.",
                             e.value.diag.message_detail)
         # a track argument over the bound, for every function
         for call in ("SELECT trek_current(%s)",
