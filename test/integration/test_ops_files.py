@@ -66,12 +66,26 @@ def applied_and_edited(conn, folder):
     append(folder, "20240102_a_up_b.sql", "-- edited\n")
 
 
-def applied_again(conn, folder):
-    """...then down to a, the file edited again, and up to head again."""
-    applied_and_edited(conn, folder)
+def down_past_the_edit(conn, folder):
+    """Down to a, through the edited file: planning refuses it while the
+    applied files are checked (nothing applied), and goes with the check
+    off."""
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as e:
+        execute(conn, folder, "a", "ops")
+    assert e.value.diag.message_detail == \
+        'File "20240102_a_up_b.sql" (history id 2) changed since it was applied.'
+    assert conn.execute("SELECT trek_current('ops')").fetchone() == ("c",)
+    conn.execute("SET trek.check_applied = off")
     assert execute(conn, folder, "a", "ops") == ("a", [
         'applied migration "20240103_c_down_b.sql" (c -> b)',
         'applied migration "20240102_b_down_a.sql" (b -> a)'])
+    conn.execute("RESET trek.check_applied")
+
+
+def applied_again(conn, folder):
+    """...then down to a, the file edited again, and up to head again."""
+    applied_and_edited(conn, folder)
+    down_past_the_edit(conn, folder)
     append(folder, "20240102_a_up_b.sql", "-- edited again\n")
     assert execute(conn, folder, "head", "ops") == ("c", [
         'applied migration "20240102_a_up_b.sql" (a -> b)',
@@ -108,9 +122,7 @@ def test_a_file_is_judged_against_its_newest_run(cluster, database,
     with connect(cluster, database) as conn:
         applied_and_edited(conn, folder)
         # down, edit, up again
-        assert execute(conn, folder, "a", "ops") == ("a", [
-            'applied migration "20240103_c_down_b.sql" (c -> b)',
-            'applied migration "20240102_b_down_a.sql" (b -> a)'])
+        down_past_the_edit(conn, folder)
         assert status(conn, folder, "current, steps_to_head,"
                       " changed_files") == ("a", 2, [])
         append(folder, "20240102_a_up_b.sql", "-- edited again\n")
