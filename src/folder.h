@@ -19,7 +19,7 @@
 /* one file of a folder sent by the client */
 typedef struct TrekSentFile
 {
-	char	   *name;			/* relative to the folder: "a.sql", "sub/b.sql" */
+	char	   *name;			/* "a.sql", or "sub/b.sql" in a subfolder */
 	const char *text;			/* len bytes, not NUL-terminated */
 	int			len;
 } TrekSentFile;

@@ -223,6 +223,7 @@ void
 TrekOpsVerify(const TrekFolderRef *where, const char *track)
 {
 	TrekSurvey	s;
+
 	survey(&s, where, track);
 	if (!s.visible)
 	{
