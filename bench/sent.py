@@ -48,7 +48,8 @@ ddl = chain(ddl_n, lambda i: "CREATE TABLE t%d (id int PRIMARY KEY, v text);\n"
 noop = chain(noop_n, lambda i: "CREATE TABLE log (i int);\n" if i == 1
              else "INSERT INTO log VALUES (%d);\n" % i)
 ddl_dir, noop_dir = os.path.join(work, "ddl"), os.path.join(work, "noop")
-write(ddl_dir, ddl)
+if ddl_n:
+    write(ddl_dir, ddl)
 write(noop_dir, noop)
 ddl_json, noop_json = json.dumps(ddl), json.dumps(noop)
 
@@ -85,6 +86,11 @@ READ_ALL = ("SELECT sum(length(pg_read_binary_file(%s || '/' || f)))"
 NOOP = {
     "jsonb_object_keys of the sent folder":
         ("SELECT count(*) FROM jsonb_object_keys(%s::jsonb)", (noop_json,), None),
+    "the check in SQL: the jsonb's texts hashed and joined with the history":
+        ("SELECT count(*) FROM jsonb_each_text(%s::jsonb) AS j"
+         "  JOIN trek.history AS h ON h.file = j.key"
+         " WHERE h.sha256 = encode(sha256(convert_to(j.value, 'UTF8')), 'hex')",
+         (noop_json,), None),
     "no-op, sent folder, check on":
         ("SELECT trek_execute(trek_plan(%s::jsonb, 'head'))", (noop_json,), "on"),
     "no-op, sent folder, check off":
@@ -99,6 +105,8 @@ NOOP = {
         ("SELECT trek_execute(trek_plan(%s, 'head'))", (noop_dir,), "off"),
 }
 
+if ddl_n == 0:                  # DDL_N 0: the no-op and memory parts only
+    DDL = {}
 times = {k: [] for k in list(DDL) + list(NOOP)}
 for r in range(rounds):
     order = list(DDL) if r % 2 == 0 else list(reversed(DDL))
@@ -108,6 +116,8 @@ for r in range(rounds):
         times[k].append(timed(conn, sql, (param,)))
         conn.close()
     order = list(NOOP) if r % 2 == 0 else list(reversed(NOOP))
+    # the databases made and dropped above invalidate the session's caches
+    noop_conn.execute("SELECT trek_current()").fetchall()
     for k in order:
         sql, params, check = NOOP[k]
         if check:
@@ -119,6 +129,8 @@ RATIOS = [
     ("execute, sent folder", "execute, server folder"),
     ("migrate, sent folder", "migrate, server folder"),
     ("no-op, sent folder, check on", "jsonb_object_keys of the sent folder"),
+    ("no-op, sent folder, check on",
+     "the check in SQL: the jsonb's texts hashed and joined with the history"),
     ("no-op, sent folder, check off", "jsonb_object_keys of the sent folder"),
     ("no-op, server folder, check off", "pg_ls_dir of the server folder"),
     ("no-op, server folder, check on", "reading every file of the server folder"),
@@ -132,6 +144,39 @@ print()
 print("| ratio (median of the rounds' ratios) | value | rounds |")
 print("|---|---:|---|")
 for a, b in RATIOS:
+    if not times.get(a):
+        continue
     rs = [x / y for x, y in zip(times[a], times[b])]
     print("| %s ÷ %s | %.2f | %s |" % (a, b, statistics.median(rs),
                                        ", ".join("%.2f" % x for x in rs)))
+
+# ---- memory: a 100 MB sent folder (1,000 files of 100 kB) ----
+big = chain(1000, lambda i: "-- " + "x" * 99990 + "\nSELECT 1;\n")
+big_json = json.dumps(big)
+size = sum(len(v) for v in big.values())
+
+
+def peak_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+
+
+MEMORY = [
+    ("SELECT count(*) FROM jsonb_object_keys(%s::jsonb)", "parsing the jsonb alone"),
+    ("CALL trek_migrate(%s::jsonb, 'head')", "CALL trek_migrate(folder jsonb, 'head')"),
+    ("SELECT trek_execute(trek_plan(%s::jsonb, 'head'))", "trek_execute(trek_plan(folder jsonb, 'head'))"),
+    ("SELECT length(trek_plan(%s::jsonb, 'head')::text)", "trek_plan(folder jsonb, 'head'), the plan sent back"),
+]
+print()
+print("| 100 MB sent folder (%.1f MB of text) | peak growth of the backend (MB) | ÷ folder |" % (size / 1e6))
+print("|---|---:|---:|")
+for sql, what in MEMORY:
+    conn = fresh("bench_sent_mem")
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    before = peak_kb(pid)
+    conn.execute(sql, (big_json,))
+    grown = (peak_kb(pid) - before) * 1024
+    print("| %s | %.0f | %.2f |" % (what, grown / 1e6, grown / size))
+    conn.close()

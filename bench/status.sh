@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/status.sh: at N files (default 10,000), time inside the server
 #   - SELECT count(*) FROM pg_ls_dir(dir)            (listing the folder in SQL)
-#   - SELECT trek_execute(trek_plan(dir, 'head'))    (the no-op, at head)
+#   - SELECT trek_execute(trek_plan(dir, 'head'))    (the no-op, at head,
+#     with trek.check_applied off: bench/sent.sh measures the check)
 #   - SELECT * FROM trek_status(dir)                 (at head, every file applied)
 # alternated in one session, REPS rounds (default 21), and print medians
 # and the median of each round's ratio to pg_ls_dir.
@@ -57,6 +58,7 @@ psql=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench_status)
 
 "${psql[@]}" -v dir="$work/f" -v reps="$reps" -v n="$n" <<'SQL'
 SET client_min_messages = warning;
+SET trek.check_applied = off;
 CREATE TEMP TABLE t (rep int, what text, ms float8);
 CREATE FUNCTION pg_temp.timed(q text) RETURNS float8 LANGUAGE plpgsql AS $$
 DECLARE

@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "common/cryptohash.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 
@@ -40,6 +41,9 @@ TrekDriftFind(TrekFolder *folder, TrekMigration *sorted, int nmigrations,
 	TrekDrift  *drift = palloc(Max(nrows, 1) * sizeof(TrekDrift));
 
 	*ndrift = 0;
+	/* one SHA-256 context for every file of a sent folder */
+	if (folder->sent && nrows > 0)
+		folder->hash = pg_cryptohash_create(PG_SHA256);
 	for (int i = 0; i < nrows; i++)
 	{
 		TrekHistoryRow *r = &rows[i];
@@ -60,6 +64,11 @@ TrekDriftFind(TrekFolder *folder, TrekMigration *sorted, int nmigrations,
 			drift[*ndrift].row = r;
 			drift[(*ndrift)++].missing = false;
 		}
+	}
+	if (folder->hash != NULL)
+	{
+		pg_cryptohash_free(folder->hash);
+		folder->hash = NULL;
 	}
 	return drift;
 }

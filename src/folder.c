@@ -942,36 +942,45 @@ TrekSentText(TrekFolder *f, const char *file, int *len)
 }
 
 /*
- * load_migration() for a sent folder: the text is in memory already.
+ * load_migration() for a sent folder: the text is in memory already.  The
+ * folder's SHA-256 context is used when a caller hashing many files set
+ * one (TrekDriftFind): creating one per file is most of the cost.
  */
 static char *
-load_sent(TrekFolder *f, const char *file, TrekLoad *load, int *len,
-		  char *sha256, bool *no_transaction)
+load_sent(TrekFolder *f, const char *file, bool keep, int *len, char *sha256,
+		  bool *no_transaction)
 {
 	TrekSentFile *sf = sent_file(f, file);
+	size_t		flen = strlen(file);
+	pg_cryptohash_ctx *ctx = f->hash;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char	   *buf;
 
 	if ((int64) sf->len > (int64) TrekMaxFileSize * 1024)
-		too_large(load->path, sf->len);
+		too_large(psprintf("%s/%s", f->path, file), sf->len);
 
-	load->ctx = pg_cryptohash_create(PG_SHA256);
-	if (pg_cryptohash_init(load->ctx) < 0)
+	if (ctx == NULL)
+		ctx = pg_cryptohash_create(PG_SHA256);
+	if (pg_cryptohash_init(ctx) < 0)
 		elog(ERROR, "could not initialize SHA-256: %s",
-			 pg_cryptohash_error(load->ctx));
-	hash_update(load->ctx, sf->text, sf->len);
-	if (pg_cryptohash_final(load->ctx, load->digest, sizeof(load->digest)) < 0)
-		elog(ERROR, "could not finish SHA-256: %s",
-			 pg_cryptohash_error(load->ctx));
-	pg_cryptohash_free(load->ctx);
-	sha256_hex(load->digest, sha256);
-	*no_transaction = TrekNoTransactionMarker(sf->text, sf->len, load->python);
+			 pg_cryptohash_error(ctx));
+	hash_update(ctx, sf->text, sf->len);
+	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not finish SHA-256: %s", pg_cryptohash_error(ctx));
+	if (ctx != f->hash)
+		pg_cryptohash_free(ctx);
+	sha256_hex(digest, sha256);
+	/* a migration's name ends in ".sql" or ".py" (TrekParseFileName) */
+	*no_transaction = TrekNoTransactionMarker(sf->text, sf->len,
+											  flen > 3 && strcmp(file + flen - 3, ".py") == 0);
 	if (len != NULL)
 		*len = sf->len;
-	if (!load->keep)
+	if (!keep)
 		return NULL;
-	load->buf = palloc((Size) sf->len + 1);
-	memcpy(load->buf, sf->text, sf->len);
-	load->buf[sf->len] = '\0';
-	return load->buf;
+	buf = palloc((Size) sf->len + 1);
+	memcpy(buf, sf->text, sf->len);
+	buf[sf->len] = '\0';
+	return buf;
 }
 
 /*
@@ -988,12 +997,12 @@ load_migration(TrekFolder *f, const char *file, bool keep, int *len, char *sha25
 	struct stat st;
 	TrekName	name;
 
+	if (f->sent)
+		return load_sent(f, file, keep, len, sha256, no_transaction);
 	memset(&load, 0, sizeof(load));
 	load.path = psprintf("%s/%s", f->path, file);
 	load.keep = keep;
 	load.python = TrekParseFileName(file, &name) == TREK_NAME_OK && name.python;
-	if (f->sent)
-		return load_sent(f, file, &load, len, sha256, no_transaction);
 	load.fd = open_migration(f, file, load.path, &st);
 	load.size = st.st_size;
 	PG_TRY();

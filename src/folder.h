@@ -9,6 +9,7 @@
 #ifndef TREK_FOLDER_H
 #define TREK_FOLDER_H
 
+#include "common/cryptohash.h"
 #include "nodes/pg_list.h"
 
 #include "names.h"
@@ -37,6 +38,7 @@ typedef struct TrekFolder
 	bool		sent;			/* sent by the client: no file is opened */
 	TrekSentFile *files;		/* its files, sorted by name */
 	int			nfiles;
+	pg_cryptohash_ctx *hash;	/* SHA-256 for many sent files, or NULL */
 } TrekFolder;
 
 
