@@ -1,10 +1,13 @@
 """PostgreSQL 18: trek from a folder of its own, as an image volume or a
 mounted volume ships it (doc/deployment.md, "Where the folder lives").
 
-trek is installed with `make install DESTDIR=...` into a temporary folder,
-and a server whose extension_control_path and dynamic_library_path name only
-that folder (not the system's) creates the extension and loads the library
-from there.
+trek is installed with `make install DESTDIR=...` into a temporary folder
+(its control file's comment marked), and a server whose
+extension_control_path and dynamic_library_path name that folder before the
+system's ($system, $libdir: PostgreSQL 18 looks up "$libdir/..." through
+dynamic_library_path too, PL/pgSQL included) finds the control file and
+loads the library from there, though trek is installed in the system's
+folders as well.
 """
 
 import os
@@ -36,6 +39,10 @@ def volume():
                             "DESTDIR=%s" % base],
                            capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stdout + p.stderr
+        control = base / pg_config("--sharedir").lstrip("/") / "extension" / \
+            "trek.control"
+        text = control.read_text()
+        control.write_text(text.replace("comment = '", "comment = '(volume) "))
         for dirpath, dirnames, filenames in os.walk(base):
             os.chmod(dirpath, 0o755)
             for f in filenames:
@@ -51,19 +58,20 @@ def test_trek_from_its_own_folder(volume):
     assert (Path(share) / "extension" / "trek.control").exists()
     cluster = Cluster.create("volume", {
         "shared_preload_libraries": "",
-        "extension_control_path": share,
-        "dynamic_library_path": lib,
+        "extension_control_path": share + ":$system",
+        "dynamic_library_path": lib + ":$libdir",
     })
     try:
         cluster.start()
         with cluster.connect() as conn:
             assert conn.execute(
-                "SELECT default_version FROM pg_available_extensions"
-                " WHERE name = 'trek'").fetchone() == ("0.3",)
+                "SELECT default_version, comment LIKE '(volume) %'"
+                "  FROM pg_available_extensions WHERE name = 'trek'"
+                ).fetchall() == [("0.3", True)]
             conn.execute("CREATE EXTENSION trek")
             assert conn.execute("SELECT trek_current()").fetchone()[0] == "initial"
-            # neither path names the system's folders, so this is the only
-            # trek the server can have loaded; where /proc shows it, it says so
+            # the volume comes first; where /proc shows the backend's
+            # mappings, its trek.so is the one loaded
             pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
             if os.access("/proc/%d/maps" % pid, os.R_OK):
                 maps = Path("/proc/%d/maps" % pid).read_text()
