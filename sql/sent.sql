@@ -126,6 +126,9 @@ SELECT trek_plan('"a folder"'::jsonb, 'head');
 \echo :LAST_ERROR_SQLSTATE
 SELECT trek_plan(NULL::jsonb, 'head');
 \echo :LAST_ERROR_SQLSTATE
+-- a folder where a plan goes
+CALL trek_migrate(:'tiny'::jsonb);
+\echo :LAST_ERROR_SQLSTATE
 CALL trek_migrate('{}'::jsonb, 'head', track => 'bad');
 \echo :LAST_ERROR_SQLSTATE
 SELECT trek_plan('{"20240101_initial_up_a.sql": 42}'::jsonb, 'head');

@@ -687,6 +687,28 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 	s->python = name.python;
 }
 
+/* does jb have a key named like a migration file (".sql", ".py")? */
+static bool
+looks_like_folder(Jsonb *jb)
+{
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		int			n;
+
+		if (tok != WJB_KEY)
+			continue;
+		n = v.val.string.len;
+		if ((n > 4 && memcmp(v.val.string.val + n - 4, ".sql", 4) == 0) ||
+			(n > 3 && memcmp(v.val.string.val + n - 3, ".py", 3) == 0))
+			return true;
+	}
+	return false;
+}
+
 /*
  * Check a plan made by trek_plan and possibly changed since, and unpack it.
  */
@@ -708,7 +730,16 @@ TrekPlanFromJsonb(Jsonb *jb)
 						   (size_t) VARSIZE(jb), TREK_PLAN_MAX_BYTES));
 
 	if (getKeyJsonValueFromContainer(root, "format", 6, &v) == NULL)
+	{
+		/* a folder passed where a plan goes: say what was probably meant */
+		if (looks_like_folder(jb))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("malformed trek plan"),
+					 errdetail("Key \"%s\" is missing.", "format"),
+					 errhint("A folder sent as jsonb needs a target: trek_plan(folder, 'head'), or CALL trek_migrate(folder, 'head').")));
 		malformed(psprintf(_("Key \"%s\" is missing."), "format"));
+	}
 	if (v.type != jbvNumeric ||
 		!DatumGetBool(DirectFunctionCall2(numeric_eq,
 										  NumericGetDatum(v.val.numeric),
