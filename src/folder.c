@@ -213,6 +213,19 @@ check_sent_name(const char *name, int len)
 	}
 }
 
+/* an empty sent folder with room for n files */
+static TrekFolder *
+sent_folder(int n)
+{
+	TrekFolder *f = palloc0(sizeof(TrekFolder));
+
+	f->path = TREK_SENT_DIR;
+	f->fd = -1;
+	f->sent = true;
+	f->files = palloc(Max(n, 1) * sizeof(TrekSentFile));
+	return f;
+}
+
 static const char *
 json_type_name(JsonbValue *v)
 {
@@ -240,7 +253,7 @@ json_type_name(JsonbValue *v)
 static TrekFolder *
 open_sent(Jsonb *jb)
 {
-	TrekFolder *f = palloc0(sizeof(TrekFolder));
+	TrekFolder *f;
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -252,10 +265,7 @@ open_sent(Jsonb *jb)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("sent migration folder is not a JSON object"),
 				 errhint("Send an object whose keys are the file names and whose values are the files' text.")));
-	f->path = TREK_SENT_DIR;
-	f->fd = -1;
-	f->sent = true;
-	f->files = palloc(Max(JB_ROOT_COUNT(jb), 1) * sizeof(TrekSentFile));
+	f = sent_folder(JB_ROOT_COUNT(jb));
 
 	it = JsonbIteratorInit(&jb->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -319,11 +329,7 @@ TrekFolderOfPlan(const TrekPlan *plan)
 	if (strcmp(plan->dir, TREK_SENT_DIR) != 0)
 		return TrekFolderOpen(plan->dir);
 
-	f = palloc0(sizeof(TrekFolder));
-	f->path = TREK_SENT_DIR;
-	f->fd = -1;
-	f->sent = true;
-	f->files = palloc(Max(plan->nsteps, 1) * sizeof(TrekSentFile));
+	f = sent_folder(plan->nsteps);
 	for (int i = 0; i < plan->nsteps; i++)
 	{
 		TrekSentFile *sf = &f->files[f->nfiles++];
@@ -850,6 +856,21 @@ hash_update(pg_cryptohash_ctx *ctx, const char *buf, size_t len)
 		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
 }
 
+static void
+hash_begin(pg_cryptohash_ctx *ctx)
+{
+	if (pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialize SHA-256: %s",
+			 pg_cryptohash_error(ctx));
+}
+
+static void
+hash_end(pg_cryptohash_ctx *ctx, uint8 *digest)
+{
+	if (pg_cryptohash_final(ctx, digest, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not finish SHA-256: %s", pg_cryptohash_error(ctx));
+}
+
 /* a migration file being read */
 typedef struct TrekLoad
 {
@@ -868,9 +889,7 @@ typedef struct TrekLoad
 static void
 read_and_hash(TrekLoad *load)
 {
-	if (pg_cryptohash_init(load->ctx) < 0)
-		elog(ERROR, "could not initialize SHA-256: %s",
-			 pg_cryptohash_error(load->ctx));
+	hash_begin(load->ctx);
 	if (load->keep)
 	{
 		load->buf = palloc((Size) load->size + 1);
@@ -905,9 +924,7 @@ read_and_hash(TrekLoad *load)
 		}
 		pfree(buf);
 	}
-	if (pg_cryptohash_final(load->ctx, load->digest, sizeof(load->digest)) < 0)
-		elog(ERROR, "could not finish SHA-256: %s",
-			 pg_cryptohash_error(load->ctx));
+	hash_end(load->ctx, load->digest);
 }
 
 /* the sent file of folder f named file, or an error */
@@ -961,12 +978,9 @@ load_sent(TrekFolder *f, const char *file, bool keep, int *len, char *sha256,
 
 	if (ctx == NULL)
 		ctx = pg_cryptohash_create(PG_SHA256);
-	if (pg_cryptohash_init(ctx) < 0)
-		elog(ERROR, "could not initialize SHA-256: %s",
-			 pg_cryptohash_error(ctx));
+	hash_begin(ctx);
 	hash_update(ctx, sf->text, sf->len);
-	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-		elog(ERROR, "could not finish SHA-256: %s", pg_cryptohash_error(ctx));
+	hash_end(ctx, digest);
 	if (ctx != f->hash)
 		pg_cryptohash_free(ctx);
 	sha256_hex(digest, sha256);

@@ -174,20 +174,21 @@ TrekStateHistory(const char *track, int *nrows, MemoryContext cxt)
 }
 
 /*
- * Indexes of the history rows in effect, oldest first: the up steps that
- * brought the track where it is and were not undone since, *n of them.
- * The history is replayed oldest first as a stack: an up step is pushed; a
- * down step to revision R pops steps until the top one ends at R (all of
- * them for "initial"); a stamp to a revision the stack passes through pops
- * like a down step, and a stamp anywhere else keeps the stack.  So a file
- * that was applied, undone and edited before being applied again is judged
- * against its newest run (ops.c), and "-N" goes back the way the track
+ * The history rows in effect, oldest first: the up steps that brought the
+ * track where it is and were not undone since, *n of them (copied).  The
+ * history is replayed oldest first as a stack: an up step is pushed; a down
+ * step to revision R pops steps until the top one ends at R (all of them
+ * for "initial"); a stamp to a revision the stack passes through pops like
+ * a down step, and a stamp anywhere else keeps the stack.  So a file that
+ * was applied, undone and edited before being applied again is judged
+ * against its newest run (drift.c), and "-N" goes back the way the track
  * came (plan.c).
  */
-int *
-TrekHistoryInEffect(TrekHistoryRow *rows, int nrows, int *n)
+static TrekHistoryRow *
+rows_in_effect(TrekHistoryRow *rows, int nrows, int *n)
 {
 	int		   *stack = palloc(Max(nrows, 1) * sizeof(int));
+	TrekHistoryRow *effect;
 	int			top = 0;
 
 	for (int i = 0; i < nrows; i++)
@@ -213,42 +214,45 @@ TrekHistoryInEffect(TrekHistoryRow *rows, int nrows, int *n)
 		while (top > 0 && strcmp(rows[stack[top - 1]].to, r->to) != 0)
 			top--;
 	}
+	effect = palloc(Max(top, 1) * sizeof(TrekHistoryRow));
+	for (int i = 0; i < top; i++)
+		effect[i] = rows[stack[i]];
+	pfree(stack);
 	*n = top;
-	return stack;
+	return effect;
 }
 
-
 /*
- * What planning target on track needs of its past (TrekTrail), or NULL:
- * the steps in effect when trek.check_applied is on or target goes back
- * ("-N"), and whether the caller may see them.  Connects to SPI itself;
- * the rows are copied into the caller's context.
+ * What a call on track needs of its past (TrekTrail), in the caller's
+ * context.  For planning, target is where it goes: its steps in effect are
+ * read when trek.check_applied is on or target goes back ("-N"), else only
+ * the revision; NULL (trek_status, trek_verify) reads them always.  The
+ * revision comes from the same read of trek.history as the steps.
+ * Connects to SPI itself.
  */
 TrekTrail *
 TrekStateTrail(const char *track, const char *target)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
-	TrekTrail  *trail;
+	TrekTrail  *trail = palloc0(sizeof(TrekTrail));
 	TrekHistoryRow *rows;
 	int			nrows;
-	int		   *effect;
 	bool		owned;
-	Oid			owner;
 
-	if (!TrekCheckApplied && target[0] != '-')
-		return NULL;
-	trail = palloc0(sizeof(TrekTrail));
-	trail->check = TrekCheckApplied;
+	trail->check = target != NULL && TrekCheckApplied;
+	if (target != NULL && !TrekCheckApplied && target[0] != '-')
+	{
+		trail->current = TrekStateCurrent(track);
+		return trail;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	(void) TrekStateRead(track, &owned, &owner, callercxt);
-	trail->visible = TrekGuardMaySeeTrack(owned, owner);
+	(void) TrekStateRead(track, &owned, &trail->owner, callercxt);
+	trail->visible = TrekGuardMaySeeTrack(owned, trail->owner);
 	rows = TrekStateHistory(track, &nrows, callercxt);
 	SPI_finish();
-	effect = TrekHistoryInEffect(rows, nrows, &trail->n);
-	trail->rows = palloc(Max(trail->n, 1) * sizeof(TrekHistoryRow));
-	for (int i = 0; i < trail->n; i++)
-		trail->rows[i] = rows[effect[i]];
+	trail->current = nrows > 0 ? rows[nrows - 1].to : pstrdup("initial");
+	trail->rows = rows_in_effect(rows, nrows, &trail->n);
 	return trail;
 }
 

@@ -18,7 +18,6 @@ extern void TrekStateStamp(const char *track, const char *dir,
 						   const char *from, const char *to, bool owned);
 extern TrekHistoryRow *TrekStateHistory(const char *track, int *nrows,
 										MemoryContext cxt);
-extern int *TrekHistoryInEffect(TrekHistoryRow *rows, int nrows, int *n);
 extern TrekTrail *TrekStateTrail(const char *track, const char *target);
 
 #endif							/* TREK_HISTORY_H */

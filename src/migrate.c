@@ -376,7 +376,6 @@ migrate_locked(TrekMigrateRun *run, TrekPlan *given, const TrekFolderRef *where,
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
 		plan = TrekPlanMake(where, target, direction, track,
-							TrekStateCurrent(track),
 							TrekStateTrail(track, target));
 		PopActiveSnapshot();
 	}

@@ -73,13 +73,8 @@ static void
 survey(TrekSurvey *s, const TrekFolderRef *where, const char *track)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
-	TrekHistoryRow *rows;
-	int			nrows;
-	int		   *effect;
-	int			neffect;
-	TrekHistoryRow *applied;
+	TrekTrail  *trail;
 	TrekRevisions *revs;
-	bool		owned;
 
 	memset(s, 0, sizeof(TrekSurvey));
 	s->track = track;
@@ -88,16 +83,10 @@ survey(TrekSurvey *s, const TrekFolderRef *where, const char *track)
 								   &revs);
 	s->graph = TrekGraphBuild(s->migrations, s->nmigrations, revs);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	(void) TrekStateRead(track, &owned, &s->owner, callercxt);
-	s->visible = TrekGuardMaySeeTrack(owned, s->owner);
-	rows = TrekStateHistory(track, &nrows, callercxt);
-	if (s->visible)
-		s->last_run = TrekRunsLast(track, callercxt);
-	SPI_finish();
-
-	s->current = nrows > 0 ? rows[nrows - 1].to : "initial";
+	trail = TrekStateTrail(track, NULL);
+	s->owner = trail->owner;
+	s->visible = trail->visible;
+	s->current = trail->current;
 	s->current_node = TrekGraphFind(s->graph, s->current);
 	if (!s->visible)
 	{
@@ -105,12 +94,12 @@ survey(TrekSurvey *s, const TrekFolderRef *where, const char *track)
 		return;
 	}
 
-	effect = TrekHistoryInEffect(rows, nrows, &neffect);
-	applied = palloc(Max(neffect, 1) * sizeof(TrekHistoryRow));
-	for (int i = 0; i < neffect; i++)
-		applied[i] = rows[effect[i]];
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	s->last_run = TrekRunsLast(track, callercxt);
+	SPI_finish();
 	s->drift = TrekDriftFind(s->folder, s->migrations, s->nmigrations,
-							 applied, neffect, &s->ndrift);
+							 trail->rows, trail->n, &s->ndrift);
 	TrekFolderClose(s->folder);
 }
 

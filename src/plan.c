@@ -322,16 +322,15 @@ path_back(TrekPlan *plan, TrekMigration *migrations, int nmigrations,
 /*
  * Plan the shortest way for track from the revision it is at to target in
  * folder dir.  Reads no file but those of the planned steps, writes nothing.
- * A target "+N" is the first N steps of the way to head; "-N" goes back N
- * steps the way the track came, along trail (its steps in effect, oldest
- * first, as TrekStateTrail() reads them: needed for "-N").  With
- * trail->check, the files of those steps must be in the folder as they
- * were applied.
+ * trail is what TrekStateTrail() read of the track: the revision it is at,
+ * and its steps in effect where needed.  A target "+N" is the first N steps
+ * of the way to head; "-N" goes back N steps the way the track came, along
+ * those steps.  With trail->check, the files of those steps must be in the
+ * folder as they were applied.
  */
 TrekPlan *
 TrekPlanMake(const TrekFolderRef *where, const char *target,
-			 const char *dirname, const char *track, const char *current,
-			 const TrekTrail *trail)
+			 const char *dirname, const char *track, const TrekTrail *trail)
 {
 	int			relative = TrekPlanRelative(target);
 	bool		check;
@@ -358,11 +357,11 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 	plan->track = pstrdup(track);
 	folder = TrekFolderOpenRef(where);
 	plan->dir = folder->path;
-	check = trail != NULL && trail->check && trail->visible;
+	check = trail->check && trail->visible;
 	migrations = TrekScanFolder(folder, &nmigrations, check, &revs);
 	g = TrekGraphBuild(migrations, nmigrations, revs);
 
-	plan->from = pstrdup(current);
+	plan->from = pstrdup(trail->current);
 	from = TrekGraphFind(g, plan->from);
 	if (from < 0)
 		ereport(ERROR,
@@ -390,8 +389,6 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 					 errmsg("target \"%s\" goes down, not \"up\"", target)));
 		up = false;
 		nsteps = relative;
-		if (trail == NULL)
-			elog(ERROR, "planning \"%s\" without the track's steps", target);
 		path = path_back(plan, migrations, nmigrations, trail, relative,
 						 plan->dir);
 		plan->to = pstrdup(migrations[path[nsteps - 1]].to);

@@ -18,7 +18,7 @@ extern void TrekCheckTrackName(const char *track);
 extern int	TrekPlanRelative(const char *target);
 extern TrekPlan *TrekPlanMake(const TrekFolderRef *where, const char *target,
 							  const char *direction, const char *track,
-							  const char *current, const TrekTrail *trail);
+							  const TrekTrail *trail);
 struct TrekGraph;
 extern int	TrekPlanResolve(struct TrekGraph *graph, const char *revision,
 							const char *dir);

@@ -94,7 +94,7 @@ trek_plan(PG_FUNCTION_ARGS)
 	TrekPlan   *plan;
 
 	plan = TrekPlanMake(where, target, direction, track,
-						TrekStateCurrent(track), TrekStateTrail(track, target));
+						TrekStateTrail(track, target));
 
 	PG_RETURN_JSONB_P(TrekPlanToJsonb(plan));
 }

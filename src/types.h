@@ -147,15 +147,18 @@ typedef struct TrekHistoryRow
 } TrekHistoryRow;
 
 /*
- * What planning takes of a track's past (history.c): the steps in effect,
- * oldest first, which "-N" goes back along and whose files are checked
- * against the folder when check is set; and whether the caller may see
- * them (a role with the privileges of the track's owner).
+ * What planning, trek_status and trek_verify take of a track's past
+ * (history.c): the revision it is at; the steps in effect, oldest first,
+ * which "-N" goes back along and whose files are checked against the
+ * folder when check is set; its owner, and whether the caller may see the
+ * steps (a role with the privileges of that owner).
  */
 typedef struct TrekTrail
 {
+	char	   *current;
 	TrekHistoryRow *rows;
 	int			n;
+	Oid			owner;			/* InvalidOid: none yet */
 	bool		visible;
 	bool		check;
 } TrekTrail;
