@@ -81,8 +81,8 @@ execute_plan(TrekPlan *plan, bool *running, TrekProgress *progress)
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("trek_execute() cannot run migration \"%s\", which must run outside a transaction",
 						plan->steps[top].file),
-				 errdetail("Step %d of %d starts with \"-- trek:no-transaction\"; trek_execute() runs the whole plan in one transaction.",
-						   top + 1, plan->nsteps),
+				 errdetail("%s; trek_execute() runs the whole plan in one transaction.",
+						   TrekStepWhyOutside(plan, top)),
 				 errhint("Apply the plan with CALL trek_migrate(...).")));
 	folder = TrekFolderOfPlan(plan);
 	TrekStepCheckPython(plan, 0);

@@ -362,7 +362,8 @@ TrekFolderClose(TrekFolder *f)
 typedef enum TrekEntryKind
 {
 	TREK_ENTRY_FILE,			/* a regular file, maybe through a link */
-	TREK_ENTRY_OTHER,			/* a folder, FIFO, device or socket: skipped */
+	TREK_ENTRY_DIR,				/* a folder: diesel's migrations are */
+	TREK_ENTRY_OTHER,			/* a FIFO, device or socket: skipped */
 	TREK_ENTRY_SEALED,			/* a link a confined user may not follow */
 	TREK_ENTRY_ERROR			/* errno says why it cannot be looked at */
 } TrekEntryKind;
@@ -429,7 +430,8 @@ entry_kind(TrekFolder *f, const char *name)
 		if (fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			return TREK_ENTRY_ERROR;
 		if (!S_ISLNK(st.st_mode))
-			return S_ISREG(st.st_mode) ? TREK_ENTRY_FILE : TREK_ENTRY_OTHER;
+			return S_ISREG(st.st_mode) ? TREK_ENTRY_FILE :
+				S_ISDIR(st.st_mode) ? TREK_ENTRY_DIR : TREK_ENTRY_OTHER;
 		fd = open_confined(f, name, &kind);
 		if (fd >= 0)
 			close(fd);
@@ -437,7 +439,8 @@ entry_kind(TrekFolder *f, const char *name)
 	}
 	if (fstatat(f->fd, name, &st, 0) != 0)
 		return TREK_ENTRY_ERROR;
-	return S_ISREG(st.st_mode) ? TREK_ENTRY_FILE : TREK_ENTRY_OTHER;
+	return S_ISREG(st.st_mode) ? TREK_ENTRY_FILE :
+		S_ISDIR(st.st_mode) ? TREK_ENTRY_DIR : TREK_ENTRY_OTHER;
 }
 
 /* the migrations of a folder being collected */
@@ -450,10 +453,53 @@ typedef struct TrekScan
 	bool		has_initial;	/* a migration from "initial" was seen */
 	TrekRevisions *revs;		/* their revisions, numbered */
 	TrekStrings names;			/* their file names */
+	bool		trek_names;		/* read trek's own names */
+	TrekForeignEntry *foreign;	/* names that may be another tool's */
+	int			nforeign;
+	int			capforeign;
 } TrekScan;
 
 /*
- * Append one entry of the folder to the migrations (or the invalid names).
+ * Could entry name (a folder, if dir) be another tool's migration?  A cheap
+ * test while the folder is listed; format.c judges the names it keeps.
+ * Versions start with a digit; Flyway's names with V, U or R.
+ */
+static bool
+may_be_foreign(const char *name, bool dir)
+{
+	char		c = name[0];
+
+	if (c >= '0' && c <= '9')
+		return true;
+	return !dir && (c == 'V' || c == 'U' || c == 'R') &&
+		strstr(name, "__") != NULL;
+}
+
+/* keep entry name, which may be another tool's migration */
+static void
+add_foreign(TrekScan *scan, const char *name, bool dir)
+{
+	TrekForeignEntry *e;
+
+	if (scan->nforeign == scan->capforeign)
+	{
+		if (scan->capforeign >= (int) (MaxAllocSize / sizeof(TrekForeignEntry) / 2))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("migration folder has too many files")));
+		scan->capforeign = Max(64, 2 * scan->capforeign);
+		scan->foreign = scan->foreign == NULL ?
+			palloc(scan->capforeign * sizeof(TrekForeignEntry)) :
+			repalloc(scan->foreign, scan->capforeign * sizeof(TrekForeignEntry));
+	}
+	e = &scan->foreign[scan->nforeign++];
+	e->name = TrekStringsCopy(&scan->names, name, strlen(name));
+	e->dir = dir;
+}
+
+/*
+ * Append one entry of the folder to the migrations (or the invalid names),
+ * and keep the names that may be another tool's migrations.
  */
 static void
 add_entry(TrekFolder *f, const char *name, unsigned char d_type,
@@ -463,13 +509,19 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 	TrekNameResult res;
 	TrekEntryKind kind;
 	TrekMigration *m;
+	bool		foreign;
 
-	res = TrekParseFileName(name, &parsed);
-	if (res == TREK_NAME_IGNORED)
+	res = scan->trek_names ? TrekParseFileName(name, &parsed) :
+		TREK_NAME_IGNORED;
+	foreign = res != TREK_NAME_OK &&
+		may_be_foreign(name, d_type == DT_DIR);
+	if (res == TREK_NAME_IGNORED && !foreign)
 		return;
 
 	if (d_type == DT_REG)
 		kind = TREK_ENTRY_FILE;
+	else if (d_type == DT_DIR)
+		kind = TREK_ENTRY_DIR;
 	else if (d_type == DT_LNK || d_type == DT_UNKNOWN)
 		kind = entry_kind(f, name);
 	else
@@ -481,7 +533,11 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 				 errmsg("could not stat migration file \"%s/%s\": %m",
 						f->path, TrekPrintable(name))));
 	if (kind == TREK_ENTRY_OTHER)
-		return;					/* folders and other non-files */
+		return;					/* FIFOs, devices and such */
+	if (foreign && (kind != TREK_ENTRY_DIR || may_be_foreign(name, true)))
+		add_foreign(scan, name, kind == TREK_ENTRY_DIR);
+	if (kind == TREK_ENTRY_DIR || res == TREK_NAME_IGNORED)
+		return;
 	/* a sealed link is an edge like any other; reading it is refused */
 
 	if (res == TREK_NAME_INVALID)
@@ -511,6 +567,7 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 	m->to = TrekRevisionsName(scan->revs, m->to_rev);
 	m->up = parsed.up;
 	m->python = parsed.python;
+	m->code = false;
 	if (m->from_rev == 0)		/* "initial" */
 		scan->has_initial = true;
 }
@@ -633,6 +690,12 @@ list_folder(TrekFolder *f, TrekScan *scan)
  * Collect the migrations of open folder f, in the order the file system
  * lists them unless sorted is asked for (by file name).  Planning does not
  * need them sorted: the graph orders what it needs by file name itself.
+ *
+ * f->format says which names are read: trek's own (TREK_FORMAT_TREK), or
+ * another tool's (none is returned; the names that may be its migrations
+ * are kept in f->foreign), or either (TREK_FORMAT_AUTO: trek's, unless the
+ * folder has none of those and some of the others).  Called by
+ * TrekFormatScan(), which reads other tools' names.
  */
 TrekMigration *
 TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
@@ -659,15 +722,50 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 	scan.revs = TrekRevisionsCreate(scan.cap);
 	scan.names.free = NULL;
 	scan.names.left = 0;
+	scan.trek_names = f->format == TREK_FORMAT_AUTO ||
+		f->format == TREK_FORMAT_TREK;
+	scan.foreign = NULL;
+	scan.nforeign = scan.capforeign = 0;
 	if (f->sent)
 	{
-		/* files in subfolders are skipped, as a server folder's are */
+		/*
+		 * Files in subfolders are skipped, as a server folder's are, but for
+		 * the files of diesel's migration folders.
+		 */
 		for (int i = 0; i < f->nfiles; i++)
-			if (strchr(f->files[i].name, '/') == NULL)
-				add_entry(f, f->files[i].name, DT_REG, &scan);
+		{
+			const char *name = f->files[i].name;
+			const char *slash = strchr(name, '/');
+
+			if (slash == NULL)
+				add_entry(f, name, DT_REG, &scan);
+			else if (strchr(slash + 1, '/') == NULL &&
+					 may_be_foreign(name, true))
+				add_foreign(&scan, name, false);
+		}
 	}
 	else
 		list_folder(f, &scan);
+
+	/*
+	 * A folder with a file named as trek names migrations is trek's; others
+	 * are another tool's: format.c reads them from the entries kept.
+	 */
+	f->foreign = scan.foreign;
+	f->nforeign = scan.nforeign;
+	if (f->format == TREK_FORMAT_AUTO && scan.n == 0 && scan.nforeign > 0)
+	{
+		*nmigrations = 0;
+		*revs = scan.revs;
+		return scan.migrations;
+	}
+	if (f->format != TREK_FORMAT_AUTO && f->format != TREK_FORMAT_TREK)
+	{
+		*nmigrations = 0;
+		*revs = scan.revs;
+		return scan.migrations;
+	}
+	f->format = TREK_FORMAT_TREK;
 
 	/* warn in name order, not in the file system's order */
 	list_sort(scan.invalid, name_cmp);

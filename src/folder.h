@@ -25,6 +25,13 @@ typedef struct TrekSentFile
 	int			len;
 } TrekSentFile;
 
+/* an entry of a folder that may be another tool's migration (format.c) */
+typedef struct TrekForeignEntry
+{
+	char	   *name;			/* "a.sql", or "dir" / "dir/up.sql" (diesel) */
+	bool		dir;			/* a folder (diesel's) */
+} TrekForeignEntry;
+
 /*
  * A migration folder opened and checked for the current user: a folder on
  * the server (fd), or one sent by the client (files; path is TREK_SENT_DIR).
@@ -39,6 +46,9 @@ typedef struct TrekFolder
 	TrekSentFile *files;		/* its files, sorted by name */
 	int			nfiles;
 	pg_cryptohash_ctx *hash;	/* SHA-256 for many sent files, or NULL */
+	TrekFormat	format;			/* its format, once scanned */
+	TrekForeignEntry *foreign;	/* entries that may be another tool's */
+	int			nforeign;
 } TrekFolder;
 
 

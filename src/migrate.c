@@ -413,8 +413,8 @@ migrate_locked(TrekMigrateRun *run, TrekPlan *given, const TrekFolderRef *where,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("trek_migrate() cannot run migration \"%s\" from inside a procedure or a DO block",
 						plan->steps[top].file),
-				 errdetail("Step %d of %d starts with \"-- trek:no-transaction\": its statements run as top-level commands, which only a CALL at the top level can do.",
-						   top + 1, plan->nsteps),
+				 errdetail("%s: its statements run as top-level commands, which only a CALL at the top level can do.",
+						   TrekStepWhyOutside(plan, top)),
 				 errhint("Call trek_migrate() directly: CALL trek_migrate(...) from the client or a pg_cron job.")));
 
 	/* failed trek_execute() runs only in shared memory go in too */

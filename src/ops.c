@@ -36,6 +36,7 @@
 #include "drift.h"
 #include "step.h"
 #include "folder.h"
+#include "format.h"
 #include "graph.h"
 #include "guard.h"
 #include "ops.h"
@@ -79,7 +80,7 @@ survey(TrekSurvey *s, const TrekFolderRef *where, const char *track)
 	memset(s, 0, sizeof(TrekSurvey));
 	s->track = track;
 	s->folder = TrekFolderOpenRef(where);
-	s->migrations = TrekScanFolder(s->folder, &s->nmigrations, true,
+	s->migrations = TrekFormatScan(s->folder, &s->nmigrations, true,
 								   &revs);
 	s->graph = TrekGraphBuild(s->migrations, s->nmigrations, revs);
 
@@ -263,7 +264,7 @@ TrekOpsStamp(const TrekFolderRef *where, const char *revision,
 				 errhint("Stamp the track before or after the run.")));
 
 	folder = TrekFolderOpenRef(where);
-	migrations = TrekScanFolder(folder, &nmigrations, false, &revs);
+	migrations = TrekFormatScan(folder, &nmigrations, false, &revs);
 	g = TrekGraphBuild(migrations, nmigrations, revs);
 	to = pstrdup(TrekGraphName(g, TrekPlanResolve(g, revision, folder->path)));
 
@@ -498,7 +499,7 @@ TrekOpsGraph(const TrekFolderRef *where, const char *formatname,
 				 errhint("Use \"mermaid\" or \"dot\".")));
 
 	folder = TrekFolderOpenRef(where);
-	migrations = TrekScanFolder(folder, &nmigrations, true, &revs);
+	migrations = TrekFormatScan(folder, &nmigrations, true, &revs);
 	TrekFolderClose(folder);
 	g = TrekGraphBuild(migrations, nmigrations, revs);
 	current = TrekStateCurrent(track);

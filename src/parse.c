@@ -44,15 +44,16 @@ is_ident_char(char c)
 }
 
 /*
- * Is s[0..len) a revision name: one or more ASCII letters, digits or "_"?
+ * Is s[0..len) a revision name: one or more ASCII letters, digits, "_" or
+ * "." (other tools' versions, as Flyway's "1.10"), not starting with "."?
  */
 bool
 TrekIsRevisionName(const char *s, int len)
 {
-	if (len <= 0)
+	if (len <= 0 || s[0] == '.')
 		return false;
 	for (int i = 0; i < len; i++)
-		if (!is_word_char(s[i]))
+		if (!is_word_char(s[i]) && s[i] != '.')
 			return false;
 	return true;
 }

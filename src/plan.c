@@ -26,6 +26,7 @@
 
 #include "drift.h"
 #include "folder.h"
+#include "format.h"
 #include "graph.h"
 #include "parse.h"
 #include "plan.h"
@@ -148,7 +149,7 @@ resolve_target(TrekGraph *g, const char *target, const char *dir)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid target revision \"%s\"", target),
-				 errdetail("Revision names are ASCII letters, digits and underscores."),
+				 errdetail("Revision names are ASCII letters, digits, underscores and dots."),
 				 errhint("Use \"head\", \"initial\" or a revision named in the folder's file names.")));
 	node = TrekGraphFind(g, target);
 	if (node >= 0)
@@ -301,6 +302,13 @@ path_back(TrekPlan *plan, TrekMigration *migrations, int nmigrations,
 			if (!migrations[i].up && strcmp(migrations[i].from, r->to) == 0 &&
 				strcmp(migrations[i].to, r->from) == 0)
 				found = i;
+		if (found < 0 && plan->format != TREK_FORMAT_TREK)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("cannot go back from revision \"%s\" to \"%s\": migration folder \"%s\" has no down migration of version \"%s\"",
+							r->to, r->from, dir, r->to),
+					 errdetail("Step %d of %d back undoes \"%s\" (history id " INT64_FORMAT ").",
+							   k + 1, n, r->file, r->id)));
 		if (found < 0)
 		{
 			const char *ext = strrchr(r->file, '.');
@@ -358,7 +366,8 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 	folder = TrekFolderOpenRef(where);
 	plan->dir = folder->path;
 	check = trail->check && trail->visible;
-	migrations = TrekScanFolder(folder, &nmigrations, check, &revs);
+	migrations = TrekFormatScan(folder, &nmigrations, check, &revs);
+	plan->format = folder->format;
 	g = TrekGraphBuild(migrations, nmigrations, revs);
 
 	plan->from = pstrdup(trail->current);
@@ -457,7 +466,30 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 		s->from = m->from;
 		s->to = m->to;
 		s->python = m->python;
-		TrekHashFile(folder, m->file, s->sha256, &s->no_transaction);
+		if (m->code)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("migration \"%s\" is %s code, which only %s can run",
+							m->file, "Go", TrekFormatName(plan->format)),
+					 errdetail("The plan from \"%s\" to \"%s\" reaches it at step %d.",
+							   plan->from, plan->to, i + 1),
+					 errhint("Apply it with %s, then record where the track is with trek_stamp().",
+							 TrekFormatName(plan->format))));
+		if (plan->format == TREK_FORMAT_TREK)
+			TrekHashFile(folder, m->file, s->sha256, &s->no_transaction);
+		else
+		{
+			int			len;
+			char	   *text;
+
+			TrekFormatCheckFile(plan->format, folder, m->file, up);
+			text = TrekReadFile(folder, m->file, &len, s->sha256,
+								&s->no_transaction);
+
+			TrekFormatStep(plan->format, folder, m->file, up, text, len,
+						   &s->no_transaction);
+			pfree(text);
+		}
 		if (folder->sent)
 			s->text = TrekSentText(folder, m->file, &s->len);
 		if (s->no_transaction && s->python)
@@ -513,6 +545,8 @@ TrekPlanToJsonb(TrekPlan *plan)
 	push_pair(&state, "from", plan->from);
 	push_pair(&state, "to", plan->to);
 	push_pair(&state, "direction", TrekDirectionName(plan->direction));
+	if (plan->format != TREK_FORMAT_TREK)
+		push_pair(&state, "tool", TrekFormatName(plan->format));
 	push_string(&state, WJB_KEY, "steps");
 	(void) pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	for (int i = 0; i < plan->nsteps; i++)
@@ -671,6 +705,17 @@ check_step(TrekPlan *plan, TrekStep *s, JsonbContainer *obj, int step)
 		s->no_transaction = v.val.boolean;
 	}
 
+	/* another tool's file is the migration of the step's version */
+	if (plan->format != TREK_FORMAT_TREK)
+	{
+		if (!TrekFormatStepFile(plan->format, s->file,
+								plan->direction == TREK_UP, s->from, s->to))
+			malformed(psprintf(_("In step %d, file \"%s\" is not the migration file of this step."),
+							   step, s->file));
+		s->python = false;
+		return;
+	}
+
 	/* the file name is the edge: a plain name in the folder, same revisions */
 	if (strchr(s->file, '/') != NULL ||
 		TrekParseFileName(s->file, &name) != TREK_NAME_OK ||
@@ -754,6 +799,18 @@ TrekPlanFromJsonb(Jsonb *jb)
 		malformed(psprintf(_("Direction \"%s\" is not \"up\", \"down\" or \"none\"."),
 						   direction));
 	plan->direction = d;
+
+	/* optional: the tool whose folder it was made from */
+	plan->format = TREK_FORMAT_TREK;
+	if (getKeyJsonValueFromContainer(root, "tool", 4, &v) != NULL)
+	{
+		char	   *tool = get_string(root, "tool", 0, TREK_MAX_NAME_LEN);
+
+		plan->format = TrekFormatFromName(tool);
+		if (plan->format == TREK_FORMAT_AUTO || plan->format == TREK_FORMAT_TREK)
+			malformed(psprintf(_("Tool \"%s\" is not a tool whose folders trek reads."),
+							   tool));
+	}
 
 	if (getKeyJsonValueFromContainer(root, "steps", 5, &v) == NULL)
 		malformed(psprintf(_("Key \"%s\" is missing."), "steps"));

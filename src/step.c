@@ -24,6 +24,7 @@
 #include "utils/memutils.h"
 
 #include "folder.h"
+#include "format.h"
 #include "parse.h"
 #include "python.h"
 #include "step.h"
@@ -216,6 +217,27 @@ check_sql(TrekStepInfo *info, char *text, int len)
 	stmts = raw_parser(text, RAW_PARSE_DEFAULT);
 	info->parsing = false;
 
+	/*
+	 * Another tool's migration wrapped in its own BEGIN ... COMMIT runs as
+	 * one transaction there, as the step's transaction is here.
+	 */
+	if (info->unwrap && list_length(stmts) >= 2)
+	{
+		Node	   *first = linitial_node(RawStmt, stmts)->stmt;
+		Node	   *last = llast_node(RawStmt, stmts)->stmt;
+
+		if (IsA(first, TransactionStmt) && IsA(last, TransactionStmt) &&
+			(((TransactionStmt *) first)->kind == TRANS_STMT_BEGIN ||
+			 ((TransactionStmt *) first)->kind == TRANS_STMT_START) &&
+			((TransactionStmt *) first)->options == NIL &&
+			((TransactionStmt *) last)->kind == TRANS_STMT_COMMIT &&
+			!((TransactionStmt *) last)->chain)
+		{
+			stmts = list_delete_last(stmts);
+			stmts = list_delete_first(stmts);
+		}
+	}
+
 	foreach(lc, stmts)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -314,6 +336,17 @@ TrekStepFirstOutside(TrekPlan *plan, int from)
 	return -1;
 }
 
+/* why step i of plan runs outside a transaction, for messages */
+char *
+TrekStepWhyOutside(TrekPlan *plan, int i)
+{
+	if (plan->format == TREK_FORMAT_TREK)
+		return psprintf(_("Step %d of %d starts with \"-- trek:no-transaction\""),
+						i + 1, plan->nsteps);
+	return psprintf(_("Step %d of %d runs outside a transaction, as %s runs it"),
+					i + 1, plan->nsteps, TrekFormatName(plan->format));
+}
+
 /*
  * If a step from "from" on is in Python, check once that Python steps can
  * run here (TrekPythonCheck), before any step runs.
@@ -409,6 +442,7 @@ TrekStepRun(TrekPlan *plan, int i, TrekFolder *folder, TrekProgress *progress,
 	info.parsing = false;
 	info.line = 0;
 	info.top_level = false;
+	info.unwrap = false;
 	info.error_line = &progress->line;
 	progress->step = i;
 	progress->line = 0;
@@ -427,13 +461,32 @@ TrekStepRun(TrekPlan *plan, int i, TrekFolder *folder, TrekProgress *progress,
 				 errdetail("The plan has SHA-256 %s, the file now has %s.",
 						   s->sha256, sha256),
 				 errhint("Make a new plan with trek_plan().")));
+	if (plan->format != TREK_FORMAT_TREK)
+	{
+		/* the part the step runs; what files beside it decide, the plan has */
+		no_transaction = s->no_transaction;
+		TrekFormatStep(plan->format, NULL, s->file,
+					   plan->direction == TREK_UP, text, len, &no_transaction);
+		info.unwrap = !no_transaction;
+	}
 
 	if (no_transaction && !may_leave)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("migration \"%s\" must run outside a transaction", s->file),
-				 errdetail("Its first line is \"-- trek:no-transaction\", and trek_execute() runs the whole plan in one transaction."),
+				 plan->format == TREK_FORMAT_TREK ?
+				 errdetail("Its first line is \"-- trek:no-transaction\", and trek_execute() runs the whole plan in one transaction.") :
+				 errdetail("%s runs it outside a transaction, and trek_execute() runs the whole plan in one transaction.",
+						   TrekFormatName(plan->format)),
 				 errhint("Apply the plan with CALL trek_migrate(...).")));
+	if (no_transaction != s->no_transaction && plan->format != TREK_FORMAT_TREK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("plan does not match migration \"%s\"", s->file),
+				 errdetail("The plan says it runs %s a transaction, the file says it runs %s one.",
+						   s->no_transaction ? "outside" : "inside",
+						   no_transaction ? "outside" : "inside"),
+				 errhint("Make a new plan with trek_plan().")));
 	if (no_transaction && !s->no_transaction)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

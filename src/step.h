@@ -24,6 +24,8 @@ typedef struct TrekStepInfo
 	bool		parsing;		/* inside raw_parser */
 	int			line;			/* line a Python step failed at, else 0 */
 	bool		top_level;		/* a step outside a transaction */
+	bool		unwrap;			/* another tool's: BEGIN ... COMMIT is the
+								 * step's own transaction */
 	int		   *error_line;		/* where to note the line of an error */
 } TrekStepInfo;
 
@@ -51,6 +53,7 @@ extern TrekPendingStep *TrekStepRun(TrekPlan *plan, int i, TrekFolder *folder,
 									TrekProgress *progress, bool may_leave);
 extern bool TrekStepAlreadyThere(TrekPlan *plan, const char *current);
 extern int	TrekStepFirstOutside(TrekPlan *plan, int from);
+extern char *TrekStepWhyOutside(TrekPlan *plan, int i);
 extern void TrekStepCheckPython(TrekPlan *plan, int from);
 extern void TrekStepReport(const char *call, TrekPlan *plan, int i);
 extern bool TrekExecuting(void);

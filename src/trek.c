@@ -19,6 +19,7 @@
 
 #include "compat.h"
 #include "execute.h"
+#include "format.h"
 #include "migrate.h"
 #include "guard.h"
 #include "history.h"
@@ -36,6 +37,7 @@ _PG_init(void)
 {
 	TrekDefineSettings();
 	TrekMigrateDefineSettings();
+	TrekFormatDefineSetting();
 	MarkGUCPrefixReserved("trek");
 	TrekRunsInit();
 }

@@ -18,6 +18,22 @@
 
 #define TREK_SHA256_HEX_LEN 64
 
+/*
+ * The tools whose folders trek reads (format.c); TREK_FORMAT_AUTO is only
+ * a setting: recognise the format from the folder.
+ */
+typedef enum TrekFormat
+{
+	TREK_FORMAT_AUTO,
+	TREK_FORMAT_TREK,			/* asyncpg-trek's, trek's own */
+	TREK_FORMAT_GOLANG_MIGRATE,
+	TREK_FORMAT_FLYWAY,
+	TREK_FORMAT_DBMATE,
+	TREK_FORMAT_GOOSE,
+	TREK_FORMAT_SQLX,
+	TREK_FORMAT_DIESEL
+} TrekFormat;
+
 /* one migration file of a folder: an edge of its revision graph */
 typedef struct TrekMigration
 {
@@ -28,6 +44,7 @@ typedef struct TrekMigration
 	int			to_rev;			/* TrekRevisions */
 	bool		up;
 	bool		python;
+	bool		code;			/* another tool's code (goose's .go) */
 } TrekMigration;
 
 /*
@@ -93,6 +110,7 @@ typedef struct TrekPlan
 	char	   *from;
 	char	   *to;
 	TrekDirection direction;	/* TREK_UP, TREK_DOWN or TREK_NONE */
+	TrekFormat	format;			/* of the folder: whose rules steps follow */
 	int			nsteps;
 	TrekStep   *steps;
 } TrekPlan;

@@ -1,0 +1,1432 @@
+/*-------------------------------------------------------------------------
+ *
+ * format.c
+ *	  Folders of other migration tools, read as they are.
+ *
+ * Besides asyncpg-trek's own names, trek reads the folders of
+ * golang-migrate, Flyway, dbmate, goose, sqlx and diesel.  Such a folder is
+ * a chain: its versions in the tool's own order, "initial" before the
+ * first.  A version's revision name is the version as the tool writes it
+ * in its state table.  Its up edge is the file (or section) the tool
+ * applies, its down edge the one it reverts with, when there is one.
+ *
+ * Each file runs as its tool runs it.  Tools that send a file (or section)
+ * as one query (golang-migrate always; sqlx, dbmate and diesel when told
+ * not to use a transaction) run a file of several statements in one
+ * implicit transaction, and a lone statement that cannot run in a
+ * transaction block outside one: so does trek.  goose without a
+ * transaction, and Flyway with a statement it knows cannot run in one,
+ * run statement by statement: so does trek (notxn.c).  A file wrapped in
+ * its own BEGIN ... COMMIT runs as one transaction (step.c unwraps it).
+ *
+ * The format of a folder is trek.format, or, by default, recognised from
+ * its names; where names fit several tools (dbmate, goose and sqlx all
+ * name files "<version>_<name>.sql"), from the first file's annotations.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "folder.h"
+#include "format.h"
+#include "parse.h"
+
+int			TrekFormatSetting = TREK_FORMAT_AUTO;
+
+static const struct config_enum_entry TrekFormatOptions[] = {
+	{"auto", TREK_FORMAT_AUTO, false},
+	{"trek", TREK_FORMAT_TREK, false},
+	{"asyncpg-trek", TREK_FORMAT_TREK, true},
+	{"golang-migrate", TREK_FORMAT_GOLANG_MIGRATE, false},
+	{"flyway", TREK_FORMAT_FLYWAY, false},
+	{"dbmate", TREK_FORMAT_DBMATE, false},
+	{"goose", TREK_FORMAT_GOOSE, false},
+	{"sqlx", TREK_FORMAT_SQLX, false},
+	{"diesel", TREK_FORMAT_DIESEL, false},
+	{NULL, 0, false}
+};
+
+void
+TrekFormatDefineSetting(void)
+{
+	DefineCustomEnumVariable("trek.format",
+							 "Format of migration folders: trek's own or another tool's.",
+							 "\"auto\" recognises it from the folder's names.",
+							 &TrekFormatSetting,
+							 TREK_FORMAT_AUTO,
+							 TrekFormatOptions,
+							 PGC_USERSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+}
+
+const char *
+TrekFormatName(TrekFormat format)
+{
+	for (const struct config_enum_entry *e = TrekFormatOptions; e->name; e++)
+		if (e->val == (int) format && !e->hidden)
+			return e->name;
+	return "?";
+}
+
+/* the format named name, or TREK_FORMAT_AUTO for a name that is none */
+TrekFormat
+TrekFormatFromName(const char *name)
+{
+	for (const struct config_enum_entry *e = TrekFormatOptions; e->name; e++)
+		if (strcmp(e->name, name) == 0 && e->val != TREK_FORMAT_AUTO)
+			return (TrekFormat) e->val;
+	return TREK_FORMAT_AUTO;
+}
+
+/* a parsed file name of another tool */
+typedef struct ForeignName
+{
+	const char *version;		/* into the name */
+	int			vlen;
+	bool		up;				/* an up file (or one with both sections) */
+	bool		down;			/* a down file (or one with both sections) */
+	bool		code;			/* goose's .go: only goose can run it */
+	bool		companion;		/* Flyway's .conf, diesel's metadata.toml */
+} ForeignName;
+
+static bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool
+ends_with(const char *s, int len, const char *suffix)
+{
+	int			n = strlen(suffix);
+
+	return len >= n && memcmp(s + len - n, suffix, n) == 0;
+}
+
+static int
+leading_digits(const char *s, int len)
+{
+	int			n = 0;
+
+	while (n < len && is_digit(s[n]))
+		n++;
+	return n;
+}
+
+/*
+ * golang-migrate: ^([0-9]+)_(.*)\.(down|up)\.sql$ (golang-migrate takes
+ * any extension; trek reads .sql files).
+ */
+static bool
+parse_golang(const char *name, int len, ForeignName *out)
+{
+	int			d = leading_digits(name, len);
+
+	if (d == 0 || d >= len || name[d] != '_')
+		return false;
+	out->version = name;
+	out->vlen = d;
+	if (ends_with(name, len, ".up.sql") && len - 7 >= d + 1)
+		out->up = true;
+	else if (ends_with(name, len, ".down.sql") && len - 9 >= d + 1)
+		out->down = true;
+	else
+		return false;
+	return true;
+}
+
+/*
+ * sqlx: "<version>_<description>.sql", ".up.sql" or ".down.sql"; the
+ * version is everything before the first "_".
+ */
+static bool
+parse_sqlx(const char *name, int len, ForeignName *out)
+{
+	const char *us = memchr(name, '_', len);
+
+	if (us == NULL || !ends_with(name, len, ".sql"))
+		return false;
+	out->version = name;
+	out->vlen = us - name;
+	if (ends_with(name, len, ".down.sql"))
+		out->down = true;
+	else
+		out->up = true;
+	return true;
+}
+
+/* dbmate: ^(\d+).*\.sql$ */
+static bool
+parse_dbmate(const char *name, int len, ForeignName *out)
+{
+	int			d = leading_digits(name, len);
+
+	if (d == 0 || !ends_with(name, len, ".sql") || len < d + 4)
+		return false;
+	out->version = name;
+	out->vlen = d;
+	out->up = out->down = true;
+	return true;
+}
+
+/* goose: "<version>_<name>.sql" or ".go", the version before the first "_" */
+static bool
+parse_goose(const char *name, int len, ForeignName *out)
+{
+	const char *us = memchr(name, '_', len);
+
+	if (ends_with(name, len, ".go"))
+		out->code = true;
+	else if (!ends_with(name, len, ".sql"))
+		return false;
+	if (us == NULL)
+		return false;
+	out->version = name;
+	out->vlen = us - name;
+	out->up = out->down = true;
+	return true;
+}
+
+/*
+ * Flyway: "V<version>__<description>.sql" (the suffix in any case), and
+ * "U<version>__..." for the undo of a version; "<script>.conf" beside a
+ * script.  Repeatable "R__" scripts are not versions.
+ */
+static bool
+parse_flyway(const char *name, int len, ForeignName *out)
+{
+	const char *sep;
+	int			stem;
+
+	if (ends_with(name, len, ".sql.conf") && len > 9)
+	{
+		if (!parse_flyway(name, len - 5, out))
+			return false;
+		out->up = out->down = false;
+		out->companion = true;
+		return true;
+	}
+	if (len < 5 || pg_strncasecmp(name + len - 4, ".sql", 4) != 0)
+		return false;
+	if (name[0] != 'V' && name[0] != 'U')
+		return false;
+	stem = len - 4;
+	sep = NULL;
+	for (int i = 1; i + 1 < stem; i++)
+		if (name[i] == '_' && name[i + 1] == '_')
+		{
+			sep = name + i;
+			break;
+		}
+	out->version = name + 1;
+	out->vlen = sep ? (int) (sep - name) - 1 : stem - 1;
+	if (out->vlen == 0)
+		return false;
+	out->up = name[0] == 'V';
+	out->down = name[0] == 'U';
+	return true;
+}
+
+/*
+ * diesel: a folder "<version>_<name>" holding up.sql, down.sql and
+ * metadata.toml; the version is the part before the first "_", dashes
+ * removed (done when the revision is made).  name is the folder, or, in
+ * a sent folder, "<folder>/<file>".
+ */
+static bool
+parse_diesel(const char *name, int len, bool dir, ForeignName *out)
+{
+	const char *slash = memchr(name, '/', len);
+	const char *us;
+	int			flen = slash ? (int) (slash - name) : len;
+
+	if (flen == 0 || !is_digit(name[0]))
+		return false;
+	if (slash != NULL)
+	{
+		const char *file = slash + 1;
+
+		if (strcmp(file, "up.sql") == 0)
+			out->up = true;
+		else if (strcmp(file, "down.sql") == 0)
+			out->down = true;
+		else if (strcmp(file, "metadata.toml") == 0)
+			out->companion = true;
+		else
+			return false;
+	}
+	else if (!dir)
+		return false;
+	else
+		out->up = out->down = true;
+	us = memchr(name, '_', flen);
+	out->version = name;
+	out->vlen = us ? (int) (us - name) : flen;
+	return true;
+}
+
+static bool
+parse_name(TrekFormat format, const char *name, bool dir, ForeignName *out)
+{
+	int			len = strlen(name);
+
+	memset(out, 0, sizeof(ForeignName));
+	if (len == 0 || name[0] == '.')
+		return false;
+	if (format == TREK_FORMAT_DIESEL)
+		return parse_diesel(name, len, dir, out);
+	if (dir || memchr(name, '/', len) != NULL)
+		return false;
+	switch (format)
+	{
+		case TREK_FORMAT_GOLANG_MIGRATE:
+			return parse_golang(name, len, out);
+		case TREK_FORMAT_FLYWAY:
+			return parse_flyway(name, len, out);
+		case TREK_FORMAT_DBMATE:
+			return parse_dbmate(name, len, out);
+		case TREK_FORMAT_GOOSE:
+			return parse_goose(name, len, out);
+		case TREK_FORMAT_SQLX:
+			return parse_sqlx(name, len, out);
+		default:
+			return false;
+	}
+}
+
+/* the families of names recognition tells apart */
+typedef enum NameFamily
+{
+	FAMILY_FLYWAY,
+	FAMILY_DIESEL,
+	FAMILY_UPDOWN,				/* golang-migrate, or sqlx reversible */
+	FAMILY_NUMBERED,			/* dbmate, goose, sqlx */
+	NFAMILIES
+}			NameFamily;
+
+static const char *const family_names[NFAMILIES] = {
+	"Flyway's (\"V1__name.sql\")",
+	"diesel's (\"<version>_<name>/up.sql\")",
+	"golang-migrate's or sqlx's (\"1_name.up.sql\")",
+	"dbmate's, goose's or sqlx's (\"1_name.sql\")",
+};
+
+static int
+family_of(const TrekForeignEntry *e)
+{
+	ForeignName fn;
+
+	if (parse_name(TREK_FORMAT_DIESEL, e->name, e->dir, &fn))
+		return FAMILY_DIESEL;
+	if (e->dir || strchr(e->name, '/') != NULL)
+		return -1;
+	if (parse_name(TREK_FORMAT_FLYWAY, e->name, false, &fn))
+		return FAMILY_FLYWAY;
+	if (parse_name(TREK_FORMAT_GOLANG_MIGRATE, e->name, false, &fn))
+		return FAMILY_UPDOWN;
+	if (parse_name(TREK_FORMAT_DBMATE, e->name, false, &fn) ||
+		parse_name(TREK_FORMAT_GOOSE, e->name, false, &fn))
+		return FAMILY_NUMBERED;
+	return -1;
+}
+
+/* does line (len bytes, no newline) hold a goose annotation? */
+static bool
+is_goose_annotation(const char *line, int len)
+{
+	int			i = 0;
+
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	if (i + 1 >= len || line[i] != '-' || line[i + 1] != '-')
+		return false;
+	for (int k = i; k + 6 <= len; k++)
+		if (memcmp(line + k, "+goose", 6) == 0)
+			return true;
+	return false;
+}
+
+/* does line start a dbmate block: ^--\s*migrate:(up|down)(\s*$|\s+\S+) */
+static bool
+is_dbmate_marker(const char *line, int len, bool up)
+{
+	const char *word = up ? "migrate:up" : "migrate:down";
+	int			wlen = strlen(word);
+	int			i = 2;
+
+	if (len < 2 || line[0] != '-' || line[1] != '-')
+		return false;
+	while (i < len && isspace((unsigned char) line[i]))
+		i++;
+	if (len - i < wlen || memcmp(line + i, word, wlen) != 0)
+		return false;
+	i += wlen;
+	return i == len || isspace((unsigned char) line[i]);
+}
+
+/*
+ * dbmate, goose or sqlx, for a folder of "<version>_<name>.sql" files:
+ * the first of them by name says which by its annotations.
+ */
+static TrekFormat
+recognise_numbered(TrekFolder *folder, TrekForeignEntry *entries, int n)
+{
+	const char *first = NULL;
+	char	   *text;
+	int			len;
+	char		sha256[TREK_SHA256_HEX_LEN + 1];
+	bool		marker;
+
+	for (int i = 0; i < n; i++)
+	{
+		ForeignName fn;
+
+		if (family_of(&entries[i]) != FAMILY_NUMBERED)
+			continue;
+		if (parse_name(TREK_FORMAT_GOOSE, entries[i].name, false, &fn) &&
+			fn.code)
+			return TREK_FORMAT_GOOSE;
+		if (first == NULL || strcmp(entries[i].name, first) < 0)
+			first = entries[i].name;
+	}
+	if (first == NULL)
+		return TREK_FORMAT_SQLX;
+	text = TrekReadFile(folder, first, &len, sha256, &marker);
+	for (int start = 0; start < len;)
+	{
+		const char *nl = memchr(text + start, '\n', len - start);
+		int			end = nl ? (int) (nl - text) : len;
+		int			llen = end - start;
+
+		if (llen > 0 && text[end - 1] == '\r')
+			llen--;
+		if (is_dbmate_marker(text + start, llen, true))
+			return TREK_FORMAT_DBMATE;
+		if (is_goose_annotation(text + start, llen))
+			return TREK_FORMAT_GOOSE;
+		start = end + 1;
+	}
+	return TREK_FORMAT_SQLX;
+}
+
+/*
+ * The format of a folder none of whose names is one of trek's own, from
+ * entries, the names that may be another tool's migrations.
+ */
+static TrekFormat
+recognise(TrekFolder *folder, TrekForeignEntry *entries, int n)
+{
+	int			count[NFAMILIES] = {0};
+	int			nfound = 0;
+	StringInfoData buf;
+
+	for (int i = 0; i < n; i++)
+	{
+		int			fam = family_of(&entries[i]);
+
+		if (fam >= 0)
+			count[fam]++;
+	}
+	/* sqlx may mix simple and reversible files */
+	if (count[FAMILY_UPDOWN] > 0 && count[FAMILY_NUMBERED] > 0 &&
+		recognise_numbered(folder, entries, n) == TREK_FORMAT_SQLX)
+	{
+		count[FAMILY_NUMBERED] += count[FAMILY_UPDOWN];
+		count[FAMILY_UPDOWN] = 0;
+		if (count[FAMILY_FLYWAY] == 0 && count[FAMILY_DIESEL] == 0)
+			return TREK_FORMAT_SQLX;
+	}
+	for (int f = 0; f < NFAMILIES; f++)
+		nfound += count[f] > 0;
+	if (nfound == 1)
+	{
+		if (count[FAMILY_FLYWAY] > 0)
+			return TREK_FORMAT_FLYWAY;
+		if (count[FAMILY_DIESEL] > 0)
+			return TREK_FORMAT_DIESEL;
+		if (count[FAMILY_UPDOWN] > 0)
+			return TREK_FORMAT_GOLANG_MIGRATE;
+		return recognise_numbered(folder, entries, n);
+	}
+
+	initStringInfo(&buf);
+	for (int f = 0; f < NFAMILIES; f++)
+		if (count[f] > 0)
+			appendStringInfo(&buf, "%s%d named like %s", buf.len ? "; " : "",
+							 count[f], family_names[f]);
+	if (nfound == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration folder \"%s\" has no migrations", folder->path),
+				 errdetail("trek reads folders of asyncpg-trek (\"YYYYMMDD_initial_up_<revision>.sql\"), golang-migrate, Flyway, dbmate, goose, sqlx and diesel."),
+				 errhint("Check the folder's path, or name its format with trek.format.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("migration folder \"%s\" fits the formats of several tools",
+					folder->path),
+			 errdetail("It has %s.", buf.data),
+			 errhint("Name its format with trek.format, as SET trek.format = 'goose'; the files of other tools are then ignored.")));
+	return TREK_FORMAT_AUTO;	/* keep compiler quiet */
+}
+
+/* one version of a folder of another tool, being collected */
+typedef struct Version
+{
+	char	   *rev;			/* its revision name */
+	const char *up;				/* file names, or NULL */
+	const char *down;
+	bool		code;
+	const char *key;			/* what it is ordered by */
+} Version;
+
+/*
+ * Revision name of a version as the tool writes it in its state table:
+ * golang-migrate, goose and sqlx keep a number (no leading zeros), dbmate
+ * the digits as written, Flyway the version with "_" as ".", diesel the
+ * part before "_" without dashes.  NULL for a version the tool refuses.
+ */
+static char *
+revision_of(TrekFormat format, const ForeignName *fn)
+{
+	const char *v = fn->version;
+	int			n = fn->vlen;
+	char	   *r;
+	int			k = 0;
+
+	switch (format)
+	{
+		case TREK_FORMAT_GOLANG_MIGRATE:
+		case TREK_FORMAT_GOOSE:
+		case TREK_FORMAT_SQLX:
+			if (n == 0 || leading_digits(v, n) != n)
+				return NULL;
+			while (n > 1 && v[0] == '0')
+			{
+				v++;
+				n--;
+			}
+			/* uint64 for golang-migrate, int64 for goose and sqlx */
+			if (n > 20 || (n == 20 && (format != TREK_FORMAT_GOLANG_MIGRATE ||
+									   memcmp(v, "18446744073709551615", 20) > 0)) ||
+				(n == 19 && format != TREK_FORMAT_GOLANG_MIGRATE &&
+				 memcmp(v, "9223372036854775807", 19) > 0))
+				return NULL;
+			if (format == TREK_FORMAT_GOOSE && n == 1 && v[0] == '0')
+				return NULL;
+			return pnstrdup(v, n);
+		case TREK_FORMAT_DBMATE:
+			return pnstrdup(v, n);
+		case TREK_FORMAT_FLYWAY:
+			r = pnstrdup(v, n);
+			for (int i = 0; i < n; i++)
+			{
+				if (r[i] == '_')
+					r[i] = '.';
+				if (!is_digit(r[i]) && r[i] != '.')
+					return NULL;
+				if (r[i] == '.' && (i == 0 || i == n - 1 || r[i - 1] == '.'))
+					return NULL;
+			}
+			return r;
+		case TREK_FORMAT_DIESEL:
+			r = palloc(n + 1);
+			for (int i = 0; i < n; i++)
+				if (v[i] != '-')
+					r[k++] = v[i];
+			r[k] = '\0';
+			if (k == 0 || !TrekIsRevisionName(r, k))
+				return NULL;
+			return r;
+		default:
+			return NULL;
+	}
+}
+
+/* compare numbers written in digits without leading zeros */
+static int
+number_cmp(const char *a, int alen, const char *b, int blen)
+{
+	if (alen != blen)
+		return alen < blen ? -1 : 1;
+	return memcmp(a, b, alen);
+}
+
+/*
+ * Flyway's order: parts separated by "." compared as numbers, missing
+ * parts and trailing zero parts as 0 ("1.0" is "1", "1.10" after "1.9").
+ */
+static int
+flyway_cmp(const char *a, const char *b)
+{
+	while (*a || *b)
+	{
+		int			al,
+					bl,
+					c;
+
+		while (*a == '0' && is_digit(a[1]))
+			a++;
+		while (*b == '0' && is_digit(b[1]))
+			b++;
+		al = strcspn(a, ".");
+		bl = strcspn(b, ".");
+		c = number_cmp(a, al, b, bl);
+		if (al == 0 && bl == 1 && b[0] == '0')
+			c = 0;
+		if (bl == 0 && al == 1 && a[0] == '0')
+			c = 0;
+		if (c != 0)
+			return c;
+		a += al + (a[al] == '.');
+		b += bl + (b[bl] == '.');
+	}
+	return 0;
+}
+
+static int
+version_cmp(const void *pa, const void *pb, void *arg)
+{
+	const Version *a = pa;
+	const Version *b = pb;
+	TrekFormat	format = *(TrekFormat *) arg;
+
+	switch (format)
+	{
+		case TREK_FORMAT_GOLANG_MIGRATE:
+		case TREK_FORMAT_GOOSE:
+		case TREK_FORMAT_SQLX:
+			return number_cmp(a->rev, strlen(a->rev), b->rev, strlen(b->rev));
+		case TREK_FORMAT_FLYWAY:
+			return flyway_cmp(a->rev, b->rev);
+		default:
+			/* dbmate: by file name; diesel: by version, as strings */
+			return strcmp(a->key, b->key);
+	}
+}
+
+/* two files of one version and direction: the tools refuse them too */
+static void
+duplicate_version(TrekFolder *folder, const char *rev, const char *a,
+				  const char *b)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("migration folder \"%s\" has two migrations of version \"%s\"",
+					folder->path, rev),
+			 errdetail("Files \"%s\" and \"%s\".", a, b),
+			 errhint("Give one of them another version.")));
+}
+
+/*
+ * The migrations of a folder of another tool: its chain of versions from
+ * "initial", an up and (where there is one) a down edge per version.
+ */
+static TrekMigration *
+migrations_of(TrekFolder *folder, TrekFormat format,
+			  TrekForeignEntry *entries, int n, TrekRevisions *revs,
+			  int *nmigrations)
+{
+	Version    *vers = palloc(Max(n, 1) * sizeof(Version));
+	int			nv = 0;
+	int			nout = 0;
+	TrekMigration *out;
+	List	   *refused = NIL;
+
+	for (int i = 0; i < n; i++)
+	{
+		ForeignName fn;
+		Version    *v;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!parse_name(format, entries[i].name, entries[i].dir, &fn) ||
+			fn.companion)
+			continue;
+		v = &vers[nv];
+		v->rev = revision_of(format, &fn);
+		if (v->rev == NULL)
+		{
+			refused = lappend(refused, entries[i].name);
+			continue;
+		}
+		v->code = fn.code;
+		v->key = format == TREK_FORMAT_DIESEL ? v->rev : entries[i].name;
+		v->up = NULL;
+		v->down = NULL;
+		if (format == TREK_FORMAT_DIESEL && entries[i].dir)
+		{
+			v->up = psprintf("%s/up.sql", entries[i].name);
+			v->down = psprintf("%s/down.sql", entries[i].name);
+		}
+		else
+		{
+			if (fn.up)
+				v->up = entries[i].name;
+			if (fn.down)
+				v->down = entries[i].name;
+		}
+		nv++;
+	}
+	if (refused != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration folder \"%s\" has a %s migration with an invalid version: \"%s\"",
+						folder->path, TrekFormatName(format),
+						(char *) linitial(refused)),
+				 errdetail("%s reads the version from the start of the name.",
+						   TrekFormatName(format))));
+
+	qsort_arg(vers, nv, sizeof(Version), version_cmp, &format);
+
+	/* merge the files of one version (up and down, or a diesel folder) */
+	out = palloc(Max(2 * nv, 1) * sizeof(TrekMigration));
+	for (int i = 0; i < nv;)
+	{
+		Version		merged = vers[i];
+		int			j = i + 1;
+		int			prev;
+		int			rev;
+
+		for (; j < nv && version_cmp(&vers[i], &vers[j], &format) == 0; j++)
+		{
+			Version    *o = &vers[j];
+
+			if (format == TREK_FORMAT_DIESEL && strcmp(o->up, merged.up) != 0 &&
+				strchr(merged.up, '/') != NULL && strchr(o->up, '/') != NULL &&
+				strncmp(o->up, merged.up, strchr(merged.up, '/') - merged.up) != 0)
+				duplicate_version(folder, merged.rev, merged.up, o->up);
+			if (o->up && merged.up && format != TREK_FORMAT_DIESEL)
+				duplicate_version(folder, merged.rev, merged.up, o->up);
+			if (o->down && merged.down && format != TREK_FORMAT_DIESEL)
+				duplicate_version(folder, merged.rev, merged.down, o->down);
+			if (o->up)
+				merged.up = o->up;
+			if (o->down)
+				merged.down = o->down;
+			merged.code |= o->code;
+		}
+		if (merged.up == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("migration folder \"%s\" has no up migration for version \"%s\"",
+							folder->path, merged.rev),
+					 errdetail("It has only \"%s\".", merged.down)));
+
+		prev = nout == 0 ? 0 :
+			out[nout - (out[nout - 1].up ? 1 : 2)].to_rev;
+		rev = TrekRevisionsAdd(revs, merged.rev, strlen(merged.rev));
+		if (rev == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("migration folder \"%s\" has a version named \"initial\"",
+							folder->path)));
+		out[nout].file = (char *) merged.up;
+		out[nout].from_rev = prev;
+		out[nout].to_rev = rev;
+		out[nout].up = true;
+		out[nout].python = false;
+		out[nout].code = merged.code;
+		nout++;
+		if (merged.down)
+		{
+			out[nout] = out[nout - 1];
+			out[nout].file = (char *) merged.down;
+			out[nout].from_rev = rev;
+			out[nout].to_rev = prev;
+			out[nout].up = false;
+			nout++;
+		}
+		i = j;
+	}
+	for (int i = 0; i < nout; i++)
+	{
+		out[i].from = TrekRevisionsName(revs, out[i].from_rev);
+		out[i].to = TrekRevisionsName(revs, out[i].to_rev);
+	}
+	if (nout == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration folder \"%s\" has no %s migrations",
+						folder->path, TrekFormatName(format)),
+				 errhint("Check the folder's path, or trek.format.")));
+	*nmigrations = nout;
+	return out;
+}
+
+static int
+migration_cmp(const void *a, const void *b)
+{
+	return strcmp(((const TrekMigration *) a)->file,
+				  ((const TrekMigration *) b)->file);
+}
+
+/*
+ * The migrations of open folder folder, whatever its format (trek.format,
+ * or recognised): TrekScanFolder() with other tools' folders read too.
+ * folder->format says which it was.
+ */
+TrekMigration *
+TrekFormatScan(TrekFolder *folder, int *nmigrations, bool sorted,
+			   TrekRevisions **revs)
+{
+	TrekMigration *migrations;
+	int			n;
+
+	folder->format = (TrekFormat) TrekFormatSetting;
+	migrations = TrekScanFolder(folder, &n, sorted, revs);
+	if (folder->format == TREK_FORMAT_TREK)
+	{
+		*nmigrations = n;
+		return migrations;
+	}
+	if (folder->format == TREK_FORMAT_AUTO)
+		folder->format = recognise(folder, folder->foreign, folder->nforeign);
+	migrations = migrations_of(folder, folder->format, folder->foreign,
+							   folder->nforeign, *revs, &n);
+	if (sorted)
+		qsort(migrations, n, sizeof(TrekMigration), migration_cmp);
+	*nmigrations = n;
+	return migrations;
+}
+
+/*
+ * Is file the migration of a step of format going up (else down) from
+ * revision from to revision to?  Checks a plan that came back as jsonb.
+ */
+bool
+TrekFormatStepFile(TrekFormat format, const char *file, bool up,
+				   const char *from, const char *to)
+{
+	ForeignName fn;
+	char	   *rev;
+
+	if (!parse_name(format, file, false, &fn) || fn.companion || fn.code)
+		return false;
+	if (format == TREK_FORMAT_DIESEL && strchr(file, '/') == NULL)
+		return false;
+	if (up ? !fn.up : !fn.down)
+		return false;
+	rev = revision_of(format, &fn);
+	return rev != NULL && strcmp(rev, up ? to : from) == 0;
+}
+
+/* lines of a text, one at a time */
+typedef struct LineIter
+{
+	const char *text;
+	int			len;
+	int			start;			/* of the line */
+	int			end;			/* its end, without "\r\n" */
+	int			next;
+} LineIter;
+
+static bool
+next_line(LineIter *it)
+{
+	const char *nl;
+
+	if (it->next >= it->len)
+		return false;
+	it->start = it->next;
+	nl = memchr(it->text + it->start, '\n', it->len - it->start);
+	it->next = nl ? (int) (nl - it->text) + 1 : it->len;
+	it->end = nl ? (int) (nl - it->text) : it->len;
+	if (it->end > it->start && it->text[it->end - 1] == '\r')
+		it->end--;
+	return true;
+}
+
+/* blank text[from, to) out, keeping line breaks (and so line numbers) */
+static void
+blank(char *text, int from, int to)
+{
+	for (int i = from; i < to; i++)
+		if (text[i] != '\n' && text[i] != '\r')
+			text[i] = ' ';
+}
+
+static bool
+blank_or_comment(const char *s, int len)
+{
+	int			i = 0;
+
+	while (i < len && isspace((unsigned char) s[i]))
+		i++;
+	return i == len || (i + 1 < len && s[i] == '-' && s[i + 1] == '-');
+}
+
+static void
+format_error(const char *file, const char *tool, const char *what,
+			 int line)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s migration \"%s\" is malformed", tool, file),
+			 line > 0 ? errdetail("%s (line %d).", what, line) :
+			 errdetail("%s.", what)));
+}
+
+/*
+ * dbmate: keep the block of file the step runs (up: from "-- migrate:up"
+ * to "-- migrate:down"; down: from there to the end); *outside when its
+ * marker line says "transaction:false".
+ */
+static void
+dbmate_section(const char *file, bool up, char *text, int len, bool *outside)
+{
+	LineIter	it = {text, len, 0, 0, 0};
+	int			up_at = -1;
+	int			down_at = -1;
+	int			nup = 0;
+	int			line = 0;
+	int			keep_from;
+	int			keep_to;
+	const char *opt_line;
+	int			opt_len;
+
+	while (next_line(&it))
+	{
+		line++;
+		if (is_dbmate_marker(text + it.start, it.end - it.start, true))
+		{
+			if (++nup > 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("dbmate migration \"%s\" has more than one \"-- migrate:up\" block",
+								file),
+						 errdetail("dbmate applies the first block and then fails on the second, recording the same version twice (line %d).",
+								   line),
+						 errhint("Put the statements of both blocks into one.")));
+			up_at = it.start;
+		}
+		else if (is_dbmate_marker(text + it.start, it.end - it.start, false))
+		{
+			if (up_at < 0 || down_at >= 0)
+				format_error(file, "dbmate",
+							 "Every \"-- migrate:down\" must follow one \"-- migrate:up\"",
+							 line);
+			down_at = it.start;
+		}
+		else if (up_at < 0 &&
+				 !blank_or_comment(text + it.start, it.end - it.start))
+			format_error(file, "dbmate",
+						 "Statements come before the first \"-- migrate:up\"",
+						 line);
+	}
+	if (up_at < 0)
+		format_error(file, "dbmate",
+					 "It has no \"-- migrate:up\" block", 0);
+	if (down_at < 0)
+		format_error(file, "dbmate",
+					 "It has no \"-- migrate:down\" block", 0);
+	keep_from = up ? up_at : down_at;
+	keep_to = up ? down_at : len;
+
+	/* options: the words after the marker on its line */
+	opt_line = text + keep_from;
+	opt_len = strcspn(opt_line, "\n");
+	*outside = false;
+	for (int i = 0; i + 17 <= opt_len; i++)
+		if (i > 0 && memcmp(opt_line + i, "transaction:false", 17) == 0 &&
+			isspace((unsigned char) opt_line[i - 1]) &&
+			(i + 17 == opt_len || isspace((unsigned char) opt_line[i + 17])))
+			*outside = true;
+
+	blank(text, 0, keep_from);
+	blank(text, keep_to, len);
+}
+
+/*
+ * goose: keep the statements of the step's section; annotations are
+ * comments already.  *outside when the file says "-- +goose NO
+ * TRANSACTION" (anywhere, for both directions).
+ */
+static void
+goose_section(const char *file, bool up, char *text, int len, bool *outside)
+{
+	LineIter	it = {text, len, 0, 0, 0};
+	int			line = 0;
+	int			up_at = -1;
+	int			down_at = -1;
+	bool		in_block = false;
+
+	*outside = false;
+	while (next_line(&it))
+	{
+		const char *l = text + it.start;
+		int			llen = it.end - it.start;
+		char	   *a;
+		char	   *plus;
+
+		line++;
+		if (!is_goose_annotation(l, llen))
+		{
+			if (up_at < 0 && !blank_or_comment(l, llen))
+				format_error(file, "goose",
+							 "Statements come before \"-- +goose Up\"", line);
+			continue;
+		}
+		if (l[0] == ' ' || l[0] == '\t')
+			format_error(file, "goose", "An annotation is indented", line);
+
+		/* as goose: drop every "--" and the "+goose", trim, compare */
+		a = palloc(llen + 1);
+		{
+			int			k = 0;
+
+			for (int i = 0; i < llen; i++)
+			{
+				if (l[i] == '-' && i + 1 < llen && l[i + 1] == '-')
+				{
+					i++;
+					continue;
+				}
+				a[k++] = l[i];
+			}
+			a[k] = '\0';
+		}
+		plus = strstr(a, "+goose");
+		memmove(plus, plus + 6, strlen(plus + 6) + 1);
+		if (strstr(a, "+goose") != NULL)
+			format_error(file, "goose", "An annotation line holds \"+goose\" twice", line);
+		while (*a == ' ' || *a == '\t')
+			a++;
+		for (int e = strlen(a) - 1; e >= 0 && isspace((unsigned char) a[e]); e--)
+			a[e] = '\0';
+
+		if (pg_strcasecmp(a, "Up") == 0)
+		{
+			if (up_at >= 0)
+				format_error(file, "goose", "It has two \"-- +goose Up\" annotations", line);
+			up_at = it.start;
+		}
+		else if (pg_strcasecmp(a, "Down") == 0)
+		{
+			if (up_at < 0 || down_at >= 0)
+				format_error(file, "goose",
+							 "\"-- +goose Down\" comes before \"-- +goose Up\" or twice",
+							 line);
+			down_at = it.start;
+		}
+		else if (pg_strcasecmp(a, "StatementBegin") == 0)
+		{
+			if (up_at < 0 || in_block)
+				format_error(file, "goose",
+							 "\"-- +goose StatementBegin\" outside a section or inside another",
+							 line);
+			in_block = true;
+		}
+		else if (pg_strcasecmp(a, "StatementEnd") == 0)
+		{
+			if (!in_block)
+				format_error(file, "goose",
+							 "\"-- +goose StatementEnd\" without \"-- +goose StatementBegin\"",
+							 line);
+			in_block = false;
+		}
+		else if (pg_strcasecmp(a, "NO TRANSACTION") == 0)
+			*outside = true;
+		else if (pg_strcasecmp(a, "ENVSUB ON") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("goose migration \"%s\" substitutes environment variables",
+							file),
+					 errdetail("Line %d is \"-- +goose ENVSUB ON\"; the database server does not have the environment of the goose command.",
+							   line),
+					 errhint("Write the values into the migration.")));
+		else if (pg_strcasecmp(a, "ENVSUB OFF") != 0)
+			format_error(file, "goose", "An annotation is not one goose knows", line);
+	}
+	if (in_block)
+		format_error(file, "goose", "\"-- +goose StatementEnd\" is missing", 0);
+	if (up_at < 0)
+		format_error(file, "goose", "It has no \"-- +goose Up\" annotation", 0);
+
+	if (up)
+	{
+		blank(text, 0, up_at);
+		if (down_at >= 0)
+			blank(text, down_at, len);
+	}
+	else if (down_at >= 0)
+		blank(text, 0, down_at);
+	else
+		blank(text, 0, len);	/* no Down section: nothing to run */
+}
+
+/*
+ * Can the statement not run in a transaction block?  The statements that
+ * PostgreSQL refuses there (PreventInTransactionBlock) and a migration may
+ * hold.
+ */
+static bool
+needs_no_transaction(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_IndexStmt:
+			return ((IndexStmt *) stmt)->concurrent;
+		case T_DropStmt:
+			return ((DropStmt *) stmt)->concurrent;
+		case T_ReindexStmt:
+			{
+				ReindexStmt *r = (ReindexStmt *) stmt;
+				ListCell   *lc;
+
+				if (r->kind == REINDEX_OBJECT_SYSTEM ||
+					r->kind == REINDEX_OBJECT_DATABASE ||
+					r->kind == REINDEX_OBJECT_SCHEMA)
+					return true;
+				foreach(lc, r->params)
+					if (strcmp(((DefElem *) lfirst(lc))->defname,
+							   "concurrently") == 0)
+					return true;
+				return false;
+			}
+		case T_VacuumStmt:
+			return ((VacuumStmt *) stmt)->is_vacuumcmd;
+		case T_CreatedbStmt:
+		case T_DropdbStmt:
+		case T_AlterSystemStmt:
+		case T_CreateTableSpaceStmt:
+		case T_DropTableSpaceStmt:
+		case T_CreateSubscriptionStmt:
+		case T_DropSubscriptionStmt:
+			return true;
+		case T_ClusterStmt:
+			return ((ClusterStmt *) stmt)->relation == NULL;
+		case T_AlterTableStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+				{
+					AlterTableCmd *cmd = lfirst(lc);
+
+					if (cmd->subtype == AT_DetachPartition &&
+						((PartitionCmd *) cmd->def)->concurrent)
+						return true;
+				}
+				return false;
+			}
+		default:
+			return false;
+	}
+}
+
+/*
+ * Flyway's own list (PostgreSQLParser): CREATE/DROP DATABASE, TABLESPACE
+ * or SUBSCRIPTION, ALTER SYSTEM, CREATE/DROP INDEX CONCURRENTLY, REINDEX
+ * SCHEMA/DATABASE/SYSTEM, VACUUM, DISCARD ALL.
+ */
+static bool
+flyway_non_transactional(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_IndexStmt:
+			return ((IndexStmt *) stmt)->concurrent;
+		case T_DropStmt:
+			return ((DropStmt *) stmt)->concurrent &&
+				((DropStmt *) stmt)->removeType == OBJECT_INDEX;
+		case T_ReindexStmt:
+			{
+				ReindexStmt *r = (ReindexStmt *) stmt;
+
+				return r->kind == REINDEX_OBJECT_SYSTEM ||
+					r->kind == REINDEX_OBJECT_DATABASE ||
+					r->kind == REINDEX_OBJECT_SCHEMA;
+			}
+		case T_VacuumStmt:
+			return ((VacuumStmt *) stmt)->is_vacuumcmd;
+		case T_DiscardStmt:
+			return ((DiscardStmt *) stmt)->target == DISCARD_ALL;
+		case T_CreatedbStmt:
+		case T_DropdbStmt:
+		case T_AlterSystemStmt:
+		case T_CreateTableSpaceStmt:
+		case T_DropTableSpaceStmt:
+		case T_CreateSubscriptionStmt:
+		case T_DropSubscriptionStmt:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Does the text mention a word that starts a statement of those above?  A
+ * cheap test before parsing: most migrations mention none.
+ */
+static bool
+may_hold_such(const char *text, int len)
+{
+	static const char *const words[] = {
+		"concurrently", "vacuum", "database", "system", "tablespace",
+		"subscription", "cluster", "reindex", "discard"
+	};
+
+	for (int i = 0; i < len; i++)
+	{
+		char		c = text[i] | 0x20;
+
+		if (c != 'c' && c != 'v' && c != 'd' && c != 's' && c != 't' &&
+			c != 'r')
+			continue;
+		for (int w = 0; w < lengthof(words); w++)
+		{
+			int			n = strlen(words[w]);
+
+			if (i + n <= len && pg_strncasecmp(text + i, words[w], n) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The statements of text, or NIL when the text does not parse (the step
+ * then fails when it runs, with the error named by file and line).
+ */
+static List *
+parse_quietly(const char *text)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *stmts = NIL;
+
+	PG_TRY();
+	{
+		stmts = raw_parser(text, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		stmts = NIL;
+	}
+	PG_END_TRY();
+	return stmts;
+}
+
+/*
+ * Sent as one query, as golang-migrate sends a file: several statements
+ * run in one implicit transaction, and a lone statement that cannot run
+ * in a transaction block runs outside one.
+ */
+bool
+TrekFormatMustRunOutside(const char *text, int len)
+{
+	List	   *stmts;
+
+	if (!may_hold_such(text, len))
+		return false;
+	stmts = parse_quietly(text);
+	return list_length(stmts) == 1 &&
+		needs_no_transaction(linitial_node(RawStmt, stmts)->stmt);
+}
+
+/*
+ * Flyway: statement by statement outside a transaction when a statement is
+ * one of its non-transactional ones, and an error, as in Flyway, when the
+ * migration also has other statements.
+ */
+static bool
+flyway_outside(const char *file, const char *text, int len)
+{
+	List	   *stmts;
+	ListCell   *lc;
+	int			nontx = 0;
+
+	if (!may_hold_such(text, len))
+		return false;
+	stmts = parse_quietly(text);
+	foreach(lc, stmts)
+		nontx += flyway_non_transactional(lfirst_node(RawStmt, lc)->stmt);
+	if (nontx > 0 && nontx < list_length(stmts))
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("Flyway migration \"%s\" has both transactional and non-transactional statements",
+						file),
+				 errdetail("Flyway refuses such a migration too, unless its .conf file sets executeInTransaction."),
+				 errhint("Put the non-transactional statements into a migration of their own, or add \"%s.conf\" with executeInTransaction=false.",
+						 file)));
+	return nontx > 0;
+}
+
+/* does folder have an entry name (not followed, if a link)? */
+static bool
+folder_has(TrekFolder *folder, const char *name)
+{
+	struct stat st;
+
+	if (!folder->sent)
+		return fstatat(folder->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	for (int i = 0; i < folder->nfiles; i++)
+		if (strcmp(folder->files[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Before a step's file is read for a plan: diesel's down.sql is optional,
+ * and its folder is not looked into when the folder is scanned, so the
+ * edge down is there whether or not the file is.
+ */
+void
+TrekFormatCheckFile(TrekFormat format, TrekFolder *folder, const char *file,
+					bool up)
+{
+	if (format == TREK_FORMAT_DIESEL && !up && !folder_has(folder, file))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FILE),
+				 errmsg("diesel migration \"%.*s\" has no down.sql",
+						(int) (strchr(file, '/') - file), file),
+				 errdetail("A plan going down reverts it; diesel cannot revert it either."),
+				 errhint("Add the down.sql, or name a target above its version.")));
+}
+
+/*
+ * The text of a companion file (Flyway's .conf, diesel's metadata.toml),
+ * or NULL when there is none.
+ */
+static char *
+companion_text(TrekFolder *folder, const char *name)
+{
+	char		sha256[TREK_SHA256_HEX_LEN + 1];
+	bool		marker;
+	int			len;
+
+	/* what a link leads to is read under the same rules as a migration */
+	if (!folder_has(folder, name))
+		return NULL;
+	return TrekReadFile(folder, name, &len, sha256, &marker);
+}
+
+/*
+ * The value of key in a "key = value" or "key=value" file, lower-cased,
+ * or NULL.  Lines starting with "#" are comments.
+ */
+static char *
+setting_of(const char *text, const char *key)
+{
+	LineIter	it = {text, strlen(text), 0, 0, 0};
+	int			klen = strlen(key);
+
+	while (next_line(&it))
+	{
+		const char *l = text + it.start;
+		int			n = it.end - it.start;
+		int			i = 0;
+
+		while (i < n && isspace((unsigned char) l[i]))
+			i++;
+		if (n - i < klen || memcmp(l + i, key, klen) != 0)
+			continue;
+		i += klen;
+		while (i < n && isspace((unsigned char) l[i]))
+			i++;
+		if (i >= n || (l[i] != '=' && l[i] != ':'))
+			continue;
+		i++;
+		while (i < n && isspace((unsigned char) l[i]))
+			i++;
+		while (n > i && isspace((unsigned char) l[n - 1]))
+			n--;
+		{
+			char	   *v = pnstrdup(l + i, n - i);
+
+			for (char *p = v; *p; p++)
+				*p = pg_tolower((unsigned char) *p);
+			return v;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * What a step of format runs: text (file's whole text, len bytes, NUL
+ * terminated) is cut down in place to the part the step runs, the rest
+ * blanked so line numbers stay the file's.  *no_transaction says whether
+ * it runs outside a transaction.  folder is where the files beside it
+ * (Flyway's .conf, diesel's metadata.toml) are read when the plan is made;
+ * NULL when a plan runs, which then keeps what *no_transaction says for
+ * what those files decide.
+ */
+void
+TrekFormatStep(TrekFormat format, TrekFolder *folder, const char *file,
+			   bool up, char *text, int len, bool *no_transaction)
+{
+	bool		outside = false;
+
+	switch (format)
+	{
+		case TREK_FORMAT_GOLANG_MIGRATE:
+			outside = TrekFormatMustRunOutside(text, len);
+			break;
+		case TREK_FORMAT_SQLX:
+			outside = len >= 17 && memcmp(text, "-- no-transaction", 17) == 0 &&
+				TrekFormatMustRunOutside(text, len);
+			break;
+		case TREK_FORMAT_DBMATE:
+			dbmate_section(file, up, text, len, &outside);
+			outside = outside && TrekFormatMustRunOutside(text, len);
+			break;
+		case TREK_FORMAT_GOOSE:
+			goose_section(file, up, text, len, &outside);
+			break;
+		case TREK_FORMAT_FLYWAY:
+			if (folder == NULL)
+				return;
+			{
+				char	   *conf = companion_text(folder, psprintf("%s.conf", file));
+				char	   *v = conf ? setting_of(conf, "executeInTransaction") : NULL;
+
+				if (v == NULL)
+					outside = flyway_outside(file, text, len);
+				else if (strcmp(v, "false") == 0)
+					outside = true;
+				else if (strcmp(v, "true") != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("invalid value for executeInTransaction in \"%s.conf\": \"%s\"",
+									file, v),
+							 errhint("Use true or false.")));
+			}
+			break;
+		case TREK_FORMAT_DIESEL:
+			if (len == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("diesel migration \"%s\" is empty", file),
+						 errdetail("diesel refuses to run an empty migration.")));
+			if (folder == NULL)
+				return;
+			{
+				const char *slash = strchr(file, '/');
+				char	   *meta = companion_text(folder,
+												  psprintf("%.*s/metadata.toml",
+														   (int) (slash - file), file));
+				char	   *v = meta ? setting_of(meta, "run_in_transaction") : NULL;
+
+				/* diesel: a metadata.toml without the key means false */
+				outside = meta != NULL && (v == NULL || strcmp(v, "false") == 0) &&
+					TrekFormatMustRunOutside(text, len);
+			}
+			break;
+		default:
+			return;
+	}
+	*no_transaction = outside;
+}
