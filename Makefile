@@ -6,7 +6,7 @@ MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/names.o src/folder.o src/graph.o src/drift.o src/plan.o \
                src/state.o src/history.o src/runrows.o \
                src/step.o src/lockwait.o src/notxn.o src/execute.o src/migrate.o \
-               src/guard.o src/python.o src/runs.o src/format.o \
+               src/guard.o src/python.o src/runs.o src/format.o src/adopt.o \
                src/toplevel.o src/ops.o
 DATA         = $(wildcard trek--*.sql)
 # the documentation, installed under share/doc/.../extension
@@ -17,7 +17,7 @@ DOCS         = $(wildcard doc/*.md)
 # below PG_ABS_SRCDIR: run installcheck where its OS user can read them
 # (make test does; see doc/development.md).
 REGRESS      = setup folder graph plan execute privileges python errors hardening \
-               security migrate settings notxn ops sent relative formats upgrade
+               security migrate settings notxn ops sent relative formats adopt upgrade
 # The test database is UTF8 with the C locale, and psql talks UTF8, whatever
 # the locale of the cluster or of the environment (a package build may run
 # with none set, and its cluster is then SQL_ASCII).

@@ -139,3 +139,33 @@ REVOKE EXECUTE ON FUNCTION trek_status(jsonb, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION trek_verify(jsonb, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION trek_stamp(jsonb, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION trek_graph(jsonb, text, text) FROM PUBLIC;
+
+-- ---- other tools' folders and databases ----
+
+-- trek_adopt() records the versions another tool applied as stamps with the
+-- tool's up file, its SHA-256 and the tool's name; trek's own rows have none.
+ALTER TABLE trek.history ADD COLUMN tool text;
+
+COMMENT ON COLUMN trek.history.tool IS
+'for a stamp by trek_adopt, the tool that applied the file (golang-migrate, flyway, dbmate, goose, sqlx, diesel)';
+
+CREATE FUNCTION trek_adopt(dir text, track text DEFAULT 'default',
+						   state_table text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'trek_adopt'
+LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
+
+COMMENT ON FUNCTION trek_adopt(text, text, text) IS
+'start a track where the tool of a migration folder left the database, from that tool''s state table; runs nothing';
+
+CREATE FUNCTION trek_adopt(folder jsonb, track text DEFAULT 'default',
+						   state_table text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'trek_adopt'
+LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
+
+COMMENT ON FUNCTION trek_adopt(jsonb, text, text) IS
+'start a track where the tool of a migration folder sent as jsonb left the database, from that tool''s state table; runs nothing';
+
+REVOKE EXECUTE ON FUNCTION trek_adopt(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_adopt(jsonb, text, text) FROM PUBLIC;

@@ -81,6 +81,13 @@ TrekFormatName(TrekFormat format)
 	return "?";
 }
 
+/* the tool's name as messages write it */
+const char *
+TrekFormatTitle(TrekFormat format)
+{
+	return format == TREK_FORMAT_FLYWAY ? "Flyway" : TrekFormatName(format);
+}
+
 /* the format named name, or TREK_FORMAT_AUTO for a name that is none */
 TrekFormat
 TrekFormatFromName(const char *name)
@@ -100,6 +107,7 @@ typedef struct ForeignName
 	bool		down;			/* a down file (or one with both sections) */
 	bool		code;			/* goose's .go: only goose can run it */
 	bool		companion;		/* Flyway's .conf, diesel's metadata.toml */
+	bool		repeatable;		/* Flyway's R__ script: no version */
 } ForeignName;
 
 static bool
@@ -221,6 +229,11 @@ parse_flyway(const char *name, int len, ForeignName *out)
 	}
 	if (len < 5 || pg_strncasecmp(name + len - 4, ".sql", 4) != 0)
 		return false;
+	if (name[0] == 'R' && name[1] == '_' && name[2] == '_')
+	{
+		out->repeatable = true;
+		return true;
+	}
 	if (name[0] != 'V' && name[0] != 'U')
 		return false;
 	stem = len - 4;
@@ -337,8 +350,9 @@ family_of(const TrekForeignEntry *e)
 		return FAMILY_FLYWAY;
 	if (parse_name(TREK_FORMAT_GOLANG_MIGRATE, e->name, false, &fn))
 		return FAMILY_UPDOWN;
-	if (parse_name(TREK_FORMAT_DBMATE, e->name, false, &fn) ||
-		parse_name(TREK_FORMAT_GOOSE, e->name, false, &fn))
+	if (is_digit(e->name[0]) &&
+		(parse_name(TREK_FORMAT_DBMATE, e->name, false, &fn) ||
+		 parse_name(TREK_FORMAT_GOOSE, e->name, false, &fn)))
 		return FAMILY_NUMBERED;
 	return -1;
 }
@@ -617,6 +631,23 @@ version_cmp(const void *pa, const void *pb, void *arg)
 	}
 }
 
+/*
+ * Compare two versions of format as the tool orders them (0: the same
+ * version): what trek_adopt() reads from a tool's table with the folder's.
+ */
+int
+TrekFormatVersionCmp(TrekFormat format, const char *a, const char *b)
+{
+	Version		va = {(char *) a, NULL, NULL, false, a};
+	Version		vb = {(char *) b, NULL, NULL, false, b};
+
+	if (format == TREK_FORMAT_FLYWAY)
+		return flyway_cmp(a, b);
+	if (format == TREK_FORMAT_DBMATE)
+		return strcmp(a, b);
+	return version_cmp(&va, &vb, &format);
+}
+
 /* two files of one version and direction: the tools refuse them too */
 static void
 duplicate_version(TrekFolder *folder, const char *rev, const char *a,
@@ -652,7 +683,7 @@ migrations_of(TrekFolder *folder, TrekFormat format,
 
 		CHECK_FOR_INTERRUPTS();
 		if (!parse_name(format, entries[i].name, entries[i].dir, &fn) ||
-			fn.companion)
+			fn.companion || fn.repeatable)
 			continue;
 		v = &vers[nv];
 		v->rev = revision_of(format, &fn);
@@ -683,10 +714,10 @@ migrations_of(TrekFolder *folder, TrekFormat format,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration folder \"%s\" has a %s migration with an invalid version: \"%s\"",
-						folder->path, TrekFormatName(format),
+						folder->path, TrekFormatTitle(format),
 						(char *) linitial(refused)),
 				 errdetail("%s reads the version from the start of the name.",
-						   TrekFormatName(format))));
+						   TrekFormatTitle(format))));
 
 	qsort_arg(vers, nv, sizeof(Version), version_cmp, &format);
 
@@ -759,7 +790,7 @@ migrations_of(TrekFolder *folder, TrekFormat format,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration folder \"%s\" has no %s migrations",
-						folder->path, TrekFormatName(format)),
+						folder->path, TrekFormatTitle(format)),
 				 errhint("Check the folder's path, or trek.format.")));
 	*nmigrations = nout;
 	return out;
@@ -812,7 +843,8 @@ TrekFormatStepFile(TrekFormat format, const char *file, bool up,
 	ForeignName fn;
 	char	   *rev;
 
-	if (!parse_name(format, file, false, &fn) || fn.companion || fn.code)
+	if (!parse_name(format, file, false, &fn) || fn.companion || fn.code ||
+		fn.repeatable)
 		return false;
 	if (format == TREK_FORMAT_DIESEL && strchr(file, '/') == NULL)
 		return false;

@@ -22,9 +22,12 @@ extern int	TrekFormatSetting;
 extern void TrekFormatDefineSetting(void);
 
 extern const char *TrekFormatName(TrekFormat format);
+extern const char *TrekFormatTitle(TrekFormat format);
 extern TrekFormat TrekFormatFromName(const char *name);
 extern TrekMigration *TrekFormatScan(TrekFolder *folder, int *nmigrations,
 									 bool sorted, TrekRevisions **revs);
+extern int	TrekFormatVersionCmp(TrekFormat format, const char *a,
+								 const char *b);
 extern bool TrekFormatStepFile(TrekFormat format, const char *file, bool up,
 							   const char *from, const char *to);
 extern void TrekFormatCheckFile(TrekFormat format, TrekFolder *folder,

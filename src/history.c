@@ -67,20 +67,24 @@ claim_track(const char *track, Oid userid)
 
 /*
  * Record that track, at revision from, is now at revision to without any
- * migration having run: a history row with direction "stamp" and neither
- * file nor SHA-256, read from canonical folder dir.  A track without an
- * owner (!owned) gets the current user as its owner, as for applied steps.
- * The caller holds the track lock and has checked the owner.
+ * migration having run: a history row with direction "stamp", read from
+ * canonical folder dir.  A stamp by trek_stamp() has neither file nor
+ * SHA-256 (NULL); one by trek_adopt() has the up file another tool applied,
+ * its SHA-256 and the tool, and counts as an applied step.  A track without
+ * an owner (!owned) gets the current user as its owner, as for applied
+ * steps.  The caller holds the track lock and has checked the owner.
  */
 void
-TrekStateStamp(const char *track, const char *dir, const char *from,
-			   const char *to, bool owned)
+TrekStateStampFile(const char *track, const char *dir, const char *from,
+				   const char *to, const char *file, const char *sha256,
+				   const char *tool, bool owned)
 {
 	static SPIPlanPtr stamp_plan = NULL;
 	TrekOwnerSave save;
 	Oid			nsp = TrekStateNamespace();
 	Oid			userid = GetUserId();
-	Datum		args[5];
+	Datum		args[8];
+	char		nulls[8] = "        ";
 	int			rc;
 
 	if (TrekStateIs01(nsp))
@@ -95,26 +99,40 @@ TrekStateStamp(const char *track, const char *dir, const char *from,
 		claim_track(track, userid);
 	if (stamp_plan == NULL)
 	{
-		Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+		Oid			argtypes[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID};
 
 		stamp_plan = TrekStatePrepare("INSERT INTO trek.history (track, from_revision,"
 									  " to_revision, direction, file, sha256,"
-									  " applied_at, applied_by, duration, dir)"
-									  " VALUES ($1, $2, $3, 'stamp', NULL, NULL,"
+									  " applied_at, applied_by, duration, dir, tool)"
+									  " VALUES ($1, $2, $3, 'stamp', $6, $7,"
 									  " pg_catalog.clock_timestamp(), $4,"
-									  " '0'::pg_catalog.interval, $5)",
-									  5, argtypes);
+									  " '0'::pg_catalog.interval, $5, $8)",
+									  8, argtypes);
 	}
 	args[0] = CStringGetTextDatum(track);
 	args[1] = CStringGetTextDatum(from);
 	args[2] = CStringGetTextDatum(to);
 	args[3] = CStringGetTextDatum(GetUserNameFromId(userid, false));
 	args[4] = CStringGetTextDatum(dir);
-	rc = SPI_execute_plan(stamp_plan, args, NULL, false, 0);
+	args[5] = file ? CStringGetTextDatum(file) : (Datum) 0;
+	args[6] = sha256 ? CStringGetTextDatum(sha256) : (Datum) 0;
+	args[7] = tool ? CStringGetTextDatum(tool) : (Datum) 0;
+	nulls[5] = file ? ' ' : 'n';
+	nulls[6] = sha256 ? ' ' : 'n';
+	nulls[7] = tool ? ' ' : 'n';
+	rc = SPI_execute_plan(stamp_plan, args, nulls, false, 0);
 	if (rc != SPI_OK_INSERT || SPI_processed != 1)
 		elog(ERROR, "could not insert into trek.history: %s",
 			 SPI_result_code_string(rc));
 	TrekStateOwnerLeave(&save);
+}
+
+void
+TrekStateStamp(const char *track, const char *dir, const char *from,
+			   const char *to, bool owned)
+{
+	TrekStateStampFile(track, dir, from, to, NULL, NULL, NULL, owned);
 }
 
 /*
@@ -197,7 +215,9 @@ rows_in_effect(TrekHistoryRow *rows, int nrows, int *n)
 		int			k;
 
 		CHECK_FOR_INTERRUPTS();
-		if (r->direction == TREK_UP)
+		/* trek_adopt()'s stamps are the steps another tool applied */
+		if (r->direction == TREK_UP ||
+			(r->direction == TREK_STAMP && r->file != NULL))
 		{
 			stack[top++] = i;
 			continue;

@@ -14,6 +14,10 @@ extern void TrekStateRecord(TrekPlan *plan, const char *direction,
 							const char *dir, int first, int n,
 							TimestampTz *started, TimestampTz *finished,
 							bool owned);
+extern void TrekStateStampFile(const char *track, const char *dir,
+							   const char *from, const char *to,
+							   const char *file, const char *sha256,
+							   const char *tool, bool owned);
 extern void TrekStateStamp(const char *track, const char *dir,
 						   const char *from, const char *to, bool owned);
 extern TrekHistoryRow *TrekStateHistory(const char *track, int *nrows,

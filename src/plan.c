@@ -470,11 +470,11 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("migration \"%s\" is %s code, which only %s can run",
-							m->file, "Go", TrekFormatName(plan->format)),
+							m->file, "Go", TrekFormatTitle(plan->format)),
 					 errdetail("The plan from \"%s\" to \"%s\" reaches it at step %d.",
 							   plan->from, plan->to, i + 1),
 					 errhint("Apply it with %s, then record where the track is with trek_stamp().",
-							 TrekFormatName(plan->format))));
+							 TrekFormatTitle(plan->format))));
 		if (plan->format == TREK_FORMAT_TREK)
 			TrekHashFile(folder, m->file, s->sha256, &s->no_transaction);
 		else
@@ -546,7 +546,7 @@ TrekPlanToJsonb(TrekPlan *plan)
 	push_pair(&state, "to", plan->to);
 	push_pair(&state, "direction", TrekDirectionName(plan->direction));
 	if (plan->format != TREK_FORMAT_TREK)
-		push_pair(&state, "tool", TrekFormatName(plan->format));
+		push_pair(&state, "tool", TrekFormatTitle(plan->format));
 	push_string(&state, WJB_KEY, "steps");
 	(void) pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	for (int i = 0; i < plan->nsteps; i++)

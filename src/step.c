@@ -344,7 +344,7 @@ TrekStepWhyOutside(TrekPlan *plan, int i)
 		return psprintf(_("Step %d of %d starts with \"-- trek:no-transaction\""),
 						i + 1, plan->nsteps);
 	return psprintf(_("Step %d of %d runs outside a transaction, as %s runs it"),
-					i + 1, plan->nsteps, TrekFormatName(plan->format));
+					i + 1, plan->nsteps, TrekFormatTitle(plan->format));
 }
 
 /*
@@ -477,7 +477,7 @@ TrekStepRun(TrekPlan *plan, int i, TrekFolder *folder, TrekProgress *progress,
 				 plan->format == TREK_FORMAT_TREK ?
 				 errdetail("Its first line is \"-- trek:no-transaction\", and trek_execute() runs the whole plan in one transaction.") :
 				 errdetail("%s runs it outside a transaction, and trek_execute() runs the whole plan in one transaction.",
-						   TrekFormatName(plan->format)),
+						   TrekFormatTitle(plan->format)),
 				 errhint("Apply the plan with CALL trek_migrate(...).")));
 	if (no_transaction != s->no_transaction && plan->format != TREK_FORMAT_TREK)
 		ereport(ERROR,

@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 
+#include "adopt.h"
 #include "compat.h"
 #include "execute.h"
 #include "format.h"
@@ -182,6 +183,16 @@ trek_stamp(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(TrekOpsStamp(folder_arg(fcinfo, 0),
 												  text_arg(fcinfo, 1, "revision"),
 												  track_arg(fcinfo, 2))));
+}
+
+PG_FUNCTION_INFO_V1(trek_adopt);
+Datum
+trek_adopt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(TrekAdopt(folder_arg(fcinfo, 0),
+											   track_arg(fcinfo, 1),
+											   PG_ARGISNULL(2) ? NULL :
+											   text_to_cstring(PG_GETARG_TEXT_PP(2)))));
 }
 
 PG_FUNCTION_INFO_V1(trek_graph);

@@ -1,0 +1,516 @@
+/*-------------------------------------------------------------------------
+ *
+ * adopt.c
+ *	  Adopting a database another tool migrated: trek_adopt().
+ *
+ * The state table of the folder's tool (golang-migrate's schema_migrations,
+ * Flyway's flyway_schema_history, goose's goose_db_version, dbmate's
+ * schema_migrations, sqlx's _sqlx_migrations, diesel's
+ * __diesel_schema_migrations, asyncpg-trek's migrations) says which
+ * versions were applied.  When they are the first versions of the folder's
+ * chain, each exactly as the folder has it where the tool kept a checksum,
+ * trek records one history row per version: direction "stamp", the up file
+ * and its SHA-256, and the tool.  Such rows count as applied steps (so
+ * trek_verify judges their files, and "-1" goes back by their down files),
+ * and nothing runs.  Anything else (a dirty or failed version, a checksum
+ * that disagrees, a version missing from the folder, one applied out of
+ * order) is refused before anything is written.  The tool's table is only
+ * read.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/pg_crc.h"
+
+#include "adopt.h"
+#include "folder.h"
+#include "format.h"
+#include "history.h"
+#include "state.h"
+#include "step.h"
+
+/* where each tool keeps its state, by default */
+static const char *
+default_table(TrekFormat format)
+{
+	switch (format)
+	{
+		case TREK_FORMAT_GOLANG_MIGRATE:
+		case TREK_FORMAT_DBMATE:
+			return "schema_migrations";
+		case TREK_FORMAT_FLYWAY:
+			return "flyway_schema_history";
+		case TREK_FORMAT_GOOSE:
+			return "goose_db_version";
+		case TREK_FORMAT_SQLX:
+			return "_sqlx_migrations";
+		case TREK_FORMAT_DIESEL:
+			return "__diesel_schema_migrations";
+		default:
+			return "public.migrations";
+	}
+}
+
+/* one version of the folder's chain, and what the tool's table says of it */
+typedef struct Link
+{
+	TrekMigration *up;			/* its up migration */
+	bool		applied;
+	const char *checksum;		/* as the tool kept it, or NULL */
+} Link;
+
+/* the adoption being worked out */
+typedef struct Adoption
+{
+	TrekFormat	format;
+	const char *tool;
+	TrekFolder *folder;
+	Link	   *chain;			/* the folder's versions, first first */
+	int			n;
+	char	   *table;			/* the state table, quoted */
+	StringInfoData problems;	/* why it is not safe to continue */
+	int			nproblems;
+} Adoption;
+
+static void
+			problem(Adoption *a, const char *fmt,...) pg_attribute_printf(2, 3);
+
+static void
+problem(Adoption *a, const char *fmt,...)
+{
+	va_list		args;
+
+	if (a->nproblems++ >= 10)
+		return;
+	if (a->problems.len > 0)
+		appendStringInfoChar(&a->problems, '\n');
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&a->problems, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&a->problems, needed);
+	}
+}
+
+/* the link of the version the tool's table names, or NULL */
+static Link *
+find_version(Adoption *a, const char *version)
+{
+	for (int i = 0; i < a->n; i++)
+		if (TrekFormatVersionCmp(a->format, a->chain[i].up->to, version) == 0)
+			return &a->chain[i];
+	return NULL;
+}
+
+/* mark version applied, or note that the folder lacks it */
+static Link *
+applied(Adoption *a, const char *version)
+{
+	Link	   *l = find_version(a, version);
+
+	if (l == NULL)
+		problem(a, _("Version \"%s\" was applied, but the folder has no migration of it."),
+				version);
+	else
+		l->applied = true;
+	return l;
+}
+
+/* run query on the state table; its rows are in SPI_tuptable */
+static void
+read_table(Adoption *a, const char *columns, const char *order)
+{
+	char	   *sql = psprintf("SELECT %s FROM %s%s%s", columns, a->table,
+							   order ? " ORDER BY " : "", order ? order : "");
+	int			rc = SPI_execute(sql, true, 0);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s: %s", a->table,
+			 SPI_result_code_string(rc));
+}
+
+static char *
+value(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+static void
+read_golang(Adoption *a)
+{
+	char	   *dirty;
+
+	read_table(a, "version::pg_catalog.text, dirty::pg_catalog.text", NULL);
+	if (SPI_processed == 0)
+		return;
+	if (SPI_processed > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s has %llu rows, not the one golang-migrate keeps",
+						a->table, (unsigned long long) SPI_processed)));
+	dirty = value(0, 2);
+	if (strcmp(dirty, "true") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("golang-migrate's version %s is dirty", value(0, 1)),
+				 errdetail("A migration of it failed part of the way, and %s says so; golang-migrate refuses to continue from there too.",
+						   a->table),
+				 errhint("Put the database right by hand, record that with golang-migrate's \"force\" command, then adopt it.")));
+	/* golang-migrate keeps the newest version: all before it were applied */
+	{
+		Link	   *l = applied(a, value(0, 1));
+
+		for (Link *p = a->chain; l != NULL && p < l; p++)
+			p->applied = true;
+	}
+}
+
+static void
+read_goose(Adoption *a)
+{
+	int			n;
+	char	  **versions;
+	bool	   *is_applied;
+
+	read_table(a, "version_id::pg_catalog.text, is_applied::pg_catalog.text",
+			   "id");
+	n = (int) SPI_processed;
+	versions = palloc(Max(n, 1) * sizeof(char *));
+	is_applied = palloc(Max(n, 1) * sizeof(bool));
+	for (int i = 0; i < n; i++)
+	{
+		versions[i] = value(i, 1);
+		is_applied[i] = strcmp(value(i, 2), "true") == 0;
+	}
+	/* oldest first: goose before 2.6 wrote a row is_applied = false to undo */
+	for (int i = 0; i < n; i++)
+	{
+		Link	   *l;
+
+		if (strcmp(versions[i], "0") == 0)
+			continue;
+		l = find_version(a, versions[i]);
+		if (l != NULL)
+			l->applied = is_applied[i];
+		else if (is_applied[i])
+		{
+			bool		undone = false;
+
+			for (int k = i + 1; k < n; k++)
+				if (strcmp(versions[k], versions[i]) == 0)
+					undone = !is_applied[k];
+			if (!undone)
+				(void) applied(a, versions[i]);
+		}
+	}
+}
+
+static void
+read_versions(Adoption *a, const char *column)
+{
+	read_table(a, psprintf("%s::pg_catalog.text", column), "1");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		(void) applied(a, value(i, 1));
+}
+
+static void
+read_sqlx(Adoption *a)
+{
+	read_table(a, "version::pg_catalog.text, success::pg_catalog.text,"
+			   " pg_catalog.encode(checksum, 'hex')", "version");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Link	   *l;
+
+		l = applied(a, value(i, 1));
+		if (strcmp(value(i, 2), "true") != 0)
+		{
+			problem(a, _("Version %s failed (success is false)."), value(i, 1));
+			continue;
+		}
+		if (l != NULL)
+			l->checksum = value(i, 3);
+	}
+}
+
+static void
+read_flyway(Adoption *a)
+{
+	read_table(a, "version, type, checksum::pg_catalog.text,"
+			   " success::pg_catalog.text, script", "installed_rank");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *version = value(i, 1);
+		char	   *type = value(i, 2);
+		Link	   *l;
+
+		if (strcmp(value(i, 4), "true") != 0)
+		{
+			problem(a, _("Migration \"%s\" failed (success is false)."),
+					value(i, 5));
+			if (version != NULL && (l = find_version(a, version)) != NULL)
+				l->applied = true;
+			continue;
+		}
+		if (version == NULL || strcmp(type, "SCHEMA") == 0)
+			continue;			/* repeatables, the schema's creation */
+		if (strcmp(type, "DELETE") == 0 || strncmp(type, "UNDO_", 5) == 0)
+		{
+			if ((l = find_version(a, version)) != NULL)
+				l->applied = false;
+			continue;
+		}
+		if (strcmp(type, "BASELINE") == 0 || strcmp(type, "SQL_BASELINE") == 0)
+		{
+			/* the versions up to the baseline count as applied */
+			for (int k = 0; k < a->n; k++)
+				if (TrekFormatVersionCmp(a->format, a->chain[k].up->to,
+										 version) <= 0)
+					a->chain[k].applied = true;
+			continue;
+		}
+		l = applied(a, version);
+		if (l != NULL)
+			l->checksum = value(i, 3);
+	}
+}
+
+static void
+read_trek(Adoption *a)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("trek_adopt() reads the state tables of other tools"),
+			 errdetail("Migration folder \"%s\" is in trek's own format.",
+					   a->folder->path),
+			 errhint("For a database asyncpg-trek migrated, stamp the track at the revision its migrations table names: see \"Adopting a database asyncpg-trek migrated\" in the documentation.")));
+}
+
+/* the checksum the tool would compute of file, as it keeps it */
+static char *
+tool_checksum(Adoption *a, const char *file)
+{
+	char		sha256[TREK_SHA256_HEX_LEN + 1];
+	bool		marker;
+	int			len;
+	char	   *text = TrekReadFile(a->folder, file, &len, sha256, &marker);
+
+	if (a->format == TREK_FORMAT_SQLX)
+	{
+		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA384);
+		uint8		digest[PG_SHA384_DIGEST_LENGTH];
+		char	   *hex = palloc(2 * PG_SHA384_DIGEST_LENGTH + 1);
+
+		if (pg_cryptohash_init(ctx) < 0 ||
+			pg_cryptohash_update(ctx, (uint8 *) text, len) < 0 ||
+			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+			elog(ERROR, "could not compute SHA-384: %s",
+				 pg_cryptohash_error(ctx));
+		pg_cryptohash_free(ctx);
+		hex_encode((char *) digest, sizeof(digest), hex);
+		hex[2 * PG_SHA384_DIGEST_LENGTH] = '\0';
+		return hex;
+	}
+	else
+	{
+		/* Flyway: CRC-32 of the text without a BOM and line breaks */
+		pg_crc32	crc;
+		int			start = 0;
+
+		if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+			start = 3;
+		INIT_TRADITIONAL_CRC32(crc);
+		for (int i = start; i < len; i++)
+			if (text[i] != '\r' && text[i] != '\n')
+				COMP_TRADITIONAL_CRC32(crc, text + i, 1);
+		FIN_TRADITIONAL_CRC32(crc);
+		return psprintf("%d", (int32) crc);
+	}
+}
+
+/* the state table, resolved as the caller would name it */
+static char *
+resolve_table(Adoption *a, const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+	Oid			relid;
+	int			rc;
+
+	args[0] = CStringGetTextDatum(name);
+	rc = SPI_execute_with_args("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+							   1, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not look up %s", name);
+	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("%s's table \"%s\" does not exist", a->tool, name),
+				 errdetail("trek_adopt() reads which versions %s applied from it.",
+						   a->tool),
+				 errhint("Name the table, with its schema, as trek_adopt()'s argument state_table.")));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/*
+ * Adopt the database of the tool whose folder where is: record what its
+ * state table says was applied on track, and return the revision.
+ */
+char *
+TrekAdopt(const TrekFolderRef *where, const char *track,
+		  const char *state_table)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Adoption	a;
+	TrekMigration *migrations;
+	int			nmigrations;
+	TrekRevisions *revs;
+	int		   *next;
+	int			nrevs;
+	int			k;
+	int			cur;
+	char	   *current;
+	char	   *revision = "initial";
+	TrekTrackLock lock;
+	bool		owned;
+	Oid			owner;
+
+	TrekPreventIfReadOnly("trek_adopt()", "adopt a database", "the adoption");
+	if (TrekExecuting())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("trek_adopt() cannot be called from inside a migration")));
+
+	memset(&a, 0, sizeof(a));
+	initStringInfo(&a.problems);
+	a.folder = TrekFolderOpenRef(where);
+	migrations = TrekFormatScan(a.folder, &nmigrations, false, &revs);
+	a.format = a.folder->format;
+	a.tool = TrekFormatTitle(a.format);
+
+	/* the chain: from "initial", each version's up migration */
+	(void) TrekRevisionsNames(revs, &nrevs);
+	next = palloc(nrevs * sizeof(int));
+	for (int i = 0; i < nrevs; i++)
+		next[i] = -1;
+	for (int i = 0; i < nmigrations; i++)
+		if (migrations[i].up)
+			next[migrations[i].from_rev] = i;
+	a.chain = palloc(Max(nrevs, 1) * sizeof(Link));
+	for (cur = 0; a.format != TREK_FORMAT_TREK && next[cur] >= 0 &&
+		 a.n < nrevs; cur = migrations[next[cur]].to_rev)
+	{
+		a.chain[a.n].up = &migrations[next[cur]];
+		a.chain[a.n].applied = false;
+		a.chain[a.n++].checksum = NULL;
+	}
+
+	if (a.format == TREK_FORMAT_TREK)
+		read_trek(&a);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	a.table = resolve_table(&a, state_table ? state_table :
+							default_table(a.format));
+	switch (a.format)
+	{
+		case TREK_FORMAT_GOLANG_MIGRATE:
+			read_golang(&a);
+			break;
+		case TREK_FORMAT_GOOSE:
+			read_goose(&a);
+			break;
+		case TREK_FORMAT_DBMATE:
+			read_versions(&a, "version");
+			break;
+		case TREK_FORMAT_DIESEL:
+			read_versions(&a, "version");
+			break;
+		case TREK_FORMAT_SQLX:
+			read_sqlx(&a);
+			break;
+		case TREK_FORMAT_FLYWAY:
+			read_flyway(&a);
+			break;
+		default:
+			read_trek(&a);
+			break;
+	}
+
+	/* the versions applied must be the first of the chain, as the files are */
+	for (k = 0; k < a.n && a.chain[k].applied; k++)
+		;
+	for (int i = k; i < a.n; i++)
+		if (a.chain[i].applied)
+			problem(&a, _("Version \"%s\" was applied, but \"%s\" before it was not."),
+					a.chain[i].up->to, a.chain[k].up->to);
+	for (int i = 0; i < k; i++)
+	{
+		Link	   *l = &a.chain[i];
+
+		CHECK_FOR_INTERRUPTS();
+		if (l->checksum != NULL &&
+			strcmp(tool_checksum(&a, l->up->file), l->checksum) != 0)
+			problem(&a, _("File \"%s\" changed since %s applied it (checksum %s in %s)."),
+					l->up->file, a.tool, l->checksum, a.table);
+	}
+	if (a.nproblems > 0)
+	{
+		if (a.nproblems > 10)
+			appendStringInfo(&a.problems, _("\nAnd %d more."), a.nproblems - 10);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot adopt what %s applied: %s does not match migration folder \"%s\"",
+						a.tool, a.table, a.folder->path),
+				 errdetail("%s", a.problems.data),
+				 errhint("Bring the folder and the database in line with %s itself, then adopt the database.",
+						 a.tool)));
+	}
+
+	/* nothing applied yet: nothing to record */
+	TrekStateLock(track, &lock, false);
+	current = TrekStateRead(track, &owned, &owner, callercxt);
+	TrekStateCheckOwner(track, owned, owner, "adopt");
+	if (strcmp(current, "initial") != 0 || owned)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("track \"%s\" already has a history", track),
+				 errdetail("It is at revision \"%s\"; trek_adopt() starts a track.",
+						   current),
+				 errhint("Adopt into another track (its argument track), or stamp this one with trek_stamp().")));
+	for (int i = 0; i < k; i++)
+	{
+		char		sha256[TREK_SHA256_HEX_LEN + 1];
+		bool		marker;
+
+		CHECK_FOR_INTERRUPTS();
+		TrekHashFile(a.folder, a.chain[i].up->file, sha256, &marker);
+		TrekStateStampFile(track, a.folder->path, a.chain[i].up->from,
+						   a.chain[i].up->to, a.chain[i].up->file, sha256,
+						   TrekFormatName(a.format), owned || i > 0);
+		revision = a.chain[i].up->to;
+	}
+	SPI_finish();
+	TrekFolderClose(a.folder);
+
+	ereport(NOTICE,
+			(errmsg("adopted track \"%s\" at revision \"%s\": %d versions %s applied, recorded from %s; no migration ran",
+					track, revision, k, a.tool, a.table)));
+	return pstrdup(revision);
+}
