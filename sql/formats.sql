@@ -55,6 +55,16 @@ SELECT trek_execute(jsonb_set(trek_plan(:'golang'::jsonb, '1'), '{tool}', '"liqu
 SELECT trek_current();
 -- two files of one version and direction
 SELECT trek_plan(:'golang'::jsonb || '{"1_again.up.sql": "SELECT 1;"}', 'head');
+-- golang-migrate sends a file as one query: groups of its statements in
+-- BEGIN ... COMMIT commit with the rest, here in the step's transaction;
+-- what is left of transaction control is refused, nothing applied
+CALL trek_migrate(jsonb_build_object(
+	'1_a.up.sql', E'CREATE TABLE ga (i int);\nBEGIN;\nALTER TABLE ga ADD j int;\nCOMMIT;\nSTART TRANSACTION;\nALTER TABLE ga ADD k int;\nEND;\n'), 'head', track => 'groups');
+SELECT trek_current('groups'), string_agg(column_name, ',' ORDER BY ordinal_position) AS columns
+  FROM information_schema.columns WHERE table_name = 'ga';
+CALL trek_migrate(jsonb_build_object(
+	'1_a.up.sql', E'CREATE TABLE gb (i int);\nBEGIN;\nALTER TABLE gb ADD j int;\nROLLBACK;\n'), 'head', track => 'groups2');
+SELECT trek_current('groups2'), to_regclass('gb') IS NULL AS nothing_applied;
 
 -- Flyway: versions compared part by part (1.9 before 1.10, 1.0 is 1),
 -- U files undo, a statement Flyway runs outside a transaction makes the
@@ -87,6 +97,32 @@ SELECT trek_current('fw'), (SELECT string_agg(id::text, ',' ORDER BY id) FROM fw
 SELECT trek_plan(:'flyway'::jsonb || '{"V4__mixed.sql": "CREATE TABLE fw2 (a int);\nCREATE INDEX CONCURRENTLY ON fw2 (a);\n"}', 'head', track => 'fw2');
 SELECT trek_plan(:'flyway'::jsonb || '{"V4__mixed.sql.conf": "executeInTransaction = maybe", "V4__mixed.sql": "SELECT 1;"}', 'head', track => 'fw2');
 SELECT trek_plan(:'flyway'::jsonb || '{"V1.0__again.sql": "SELECT 1;"}', 'head', track => 'fw2');
+
+-- Flyway's repeatable migrations: after the versioned steps of a run, in
+-- order of description, whenever they are new or changed; from the
+-- revision to itself, so neither -N nor trek_verify counts them
+SELECT jsonb_build_object(
+	'V1__t.sql', E'CREATE TABLE rt (id int, v text);\n',
+	'U1__t.sql', E'DROP TABLE rt CASCADE;\n',
+	'V2__more.sql', E'ALTER TABLE rt ADD COLUMN w text;\n',
+	'U2__more.sql', E'ALTER TABLE rt DROP COLUMN w CASCADE;\n',
+	'R__rt_view.sql', E'CREATE OR REPLACE VIEW rt_v AS SELECT id FROM rt;\n',
+	'R__Rt_count.sql', E'CREATE OR REPLACE FUNCTION rt_count() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM rt $$;\n') AS rep \gset
+SELECT * FROM chain(:'rep'::jsonb);
+CALL trek_migrate(:'rep'::jsonb, 'head', track => 'rep');
+SELECT trek_current('rep'), rt_count(), to_regclass('rt_v') IS NOT NULL AS view;
+SELECT file, from_revision, to_revision, direction FROM trek.history WHERE track = 'rep' ORDER BY id;
+-- at head and unchanged: nothing to do
+SELECT trek_plan(:'rep'::jsonb, 'head', track => 'rep') ->> 'direction' AS direction;
+-- one changed: status says so, and only it runs again
+SELECT note FROM trek_status(:'rep'::jsonb || '{"R__rt_view.sql": "CREATE OR REPLACE VIEW rt_v AS SELECT id, v FROM rt;\n"}', 'rep');
+CALL trek_migrate(:'rep'::jsonb || '{"R__rt_view.sql": "CREATE OR REPLACE VIEW rt_v AS SELECT id, v FROM rt;\n"}', 'head', track => 'rep');
+SELECT string_agg(column_name, ',' ORDER BY ordinal_position) AS view_columns FROM information_schema.columns WHERE table_name = 'rt_v';
+SELECT count(*) AS runs_of_view FROM trek.history WHERE track = 'rep' AND file = 'R__rt_view.sql';
+SELECT trek_verify(:'rep'::jsonb, 'rep');
+-- going back one step undoes V2, not a repeatable
+CALL trek_migrate(:'rep'::jsonb, '-1', track => 'rep');
+SELECT trek_current('rep');
 
 -- dbmate: the blocks after -- migrate:up and -- migrate:down, whose
 -- transaction:false sends the block as one query
@@ -163,6 +199,26 @@ SELECT trek_current('diesel'),
 CALL trek_migrate(:'diesel', '-1', track => 'diesel');
 SELECT s ->> 'file' AS file, s ->> 'to' AS "to", s ? 'no_transaction' AS outside
   FROM jsonb_array_elements(trek_plan(:'diesel', 'head', track => 'diesel2') -> 'steps') AS s;
+
+-- a diesel folder sent by the client: its files named "<folder>/<file>"
+SELECT jsonb_build_object(
+	'2024-02-01-000000_sent/up.sql', E'CREATE TABLE ds (id int);\n',
+	'2024-02-01-000000_sent/down.sql', E'DROP TABLE ds;\n',
+	'2024-02-02-000000_sent_idx/up.sql', E'CREATE INDEX CONCURRENTLY ds_idx ON ds (id)\n',
+	'2024-02-02-000000_sent_idx/down.sql', E'DROP INDEX ds_idx;\n',
+	'2024-02-02-000000_sent_idx/metadata.toml', E'run_in_transaction = false\n',
+	'README.md', '# diesel migrations') AS dsent \gset
+SELECT * FROM chain(:'dsent'::jsonb);
+CALL trek_migrate(:'dsent'::jsonb, 'head', track => 'dsent');
+CALL trek_migrate(:'dsent'::jsonb, 'initial', track => 'dsent');
+SELECT trek_current('dsent'), to_regclass('ds') IS NULL AS gone;
+SELECT trek_plan(:'dsent'::jsonb || '{"20240201000000_again/up.sql": "SELECT 1;"}', 'head', track => 'dsent');
+SELECT trek_plan('{"1_a/down.sql": "SELECT 2;"}'::jsonb, 'head', track => 'dsent');
+
+-- recognition: Flyway's repeatable scripts are Flyway's; up and down files
+-- are golang-migrate's, or sqlx's when the first starts with its marker
+SELECT trek_plan('{"V1__a.sql": "CREATE TABLE fa (i int);", "R__v.sql": "CREATE VIEW fv AS SELECT 1;"}'::jsonb, 'head', track => 'recog') ->> 'tool' AS tool;
+SELECT trek_plan('{"1_a.up.sql": "-- no-transaction\nSELECT 1;", "1_a.down.sql": "SELECT 2;"}'::jsonb, 'head', track => 'recog') ->> 'tool' AS tool;
 
 -- recognition: several tools' names in one folder, none, or named
 SELECT trek_plan(jsonb_build_object('V1__a.sql', 'SELECT 1;', '1_a.up.sql', 'SELECT 1;'), 'head', track => 'mixed');

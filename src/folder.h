@@ -49,6 +49,8 @@ typedef struct TrekFolder
 	TrekFormat	format;			/* its format, once scanned */
 	TrekForeignEntry *foreign;	/* entries that may be another tool's */
 	int			nforeign;
+	char	  **repeatables;	/* Flyway's R__ scripts, in Flyway's order */
+	int			nrepeatables;
 } TrekFolder;
 
 

@@ -437,6 +437,34 @@ recognise_numbered(TrekFolder *folder, TrekForeignEntry *entries, int n)
 }
 
 /*
+ * For a folder of "1_name.up.sql" files, which golang-migrate and sqlx
+ * name alike: does its first up file start as sqlx's marked files do?
+ */
+static bool
+first_says_sqlx(TrekFolder *folder, TrekForeignEntry *entries, int n)
+{
+	const char *first = NULL;
+	char	   *text;
+	int			len;
+	char		sha256[TREK_SHA256_HEX_LEN + 1];
+	bool		marker;
+
+	for (int i = 0; i < n; i++)
+	{
+		ForeignName fn;
+
+		if (family_of(&entries[i]) == FAMILY_UPDOWN &&
+			parse_name(TREK_FORMAT_GOLANG_MIGRATE, entries[i].name, false, &fn) &&
+			fn.up && (first == NULL || strcmp(entries[i].name, first) < 0))
+			first = entries[i].name;
+	}
+	if (first == NULL)
+		return false;
+	text = TrekReadFile(folder, first, &len, sha256, &marker);
+	return len >= 17 && memcmp(text, "-- no-transaction", 17) == 0;
+}
+
+/*
  * The format of a folder none of whose names is one of trek's own, from
  * entries, the names that may be another tool's migrations.
  */
@@ -472,7 +500,8 @@ recognise(TrekFolder *folder, TrekForeignEntry *entries, int n)
 		if (count[FAMILY_DIESEL] > 0)
 			return TREK_FORMAT_DIESEL;
 		if (count[FAMILY_UPDOWN] > 0)
-			return TREK_FORMAT_GOLANG_MIGRATE;
+			return first_says_sqlx(folder, entries, n) ? TREK_FORMAT_SQLX :
+				TREK_FORMAT_GOLANG_MIGRATE;
 		return recognise_numbered(folder, entries, n);
 	}
 
@@ -734,13 +763,20 @@ migrations_of(TrekFolder *folder, TrekFormat format,
 		{
 			Version    *o = &vers[j];
 
-			if (format == TREK_FORMAT_DIESEL && strcmp(o->up, merged.up) != 0 &&
-				strchr(merged.up, '/') != NULL && strchr(o->up, '/') != NULL &&
-				strncmp(o->up, merged.up, strchr(merged.up, '/') - merged.up) != 0)
+			if (format == TREK_FORMAT_DIESEL)
+			{
+				/* the files of one folder, or two folders of one version */
+				const char *a = merged.up ? merged.up : merged.down;
+				const char *b = o->up ? o->up : o->down;
+				size_t		alen = strcspn(a, "/");
+
+				if (alen != strcspn(b, "/") || strncmp(a, b, alen) != 0 ||
+					(o->up && merged.up) || (o->down && merged.down))
+					duplicate_version(folder, merged.rev, a, b);
+			}
+			else if (o->up && merged.up)
 				duplicate_version(folder, merged.rev, merged.up, o->up);
-			if (o->up && merged.up && format != TREK_FORMAT_DIESEL)
-				duplicate_version(folder, merged.rev, merged.up, o->up);
-			if (o->down && merged.down && format != TREK_FORMAT_DIESEL)
+			else if (o->down && merged.down)
 				duplicate_version(folder, merged.rev, merged.down, o->down);
 			if (o->up)
 				merged.up = o->up;
@@ -796,6 +832,54 @@ migrations_of(TrekFolder *folder, TrekFormat format,
 	return out;
 }
 
+/*
+ * Flyway's order of repeatable scripts: by description, the name after
+ * "R__" with "_" as a space (Java's String order, by UTF-16 code units;
+ * byte order for ASCII names).
+ */
+static int
+repeatable_cmp(const void *pa, const void *pb)
+{
+	const char *a = *(char *const *) pa + 3;
+	const char *b = *(char *const *) pb + 3;
+
+	for (;; a++, b++)
+	{
+		unsigned char ca = *a == '_' ? ' ' : (unsigned char) *a;
+		unsigned char cb = *b == '_' ? ' ' : (unsigned char) *b;
+
+		if (ca != cb || ca == '\0')
+			return (int) ca - (int) cb;
+	}
+}
+
+/* the folder's Flyway repeatable scripts, in Flyway's order */
+static void
+find_repeatables(TrekFolder *folder)
+{
+	folder->repeatables = palloc(Max(folder->nforeign, 1) * sizeof(char *));
+	folder->nrepeatables = 0;
+	for (int i = 0; i < folder->nforeign; i++)
+	{
+		ForeignName fn;
+
+		if (parse_name(TREK_FORMAT_FLYWAY, folder->foreign[i].name,
+					   folder->foreign[i].dir, &fn) && fn.repeatable)
+			folder->repeatables[folder->nrepeatables++] = folder->foreign[i].name;
+	}
+	qsort(folder->repeatables, folder->nrepeatables, sizeof(char *),
+		  repeatable_cmp);
+	for (int i = 1; i < folder->nrepeatables; i++)
+		if (repeatable_cmp(&folder->repeatables[i - 1],
+						   &folder->repeatables[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("migration folder \"%s\" has two repeatable migrations with one description",
+							folder->path),
+					 errdetail("Files \"%s\" and \"%s\".",
+							   folder->repeatables[i - 1], folder->repeatables[i])));
+}
+
 static int
 migration_cmp(const void *a, const void *b)
 {
@@ -826,6 +910,8 @@ TrekFormatScan(TrekFolder *folder, int *nmigrations, bool sorted,
 		folder->format = recognise(folder, folder->foreign, folder->nforeign);
 	migrations = migrations_of(folder, folder->format, folder->foreign,
 							   folder->nforeign, *revs, &n);
+	if (folder->format == TREK_FORMAT_FLYWAY)
+		find_repeatables(folder);
 	if (sorted)
 		qsort(migrations, n, sizeof(TrekMigration), migration_cmp);
 	*nmigrations = n;
@@ -843,9 +929,10 @@ TrekFormatStepFile(TrekFormat format, const char *file, bool up,
 	ForeignName fn;
 	char	   *rev;
 
-	if (!parse_name(format, file, false, &fn) || fn.companion || fn.code ||
-		fn.repeatable)
+	if (!parse_name(format, file, false, &fn) || fn.companion || fn.code)
 		return false;
+	if (fn.repeatable)
+		return up && strcmp(from, to) == 0;
 	if (format == TREK_FORMAT_DIESEL && strchr(file, '/') == NULL)
 		return false;
 	if (up ? !fn.up : !fn.down)
@@ -1217,7 +1304,7 @@ may_hold_such(const char *text, int len)
 		if (c != 'c' && c != 'v' && c != 'd' && c != 's' && c != 't' &&
 			c != 'r')
 			continue;
-		for (int w = 0; w < lengthof(words); w++)
+		for (int w = 0; w < (int) lengthof(words); w++)
 		{
 			int			n = strlen(words[w]);
 

@@ -215,6 +215,9 @@ rows_in_effect(TrekHistoryRow *rows, int nrows, int *n)
 		int			k;
 
 		CHECK_FOR_INTERRUPTS();
+		/* a repeatable migration's run leaves the revision as it is */
+		if (r->direction == TREK_UP && strcmp(r->from, r->to) == 0)
+			continue;
 		/* trek_adopt()'s stamps are the steps another tool applied */
 		if (r->direction == TREK_UP ||
 			(r->direction == TREK_STAMP && r->file != NULL))
@@ -274,6 +277,40 @@ TrekStateTrail(const char *track, const char *target)
 	trail->current = nrows > 0 ? rows[nrows - 1].to : pstrdup("initial");
 	trail->rows = rows_in_effect(rows, nrows, &trail->n);
 	return trail;
+}
+
+/*
+ * The newest run on track of each repeatable migration (an up row that
+ * leaves the revision as it is), *n rows in file name order, in the
+ * caller's context.  Connects to SPI itself.
+ */
+TrekHistoryRow *
+TrekStateRepeatables(const char *track, int *n)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	TrekHistoryRow *rows;
+	int			nrows;
+	TrekHistoryRow *out;
+	int			k = 0;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rows = TrekStateHistory(track, &nrows, callercxt);
+	SPI_finish();
+	out = palloc(Max(nrows, 1) * sizeof(TrekHistoryRow));
+	for (int i = nrows - 1; i >= 0; i--)
+	{
+		bool		seen = false;
+
+		if (rows[i].direction != TREK_UP || strcmp(rows[i].from, rows[i].to) != 0)
+			continue;
+		for (int j = 0; j < k && !seen; j++)
+			seen = strcmp(out[j].file, rows[i].file) == 0;
+		if (!seen)
+			out[k++] = rows[i];
+	}
+	*n = k;
+	return out;
 }
 
 static Datum

@@ -61,6 +61,8 @@ typedef struct TrekSurvey
 	char	   *last_run;		/* state of the newest run, or NULL */
 	TrekDrift  *drift;
 	int			ndrift;
+	int			nrepeatables;	/* Flyway's, to run again or for the first
+								 * time */
 } TrekSurvey;
 
 /*
@@ -101,6 +103,24 @@ survey(TrekSurvey *s, const TrekFolderRef *where, const char *track)
 	SPI_finish();
 	s->drift = TrekDriftFind(s->folder, s->migrations, s->nmigrations,
 							 trail->rows, trail->n, &s->ndrift);
+	if (s->folder->nrepeatables > 0)
+	{
+		int			nlast;
+		TrekHistoryRow *last = TrekStateRepeatables(track, &nlast);
+
+		for (int i = 0; i < s->folder->nrepeatables; i++)
+		{
+			char		sha256[TREK_SHA256_HEX_LEN + 1];
+			bool		marker;
+			bool		changed = true;
+
+			TrekHashFile(s->folder, s->folder->repeatables[i], sha256, &marker);
+			for (int j = 0; j < nlast; j++)
+				if (strcmp(last[j].file, s->folder->repeatables[i]) == 0)
+					changed = strcmp(last[j].sha256, sha256) != 0;
+			s->nrepeatables += changed;
+		}
+	}
 	TrekFolderClose(s->folder);
 }
 
@@ -192,6 +212,10 @@ TrekOpsStatus(FunctionCallInfo fcinfo, const TrekFolderRef *where,
 		values[5] = drift_files(&s, false);
 		values[6] = drift_files(&s, true);
 	}
+	if (note == NULL && s.nrepeatables > 0)
+		note = psprintf(ngettext("%d repeatable migration to run, new or changed",
+								 "%d repeatable migrations to run, new or changed",
+								 s.nrepeatables), s.nrepeatables);
 	if (s.last_run != NULL)
 		values[7] = CStringGetTextDatum(s.last_run);
 	else

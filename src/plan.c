@@ -28,6 +28,7 @@
 #include "folder.h"
 #include "format.h"
 #include "graph.h"
+#include "history.h"
 #include "parse.h"
 #include "plan.h"
 
@@ -328,6 +329,73 @@ path_back(TrekPlan *plan, TrekMigration *migrations, int nmigrations,
 }
 
 /*
+ * Fill in step s of plan for migration file of folder: its SHA-256, how it
+ * runs, and a sent folder's text.
+ */
+static void
+fill_step(TrekPlan *plan, TrekStep *s, TrekFolder *folder, const char *file,
+		  bool up)
+{
+	if (plan->format == TREK_FORMAT_TREK)
+		TrekHashFile(folder, file, s->sha256, &s->no_transaction);
+	else
+	{
+		int			len;
+		char	   *text;
+
+		TrekFormatCheckFile(plan->format, folder, file, up);
+		text = TrekReadFile(folder, file, &len, s->sha256,
+							&s->no_transaction);
+		TrekFormatStep(plan->format, folder, file, up, text, len,
+					   &s->no_transaction);
+		pfree(text);
+	}
+	if (folder->sent)
+		s->text = TrekSentText(folder, file, &s->len);
+}
+
+/*
+ * Append to plan, going up (or staying), Flyway's repeatable migrations of
+ * folder that never ran on the track or changed since they last did, in
+ * Flyway's order: each a step from the plan's target to itself.
+ */
+static void
+add_repeatables(TrekPlan *plan, TrekFolder *folder)
+{
+	TrekHistoryRow *last;
+	int			nlast;
+	int			n = plan->nsteps;
+
+	if (folder->nrepeatables == 0)
+		return;
+	last = TrekStateRepeatables(plan->track, &nlast);
+	plan->steps = plan->steps == NULL ?
+		palloc0((n + folder->nrepeatables) * sizeof(TrekStep)) :
+		repalloc(plan->steps, (n + folder->nrepeatables) * sizeof(TrekStep));
+	for (int i = 0; i < folder->nrepeatables; i++)
+	{
+		TrekStep   *s = &plan->steps[n];
+		const char *file = folder->repeatables[i];
+		bool		changed = true;
+
+		CHECK_FOR_INTERRUPTS();
+		memset(s, 0, sizeof(TrekStep));
+		s->file = (char *) file;
+		s->from = plan->to;
+		s->to = plan->to;
+		fill_step(plan, s, folder, file, true);
+		for (int j = 0; j < nlast; j++)
+			if (strcmp(last[j].file, file) == 0)
+				changed = strcmp(last[j].sha256, s->sha256) != 0;
+		if (changed)
+			n++;
+	}
+	if (n > plan->nsteps)
+		plan->direction = TREK_UP;
+	plan->nsteps = n;
+}
+
+/*
  * Plan the shortest way for track from the revision it is at to target in
  * folder dir.  Reads no file but those of the planned steps, writes nothing.
  * trail is what TrekStateTrail() read of the track: the revision it is at,
@@ -419,6 +487,8 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 		if (from == to)
 		{
 			plan->direction = TREK_NONE;
+			if (direction != TREK_DOWN)
+				add_repeatables(plan, folder);
 			TrekFolderClose(folder);
 			return plan;
 		}
@@ -475,23 +545,7 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 							   plan->from, plan->to, i + 1),
 					 errhint("Apply it with %s, then record where the track is with trek_stamp().",
 							 TrekFormatTitle(plan->format))));
-		if (plan->format == TREK_FORMAT_TREK)
-			TrekHashFile(folder, m->file, s->sha256, &s->no_transaction);
-		else
-		{
-			int			len;
-			char	   *text;
-
-			TrekFormatCheckFile(plan->format, folder, m->file, up);
-			text = TrekReadFile(folder, m->file, &len, s->sha256,
-								&s->no_transaction);
-
-			TrekFormatStep(plan->format, folder, m->file, up, text, len,
-						   &s->no_transaction);
-			pfree(text);
-		}
-		if (folder->sent)
-			s->text = TrekSentText(folder, m->file, &s->len);
+		fill_step(plan, s, folder, m->file, up);
 		if (s->no_transaction && s->python)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -500,6 +554,8 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 					 errdetail("Its first line is the no-transaction marker, which only SQL migrations may have."),
 					 errhint("Remove the marker, or put the statements that must run outside a transaction into an SQL migration.")));
 	}
+	if (up)
+		add_repeatables(plan, folder);
 	TrekFolderClose(folder);
 	return plan;
 }
@@ -546,7 +602,7 @@ TrekPlanToJsonb(TrekPlan *plan)
 	push_pair(&state, "to", plan->to);
 	push_pair(&state, "direction", TrekDirectionName(plan->direction));
 	if (plan->format != TREK_FORMAT_TREK)
-		push_pair(&state, "tool", TrekFormatTitle(plan->format));
+		push_pair(&state, "tool", TrekFormatName(plan->format));
 	push_string(&state, WJB_KEY, "steps");
 	(void) pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	for (int i = 0; i < plan->nsteps; i++)

@@ -139,6 +139,54 @@ check_statement(TrekStepInfo *info, RawStmt *raw, int len)
 				 errhint("Load data with INSERT statements, or COPY from a file on the server.")));
 }
 
+/* BEGIN or START TRANSACTION without options, or COMMIT (END) without CHAIN */
+static bool
+is_plain_transaction(Node *stmt, bool begin)
+{
+	TransactionStmt *t = (TransactionStmt *) stmt;
+
+	if (!IsA(stmt, TransactionStmt))
+		return false;
+	if (begin)
+		return (t->kind == TRANS_STMT_BEGIN || t->kind == TRANS_STMT_START) &&
+			t->options == NIL;
+	return t->kind == TRANS_STMT_COMMIT && !t->chain;
+}
+
+/*
+ * stmts without the BEGIN and COMMIT of each group a BEGIN opens and a
+ * COMMIT closes.  What is left of transaction control (ROLLBACK, a COMMIT
+ * without BEGIN, SAVEPOINT, a BEGIN never closed) check_statement()
+ * refuses.
+ */
+static List *
+drop_begin_commit(List *stmts)
+{
+	List	   *out = NIL;
+	ListCell   *lc;
+	RawStmt    *open = NULL;
+
+	foreach(lc, stmts)
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+
+		if (open == NULL && is_plain_transaction(raw->stmt, true))
+		{
+			open = raw;
+			continue;
+		}
+		if (open != NULL && is_plain_transaction(raw->stmt, false))
+		{
+			open = NULL;
+			continue;
+		}
+		out = lappend(out, raw);
+	}
+	if (open != NULL)
+		out = lappend(out, open);	/* never closed: refused */
+	return out;
+}
+
 /*
  * A UTF-8 byte order mark at the start of a file is not part of the SQL.
  * In a UTF8 database it is the encoding's own mark, and in SQL_ASCII any
@@ -218,25 +266,12 @@ check_sql(TrekStepInfo *info, char *text, int len)
 	info->parsing = false;
 
 	/*
-	 * Another tool's migration wrapped in its own BEGIN ... COMMIT runs as
-	 * one transaction there, as the step's transaction is here.
+	 * Another tool's migration with BEGIN ... COMMIT of its own (the whole
+	 * file, or groups of its statements) commits them all when its tool runs
+	 * it: here the step's transaction does.
 	 */
-	if (info->unwrap && list_length(stmts) >= 2)
-	{
-		Node	   *first = linitial_node(RawStmt, stmts)->stmt;
-		Node	   *last = llast_node(RawStmt, stmts)->stmt;
-
-		if (IsA(first, TransactionStmt) && IsA(last, TransactionStmt) &&
-			(((TransactionStmt *) first)->kind == TRANS_STMT_BEGIN ||
-			 ((TransactionStmt *) first)->kind == TRANS_STMT_START) &&
-			((TransactionStmt *) first)->options == NIL &&
-			((TransactionStmt *) last)->kind == TRANS_STMT_COMMIT &&
-			!((TransactionStmt *) last)->chain)
-		{
-			stmts = list_delete_last(stmts);
-			stmts = list_delete_first(stmts);
-		}
-	}
+	if (info->unwrap)
+		stmts = drop_begin_commit(stmts);
 
 	foreach(lc, stmts)
 	{
@@ -319,6 +354,9 @@ bool
 TrekStepAlreadyThere(TrekPlan *plan, const char *current)
 {
 	if (strcmp(current, plan->to) != 0)
+		return false;
+	/* Flyway's repeatable migrations go from a revision to itself */
+	if (plan->nsteps > 0 && strcmp(current, plan->from) == 0)
 		return false;
 	ereport(NOTICE,
 			(errmsg("track \"%s\" is already at revision \"%s\", nothing to do",
