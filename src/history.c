@@ -281,7 +281,8 @@ TrekStateTrail(const char *track, const char *target)
 
 /*
  * The newest run on track of each repeatable migration (an up row that
- * leaves the revision as it is), *n rows in file name order, in the
+ * leaves the revision as it is) still in effect: not followed by a down
+ * step from its revision, which undid what it ran on.  *n rows, in the
  * caller's context.  Connects to SPI itself.
  */
 TrekHistoryRow *
@@ -291,6 +292,8 @@ TrekStateRepeatables(const char *track, int *n)
 	TrekHistoryRow *rows;
 	int			nrows;
 	TrekHistoryRow *out;
+	const char **left;			/* revisions a later down step left */
+	int			nleft = 0;
 	int			k = 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -298,15 +301,25 @@ TrekStateRepeatables(const char *track, int *n)
 	rows = TrekStateHistory(track, &nrows, callercxt);
 	SPI_finish();
 	out = palloc(Max(nrows, 1) * sizeof(TrekHistoryRow));
+	left = palloc(Max(nrows, 1) * sizeof(char *));
 	for (int i = nrows - 1; i >= 0; i--)
 	{
-		bool		seen = false;
+		bool		skip = false;
 
-		if (rows[i].direction != TREK_UP || strcmp(rows[i].from, rows[i].to) != 0)
+		CHECK_FOR_INTERRUPTS();
+		if (rows[i].direction == TREK_DOWN)
+		{
+			left[nleft++] = rows[i].from;
 			continue;
-		for (int j = 0; j < k && !seen; j++)
-			seen = strcmp(out[j].file, rows[i].file) == 0;
-		if (!seen)
+		}
+		if (rows[i].direction != TREK_UP ||
+			strcmp(rows[i].from, rows[i].to) != 0)
+			continue;
+		for (int j = 0; j < nleft && !skip; j++)
+			skip = strcmp(left[j], rows[i].to) == 0;
+		for (int j = 0; j < k && !skip; j++)
+			skip = strcmp(out[j].file, rows[i].file) == 0;
+		if (!skip)
 			out[k++] = rows[i];
 	}
 	*n = k;
