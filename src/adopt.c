@@ -303,10 +303,8 @@ read_trek(Adoption *a)
 static char *
 tool_checksum(Adoption *a, const char *file)
 {
-	char		sha256[TREK_SHA256_HEX_LEN + 1];
-	bool		marker;
 	int			len;
-	char	   *text = TrekReadFile(a->folder, file, &len, sha256, &marker);
+	char	   *text = TrekReadText(a->folder, file, &len);
 
 	if (a->format == TREK_FORMAT_SQLX)
 	{

@@ -1156,6 +1156,20 @@ TrekHashFile(TrekFolder *f, const char *file, char *sha256,
 }
 
 /*
+ * The whole text of a file of folder f, NUL-terminated, *len bytes: for
+ * reading a file without keeping its SHA-256 (another tool's companion
+ * files, or a migration whose annotations are looked at).
+ */
+char *
+TrekReadText(TrekFolder *f, const char *file, int *len)
+{
+	char		sha256[TREK_SHA256_HEX_LEN + 1];
+	bool		marker;
+
+	return load_migration(f, file, true, len, sha256, &marker);
+}
+
+/*
  * Read a whole migration file into a NUL-terminated palloc'd buffer and
  * compute its SHA-256 on the way.  The contents are not checked for encoding
  * here: the caller does that so that errors can name the line.

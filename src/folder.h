@@ -63,6 +63,7 @@ extern TrekMigration *TrekScanFolder(TrekFolder *f, int *nmigrations,
 extern void TrekHashFile(TrekFolder *f, const char *file, char *sha256,
 						 bool *no_transaction);
 extern const char *TrekSentText(TrekFolder *f, const char *file, int *len);
+extern char *TrekReadText(TrekFolder *f, const char *file, int *len);
 extern char *TrekReadFile(TrekFolder *f, const char *file, int *len,
 						  char *sha256, bool *no_transaction);
 

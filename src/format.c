@@ -392,33 +392,51 @@ is_dbmate_marker(const char *line, int len, bool up)
 }
 
 /*
+ * The first (by name) of entries in family, up files only if up_only;
+ * NULL if there is none.  A goose folder's .go file counts as goose's.
+ */
+static const char *
+first_of(TrekForeignEntry *entries, int n, int family, bool up_only,
+		 bool *go)
+{
+	const char *first = NULL;
+
+	for (int i = 0; i < n; i++)
+	{
+		const char *name = entries[i].name;
+		ForeignName fn;
+
+		if (family_of(&entries[i]) != family)
+			continue;
+		if (ends_with(name, strlen(name), ".go"))
+			*go = true;
+		else if (up_only &&
+				 parse_name(TREK_FORMAT_GOLANG_MIGRATE, name, false, &fn) &&
+				 fn.down)
+			continue;
+		else if (first == NULL || strcmp(name, first) < 0)
+			first = name;
+	}
+	return first;
+}
+
+/*
  * dbmate, goose or sqlx, for a folder of "<version>_<name>.sql" files:
  * the first of them by name says which by its annotations.
  */
 static TrekFormat
 recognise_numbered(TrekFolder *folder, TrekForeignEntry *entries, int n)
 {
-	const char *first = NULL;
+	bool		go = false;
+	const char *first = first_of(entries, n, FAMILY_NUMBERED, false, &go);
 	char	   *text;
 	int			len;
-	char		sha256[TREK_SHA256_HEX_LEN + 1];
-	bool		marker;
 
-	for (int i = 0; i < n; i++)
-	{
-		ForeignName fn;
-
-		if (family_of(&entries[i]) != FAMILY_NUMBERED)
-			continue;
-		if (parse_name(TREK_FORMAT_GOOSE, entries[i].name, false, &fn) &&
-			fn.code)
-			return TREK_FORMAT_GOOSE;
-		if (first == NULL || strcmp(entries[i].name, first) < 0)
-			first = entries[i].name;
-	}
+	if (go)
+		return TREK_FORMAT_GOOSE;
 	if (first == NULL)
 		return TREK_FORMAT_SQLX;
-	text = TrekReadFile(folder, first, &len, sha256, &marker);
+	text = TrekReadText(folder, first, &len);
 	for (int start = 0; start < len;)
 	{
 		const char *nl = memchr(text + start, '\n', len - start);
@@ -443,24 +461,14 @@ recognise_numbered(TrekFolder *folder, TrekForeignEntry *entries, int n)
 static bool
 first_says_sqlx(TrekFolder *folder, TrekForeignEntry *entries, int n)
 {
-	const char *first = NULL;
+	bool		go = false;
+	const char *first = first_of(entries, n, FAMILY_UPDOWN, true, &go);
 	char	   *text;
 	int			len;
-	char		sha256[TREK_SHA256_HEX_LEN + 1];
-	bool		marker;
 
-	for (int i = 0; i < n; i++)
-	{
-		ForeignName fn;
-
-		if (family_of(&entries[i]) == FAMILY_UPDOWN &&
-			parse_name(TREK_FORMAT_GOLANG_MIGRATE, entries[i].name, false, &fn) &&
-			fn.up && (first == NULL || strcmp(entries[i].name, first) < 0))
-			first = entries[i].name;
-	}
 	if (first == NULL)
 		return false;
-	text = TrekReadFile(folder, first, &len, sha256, &marker);
+	text = TrekReadText(folder, first, &len);
 	return len >= 17 && memcmp(text, "-- no-transaction", 17) == 0;
 }
 
@@ -1423,14 +1431,12 @@ TrekFormatCheckFile(TrekFormat format, TrekFolder *folder, const char *file,
 static char *
 companion_text(TrekFolder *folder, const char *name)
 {
-	char		sha256[TREK_SHA256_HEX_LEN + 1];
-	bool		marker;
 	int			len;
 
 	/* what a link leads to is read under the same rules as a migration */
 	if (!folder_has(folder, name))
 		return NULL;
-	return TrekReadFile(folder, name, &len, sha256, &marker);
+	return TrekReadText(folder, name, &len);
 }
 
 /*
