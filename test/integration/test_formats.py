@@ -12,10 +12,13 @@ trek call may fail.  The same script replays real public histories by hand
 """
 
 import os
+import random
 import subprocess
 import sys
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from conftest import PGBIN, ROOT
 
@@ -38,3 +41,84 @@ def test_same_schema_as_the_tool(cluster, staged, tool):
     assert p.returncode == 0, out
     assert "schema A = B:" in out and "SERVER CRASHED" not in out
     assert "down to initial ok" in out, out
+
+
+# ---- random folders of other tools: errors, never a crash ----
+
+NAMES = {
+    "golang-migrate": ["{v}_{t}.up.sql", "{v}_{t}.down.sql", "{v}_.up.sql",
+                       "{v}{t}.up.sql", "{v}_{t}.up.txt"],
+    "flyway": ["V{fv}__{t}.sql", "U{fv}__{t}.sql", "R__{t}.sql",
+               "V{fv}__{t}.sql.conf", "V{fv}.sql", "V__{t}.sql", "v{fv}__x.SQL"],
+    "dbmate": ["{v}_{t}.sql", "{v}.sql", "{v}{t}.sql"],
+    "goose": ["{v}_{t}.sql", "{v}_{t}.go", "{v}.sql", "0_{t}.sql"],
+    "sqlx": ["{v}_{t}.sql", "{v}_{t}.up.sql", "{v}_{t}.down.sql", "x{v}_{t}.sql"],
+    "diesel": ["{dv}_{t}/up.sql", "{dv}_{t}/down.sql", "{dv}_{t}/metadata.toml",
+               "{dv}/up.sql", "{dv}_{t}/sub/up.sql", "_{t}/up.sql"],
+}
+LINES = [
+    "-- migrate:up", "-- migrate:down", "-- migrate:up transaction:false",
+    "--migrate:down transaction:false", "-- +goose Up", "-- +goose Down",
+    "-- +goose up", "  -- +goose Down", "-- +goose StatementBegin",
+    "-- +goose StatementEnd", "-- +goose NO TRANSACTION", "-- +goose ENVSUB ON",
+    "-- +goose +goose Up", "-- no-transaction", "executeInTransaction=false",
+    "executeInTransaction=true", "executeInTransaction = nope",
+    "run_in_transaction = false", "run_in_transaction = true",
+    "BEGIN;", "COMMIT;", "END;", "ROLLBACK;", "START TRANSACTION;",
+    "SAVEPOINT s;", "SELECT 1;", "CREATE TABLE IF NOT EXISTS fz (i int);",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS fz_i ON fz (i);",
+    "VACUUM fz;", "DO $$ BEGIN PERFORM 1; END $$;", "SELECT 'a;b';",
+    "$$", "'", "/*", "\\set x 1", "", "\r", "\ufeff", "é",
+]
+
+
+def random_folder(rng, tool):
+    files = {}
+    for _ in range(rng.randint(0, 8)):
+        name = rng.choice(NAMES[tool]).format(
+            v=rng.choice(["1", "01", "2", "10", "99999999999999999999",
+                          "9223372036854775808", "0", "3"]),
+            fv=rng.choice(["1", "1.0", "1.10", "1_9", "1..2", "2", ".1", "1a"]),
+            dv=rng.choice(["2024-01-01-000000", "20240101000000", "1", "1-", "9"]),
+            t=rng.choice(["a", "b_c", "", "é", "a", "b_c"] + ["x" * 300] * (rng.random() < 0.05)))
+        lines = [rng.choice(LINES) for _ in range(rng.randint(0, 12))]
+        files[name] = "\n".join(lines)
+    return files
+
+
+def test_random_folders_give_errors_not_crashes(cluster, database):
+    seed = int(os.environ.get("TREK_FUZZ_SEED", "20261207"))
+    rng = random.Random(seed)
+    outcomes = {}
+    with cluster.connect(database) as conn:
+        start = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+        conn.execute("SET client_min_messages = error")
+        for case in range(1200):
+            tool = TOOLS[case % len(TOOLS)]
+            files = random_folder(rng, tool)
+            fmt = rng.choice([tool, "auto"])
+            conn.execute("SET trek.format = '%s'" % fmt)
+            track = "fz%d" % case
+            call = rng.choice(["plan", "migrate", "status", "adopt"])
+            try:
+                if call == "plan":
+                    conn.execute("SELECT trek_plan(%s, 'head', track => %s)",
+                                 (Jsonb(files), track))
+                elif call == "migrate":
+                    conn.execute("CALL trek_migrate(%s, 'head', track => %s)",
+                                 (Jsonb(files), track))
+                elif call == "status":
+                    conn.execute("SELECT * FROM trek_status(%s, %s)",
+                                 (Jsonb(files), track))
+                else:
+                    conn.execute("SELECT trek_adopt(%s, %s)", (Jsonb(files), track))
+                outcomes["ok"] = outcomes.get("ok", 0) + 1
+            except psycopg.errors.InternalError_ as e:
+                pytest.fail("internal error for %r (%s): %s" % (files, fmt, e))
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as e:
+                outcomes[e.sqlstate] = outcomes.get(e.sqlstate, 0) + 1
+        assert conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == start
+    print("seed", seed, "outcomes", sorted(outcomes.items()))
+    assert outcomes.get("ok", 0) > 0 and len(outcomes) > 3
