@@ -141,9 +141,29 @@ INSERT INTO __diesel_schema_migrations (version) VALUES ('00000000000000'), ('20
 SELECT trek_adopt(:'diesel', 'diesel');
 SELECT trek_status(:'diesel', 'diesel');
 
--- what adoption refuses outright: no state table, trek's own format, NULLs
+-- asyncpg-trek: one row per step, up or down, in public.migrations
+SELECT jsonb_build_object(
+	'20240101_initial_up_a.sql', E'CREATE TABLE ta (id int);\n',
+	'20240101_a_down_initial.sql', E'DROP TABLE ta;\n',
+	'20240102_a_up_b.sql', E'CREATE TABLE tb (id int);\n',
+	'20240102_b_down_a.sql', E'DROP TABLE tb;\n',
+	'20240103_b_up_c.sql', E'CREATE TABLE tc (id int);\n',
+	'20240103_c_down_b.sql', E'DROP TABLE tc;\n') AS trek \gset
+CREATE TABLE migrations (id serial PRIMARY KEY, from_revision text, to_revision text, "timestamp" timestamptz DEFAULT now());
+INSERT INTO migrations (from_revision, to_revision) VALUES ('initial', 'a'), ('a', 'b'), ('b', 'a'), ('a', 'b');
+CREATE TABLE ta (id int);
+CREATE TABLE tb (id int);
+SELECT trek_adopt(:'trek'::jsonb, 'trek');
+SELECT * FROM written('trek');
+CALL trek_migrate(:'trek'::jsonb, 'head', track => 'trek');
+CALL trek_migrate(:'trek'::jsonb, '-2', track => 'trek');
+SELECT trek_current('trek'), to_regclass('tc') IS NULL AS tc_gone, to_regclass('tb') IS NULL AS tb_gone;
+-- a row that is no step of the folder, and one that starts elsewhere
+INSERT INTO migrations (from_revision, to_revision) VALUES ('b', 'z'), ('c', 'b');
+SELECT trek_adopt(:'trek'::jsonb, 'trek2');
+
+-- what adoption refuses outright: no state table, NULLs
 SELECT trek_adopt(:'golang'::jsonb, 'none');
-SELECT trek_adopt(jsonb_build_object('20240101_initial_up_a.sql', 'SELECT 1;'), 'trek');
 SELECT trek_adopt(:'golang'::jsonb, NULL);
 SELECT trek_adopt(NULL::jsonb);
 SELECT count(*) AS tracks FROM trek.tracks;

@@ -159,6 +159,7 @@ SELECT trek_current('goose'), events_count(),
 -- a Go migration is goose's own: refused when a plan reaches it
 SELECT trek_plan(:'goose'::jsonb || '{"00004_backfill.go": "package migrations"}', 'head', track => 'goose');
 SELECT trek_plan(:'goose'::jsonb || '{"00004_backfill.go": "package migrations"}', '3', track => 'goose') ->> 'to' AS "to";
+SELECT note FROM trek_status(:'goose'::jsonb || '{"00004_backfill.go": "package migrations"}', 'goose');
 -- what goose refuses
 SET trek.format = 'goose';
 SELECT trek_plan(jsonb_build_object('1_a.sql', E'SELECT 1;\n'), 'head', track => 'goose2');

@@ -6,11 +6,13 @@
  * The state table of the folder's tool (golang-migrate's schema_migrations,
  * Flyway's flyway_schema_history, goose's goose_db_version, dbmate's
  * schema_migrations, sqlx's _sqlx_migrations, diesel's
- * __diesel_schema_migrations, asyncpg-trek's migrations) says which
- * versions were applied.  When they are the first versions of the folder's
- * chain, each exactly as the folder has it where the tool kept a checksum,
- * trek records one history row per version: direction "stamp", the up file
- * and its SHA-256, and the tool.  Such rows count as applied steps (so
+ * __diesel_schema_migrations) says which versions were applied.  When
+ * they are the first versions of the folder's chain, each exactly as the
+ * folder has it where the tool kept a checksum, trek records one history
+ * row per version: direction "stamp", the up file and its SHA-256, and the
+ * tool.  A folder of trek's own format is asyncpg-trek's: its migrations
+ * table has a row per step taken, up or down, each recorded the same way
+ * (a down step as a stamp without file).  Such rows count as applied steps (so
  * trek_verify judges their files, and "-1" goes back by their down files),
  * and nothing runs.  Anything else (a dirty or failed version, a checksum
  * that disagrees, a version missing from the folder, one applied out of
@@ -55,7 +57,7 @@ default_table(TrekFormat format)
 		case TREK_FORMAT_DIESEL:
 			return "__diesel_schema_migrations";
 		default:
-			return "public.migrations";
+			return "public.migrations"; /* asyncpg-trek's */
 	}
 }
 
@@ -288,15 +290,42 @@ read_flyway(Adoption *a)
 	}
 }
 
-static void
-read_trek(Adoption *a)
+/*
+ * asyncpg-trek: its rows, oldest first, each a step from one revision to
+ * another; the steps of the folder they were, in *steps.
+ */
+static TrekMigration **
+read_trek(Adoption *a, TrekMigration *migrations, int nmigrations,
+		  int *nsteps)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("trek_adopt() reads the state tables of other tools"),
-			 errdetail("Migration folder \"%s\" is in trek's own format.",
-					   a->folder->path),
-			 errhint("For a database asyncpg-trek migrated, stamp the track at the revision its migrations table names: see \"Adopting a database asyncpg-trek migrated\" in the documentation.")));
+	TrekMigration **steps;
+	const char *at = "initial";
+
+	read_table(a, "id::pg_catalog.text, from_revision, to_revision", "id");
+	steps = palloc(Max(SPI_processed, 1) * sizeof(TrekMigration *));
+	*nsteps = 0;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *from = value(i, 2);
+		char	   *to = value(i, 3);
+		TrekMigration *m = NULL;
+
+		CHECK_FOR_INTERRUPTS();
+		if (from == NULL || to == NULL || strcmp(from, at) != 0)
+			problem(a, _("Row %s goes from \"%s\", not from \"%s\" where the row before it ended."),
+					value(i, 1), from ? from : "NULL", at);
+		for (int j = 0; j < nmigrations && m == NULL && from && to; j++)
+			if (strcmp(migrations[j].from, from) == 0 &&
+				strcmp(migrations[j].to, to) == 0)
+				m = &migrations[j];
+		if (m == NULL)
+			problem(a, _("Row %s goes from \"%s\" to \"%s\", but the folder has no migration between them."),
+					value(i, 1), from ? from : "NULL", to ? to : "NULL");
+		else
+			steps[(*nsteps)++] = m;
+		at = to ? to : at;
+	}
+	return steps;
 }
 
 /* the checksum the tool would compute of file, as it keeps it */
@@ -382,13 +411,14 @@ TrekAdopt(const TrekFolderRef *where, const char *track,
 	TrekRevisions *revs;
 	int		   *next;
 	int			nrevs;
-	int			k;
+	int			k = 0;
 	int			cur;
 	char	   *current;
 	char	   *revision = "initial";
 	TrekTrackLock lock;
 	bool		owned;
 	Oid			owner;
+	TrekMigration **steps = NULL;
 
 	TrekPreventIfReadOnly("trek_adopt()", "adopt a database", "the adoption");
 	if (TrekExecuting())
@@ -421,7 +451,7 @@ TrekAdopt(const TrekFolderRef *where, const char *track,
 	}
 
 	if (a.format == TREK_FORMAT_TREK)
-		read_trek(&a);
+		a.tool = "asyncpg-trek";
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	a.table = resolve_table(&a, state_table ? state_table :
@@ -447,26 +477,31 @@ TrekAdopt(const TrekFolderRef *where, const char *track,
 			read_flyway(&a);
 			break;
 		default:
-			read_trek(&a);
+			steps = read_trek(&a, migrations, nmigrations, &k);
 			break;
 	}
 
 	/* the versions applied must be the first of the chain, as the files are */
-	for (k = 0; k < a.n && a.chain[k].applied; k++)
-		;
-	for (int i = k; i < a.n; i++)
-		if (a.chain[i].applied)
-			problem(&a, _("Version \"%s\" was applied, but \"%s\" before it was not."),
-					a.chain[i].up->to, a.chain[k].up->to);
-	for (int i = 0; i < k; i++)
+	if (a.format != TREK_FORMAT_TREK)
 	{
-		Link	   *l = &a.chain[i];
+		for (k = 0; k < a.n && a.chain[k].applied; k++)
+			;
+		for (int i = k; i < a.n; i++)
+			if (a.chain[i].applied)
+				problem(&a, _("Version \"%s\" was applied, but \"%s\" before it was not."),
+						a.chain[i].up->to, a.chain[k].up->to);
+		steps = palloc(Max(k, 1) * sizeof(TrekMigration *));
+		for (int i = 0; i < k; i++)
+		{
+			Link	   *l = &a.chain[i];
 
-		CHECK_FOR_INTERRUPTS();
-		if (l->checksum != NULL &&
-			strcmp(tool_checksum(&a, l->up->file), l->checksum) != 0)
-			problem(&a, _("File \"%s\" changed since %s applied it (checksum %s in %s)."),
-					l->up->file, a.tool, l->checksum, a.table);
+			CHECK_FOR_INTERRUPTS();
+			steps[i] = l->up;
+			if (l->checksum != NULL &&
+				strcmp(tool_checksum(&a, l->up->file), l->checksum) != 0)
+				problem(&a, _("File \"%s\" changed since %s applied it (checksum %s in %s)."),
+						l->up->file, a.tool, l->checksum, a.table);
+		}
 	}
 	if (a.nproblems > 0)
 	{
@@ -494,21 +529,25 @@ TrekAdopt(const TrekFolderRef *where, const char *track,
 				 errhint("Adopt into another track (its argument track), or stamp this one with trek_stamp().")));
 	for (int i = 0; i < k; i++)
 	{
+		TrekMigration *m = steps[i];
 		char		sha256[TREK_SHA256_HEX_LEN + 1];
 		bool		marker;
 
+		/* an up step is recorded with its file; a down one pops it */
 		CHECK_FOR_INTERRUPTS();
-		TrekHashFile(a.folder, a.chain[i].up->file, sha256, &marker);
-		TrekStateStampFile(track, a.folder->path, a.chain[i].up->from,
-						   a.chain[i].up->to, a.chain[i].up->file, sha256,
+		if (m->up)
+			TrekHashFile(a.folder, m->file, sha256, &marker);
+		TrekStateStampFile(track, a.folder->path, m->from, m->to,
+						   m->up ? m->file : NULL, m->up ? sha256 : NULL,
+						   a.format == TREK_FORMAT_TREK ? "asyncpg-trek" :
 						   TrekFormatName(a.format), owned || i > 0);
-		revision = a.chain[i].up->to;
+		revision = m->to;
 	}
 	SPI_finish();
 	TrekFolderClose(a.folder);
 
 	ereport(NOTICE,
-			(errmsg("adopted track \"%s\" at revision \"%s\": %d versions %s applied, recorded from %s; no migration ran",
+			(errmsg("adopted track \"%s\" at revision \"%s\": %d steps %s applied, recorded from %s; no migration ran",
 					track, revision, k, a.tool, a.table)));
 	return pstrdup(revision);
 }

@@ -193,6 +193,15 @@ TrekOpsStatus(FunctionCallInfo fcinfo, const TrekFolderRef *where,
 				path = TrekGraphShortestPath(s.graph, s.current_node, head,
 											 false, &nsteps);
 		}
+		/* what only the folder's own tool can run (goose's Go files) */
+		for (int i = 0; path != NULL && i < nsteps && note == NULL; i++)
+		{
+			TrekMigration *m = &s.migrations[path[i]];
+
+			if (m->code)
+				note = psprintf("migration \"%s\" on the way to head is %s code, which only %s can run",
+								m->file, "Go", TrekFormatTitle(s.folder->format));
+		}
 		if (head == s.current_node || path != NULL)
 		{
 			values[4] = Int32GetDatum(nsteps);
