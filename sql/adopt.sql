@@ -115,17 +115,22 @@ INSERT INTO fw VALUES (2, 'two');
 INSERT INTO flyway_schema_history VALUES
 	(1, '1', 'init', 'SQL', 'V1__init.sql', 1544817758, 'app', now(), 5, true),
 	(2, '1.1', 'two', 'SQL', 'V1.1__two.sql', -2057406813, 'app', now(), 5, true),
-	(3, NULL, 'view', 'SQL', 'R__view.sql', 1, 'app', now(), 5, true);
+	(3, NULL, 'view', 'SQL', 'R__view.sql', 1, 'app', now(), 5, true),
+	(4, NULL, 'view', 'SQL', 'R__view.sql', 2012587901, 'app', now(), 5, true);
+CREATE VIEW fw_v AS SELECT * FROM fw;
 -- a failed migration, then a checksum that disagrees
-INSERT INTO flyway_schema_history VALUES (4, '2', 'three', 'SQL', 'V2__three.sql', 0, 'app', now(), 5, false);
+INSERT INTO flyway_schema_history VALUES (5, '2', 'three', 'SQL', 'V2__three.sql', 0, 'app', now(), 5, false);
 SELECT trek_adopt(:'flyway'::jsonb, 'fw');
-DELETE FROM flyway_schema_history WHERE installed_rank = 4;
+DELETE FROM flyway_schema_history WHERE installed_rank = 5;
 UPDATE flyway_schema_history SET checksum = 7 WHERE installed_rank = 2;
 SELECT trek_adopt(:'flyway'::jsonb, 'fw');
 UPDATE flyway_schema_history SET checksum = -2057406813 WHERE installed_rank = 2;
 SELECT trek_adopt(:'flyway'::jsonb, 'fw');
+-- the repeatable's newest run was of the file as it is: not run again
+SELECT * FROM written('fw');
 CALL trek_migrate(:'flyway'::jsonb, 'head', track => 'fw');
 SELECT trek_current('fw'), (SELECT string_agg(id::text, ',' ORDER BY id) FROM fw) AS ids;
+SELECT file, direction FROM trek.history WHERE track = 'fw' ORDER BY id DESC LIMIT 1;
 -- a baseline stands for the versions up to it
 CREATE SCHEMA fb;
 CREATE TABLE fb.flyway_schema_history (LIKE flyway_schema_history);
@@ -161,6 +166,22 @@ SELECT trek_current('trek'), to_regclass('tc') IS NULL AS tc_gone, to_regclass('
 -- a row that is no step of the folder, and one that starts elsewhere
 INSERT INTO migrations (from_revision, to_revision) VALUES ('b', 'z'), ('c', 'b');
 SELECT trek_adopt(:'trek'::jsonb, 'trek2');
+
+-- a row the tool would not write, named; nothing written
+CREATE TABLE nulls (version text);
+INSERT INTO nulls VALUES ('20240101000000'), (NULL);
+SELECT trek_adopt(:'dbmate'::jsonb, 'nulls', 'nulls');
+-- a table of another shape
+SELECT trek_adopt(:'dbmate'::jsonb, 'nulls', 'fw');
+SELECT count(*) AS written FROM trek.history WHERE track = 'nulls';
+
+-- up and down files, no marker: golang-migrate's names, but sqlx's table
+DROP TABLE _sqlx_migrations;
+CREATE TABLE _sqlx_migrations (version bigint PRIMARY KEY, description text NOT NULL, installed_on timestamptz NOT NULL DEFAULT now(), success boolean NOT NULL, checksum bytea NOT NULL, execution_time bigint NOT NULL);
+INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+VALUES (1, 'a', true, sha384(convert_to(E'CREATE TABLE xa (id int);\n', 'UTF8')), 1);
+SELECT trek_adopt('{"1_a.up.sql": "CREATE TABLE xa (id int);\n", "1_a.down.sql": "DROP TABLE xa;\n"}'::jsonb, 'sqlx_pairs');
+DROP TABLE _sqlx_migrations;
 
 -- what adoption refuses outright: no state table, NULLs
 SELECT trek_adopt(:'golang'::jsonb, 'none');

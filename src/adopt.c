@@ -78,6 +78,8 @@ typedef struct Adoption
 	Link	   *chain;			/* the folder's versions, first first */
 	int			n;
 	char	   *table;			/* the state table, quoted */
+	List	   *repeatables;	/* Flyway: the newest row of each R__ script
+								 * it applied, as (script, checksum) pairs */
 	StringInfoData problems;	/* why it is not safe to continue */
 	int			nproblems;
 } Adoption;
@@ -131,13 +133,29 @@ applied(Adoption *a, const char *version)
 	return l;
 }
 
+static void
+reading_context(void *arg)
+{
+	Adoption   *a = arg;
+
+	errcontext("reading %s as %s's state table", a->table, a->tool);
+}
+
 /* run query on the state table; its rows are in SPI_tuptable */
 static void
 read_table(Adoption *a, const char *columns, const char *order)
 {
 	char	   *sql = psprintf("SELECT %s FROM %s%s%s", columns, a->table,
 							   order ? " ORDER BY " : "", order ? order : "");
-	int			rc = SPI_execute(sql, true, 0);
+	ErrorContextCallback cb;
+	int			rc;
+
+	cb.callback = reading_context;
+	cb.arg = a;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	rc = SPI_execute(sql, true, 0);
+	error_context_stack = cb.previous;
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s: %s", a->table,
@@ -150,12 +168,30 @@ value(int row, int col)
 	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
 }
 
+/*
+ * Are the first ncols columns of row set?  A row with a NULL there is not
+ * one the tool wrote: a problem, and the row is not read further.
+ */
+static bool
+complete(Adoption *a, int row, int ncols)
+{
+	for (int col = 1; col <= ncols; col++)
+		if (value(row, col) == NULL)
+		{
+			problem(a, _("Row %d of %s has no %s."), row + 1, a->table,
+					SPI_fname(SPI_tuptable->tupdesc, col));
+			return false;
+		}
+	return true;
+}
+
 static void
 read_golang(Adoption *a)
 {
 	char	   *dirty;
 
-	read_table(a, "version::pg_catalog.text, dirty::pg_catalog.text", NULL);
+	read_table(a, "version::pg_catalog.text AS version,"
+			   " dirty::pg_catalog.text AS dirty", NULL);
 	if (SPI_processed == 0)
 		return;
 	if (SPI_processed > 1)
@@ -163,6 +199,8 @@ read_golang(Adoption *a)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s has %llu rows, not the one golang-migrate keeps",
 						a->table, (unsigned long long) SPI_processed)));
+	if (!complete(a, 0, 2))
+		return;
 	dirty = value(0, 2);
 	if (strcmp(dirty, "true") == 0)
 		ereport(ERROR,
@@ -187,15 +225,17 @@ read_goose(Adoption *a)
 	char	  **versions;
 	bool	   *is_applied;
 
-	read_table(a, "version_id::pg_catalog.text, is_applied::pg_catalog.text",
-			   "id");
-	n = (int) SPI_processed;
-	versions = palloc(Max(n, 1) * sizeof(char *));
-	is_applied = palloc(Max(n, 1) * sizeof(bool));
-	for (int i = 0; i < n; i++)
+	read_table(a, "version_id::pg_catalog.text AS version_id,"
+			   " is_applied::pg_catalog.text AS is_applied", "id");
+	versions = palloc(Max(SPI_processed, 1) * sizeof(char *));
+	is_applied = palloc(Max(SPI_processed, 1) * sizeof(bool));
+	n = 0;
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		versions[i] = value(i, 1);
-		is_applied[i] = strcmp(value(i, 2), "true") == 0;
+		if (!complete(a, (int) i, 2))
+			continue;
+		versions[n] = value(i, 1);
+		is_applied[n++] = strcmp(value(i, 2), "true") == 0;
 	}
 	/* oldest first: goose before 2.6 wrote a row is_applied = false to undo */
 	for (int i = 0; i < n; i++)
@@ -223,20 +263,24 @@ read_goose(Adoption *a)
 static void
 read_versions(Adoption *a, const char *column)
 {
-	read_table(a, psprintf("%s::pg_catalog.text", column), "1");
+	read_table(a, psprintf("%s::pg_catalog.text AS %s", column, column), "1");
 	for (uint64 i = 0; i < SPI_processed; i++)
-		(void) applied(a, value(i, 1));
+		if (complete(a, (int) i, 1))
+			(void) applied(a, value(i, 1));
 }
 
 static void
 read_sqlx(Adoption *a)
 {
-	read_table(a, "version::pg_catalog.text, success::pg_catalog.text,"
+	read_table(a, "version::pg_catalog.text AS version,"
+			   " success::pg_catalog.text AS success,"
 			   " pg_catalog.encode(checksum, 'hex')", "version");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		Link	   *l;
 
+		if (!complete(a, (int) i, 2))
+			continue;
 		l = applied(a, value(i, 1));
 		if (strcmp(value(i, 2), "true") != 0)
 		{
@@ -251,15 +295,20 @@ read_sqlx(Adoption *a)
 static void
 read_flyway(Adoption *a)
 {
-	read_table(a, "version, type, checksum::pg_catalog.text,"
-			   " success::pg_catalog.text, script", "installed_rank");
+	read_table(a, "type, success::pg_catalog.text AS success, version,"
+			   " checksum::pg_catalog.text, COALESCE(script, '')",
+			   "installed_rank");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		char	   *version = value(i, 1);
-		char	   *type = value(i, 2);
+		char	   *type;
+		char	   *version;
 		Link	   *l;
 
-		if (strcmp(value(i, 4), "true") != 0)
+		if (!complete(a, (int) i, 2))
+			continue;
+		type = value(i, 1);
+		version = value(i, 3);
+		if (strcmp(value(i, 2), "true") != 0)
 		{
 			problem(a, _("Migration \"%s\" failed (success is false)."),
 					value(i, 5));
@@ -267,8 +316,15 @@ read_flyway(Adoption *a)
 				l->applied = true;
 			continue;
 		}
+		if (version == NULL && strcmp(type, "SQL") == 0)
+		{
+			/* a repeatable's run: the newest one of each script counts */
+			a->repeatables = lappend(a->repeatables,
+									 list_make2(value(i, 5), value(i, 4)));
+			continue;
+		}
 		if (version == NULL || strcmp(type, "SCHEMA") == 0)
-			continue;			/* repeatables, the schema's creation */
+			continue;			/* the schema's creation, deleted runs */
 		if (strcmp(type, "DELETE") == 0 || strncmp(type, "UNDO_", 5) == 0)
 		{
 			if ((l = find_version(a, version)) != NULL)
@@ -286,7 +342,7 @@ read_flyway(Adoption *a)
 		}
 		l = applied(a, version);
 		if (l != NULL)
-			l->checksum = value(i, 3);
+			l->checksum = value(i, 4);
 	}
 }
 
@@ -301,7 +357,8 @@ read_trek(Adoption *a, TrekMigration *migrations, int nmigrations,
 	TrekMigration **steps;
 	const char *at = "initial";
 
-	read_table(a, "id::pg_catalog.text, from_revision, to_revision", "id");
+	read_table(a, "COALESCE(id::pg_catalog.text, ''), from_revision,"
+			   " to_revision", "id");
 	steps = palloc(Max(SPI_processed, 1) * sizeof(TrekMigration *));
 	*nsteps = 0;
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -366,6 +423,59 @@ tool_checksum(Adoption *a, const char *file)
 		FIN_TRADITIONAL_CRC32(crc);
 		return psprintf("%d", (int32) crc);
 	}
+}
+
+/*
+ * Flyway: record the repeatable scripts of the folder whose newest run (in
+ * flyway_schema_history) was of the file as it is now, so that trek runs
+ * them again only when they change, as Flyway would; at revision.
+ */
+static void
+record_repeatables(Adoption *a, const char *track, const char *revision,
+				   bool owned)
+{
+	for (int i = 0; i < a->folder->nrepeatables; i++)
+	{
+		const char *file = a->folder->repeatables[i];
+		const char *checksum = NULL;
+		ListCell   *lc;
+
+		foreach(lc, a->repeatables)
+		{
+			List	   *run = lfirst(lc);
+
+			if (strcmp(linitial(run), file) == 0)
+				checksum = lsecond(run);	/* rows come oldest first */
+		}
+		if (checksum != NULL && strcmp(tool_checksum(a, file), checksum) == 0)
+		{
+			char		sha256[TREK_SHA256_HEX_LEN + 1];
+			bool		marker;
+
+			TrekHashFile(a->folder, file, sha256, &marker);
+			TrekStateStampFile(track, a->folder->path, revision, revision,
+							   file, sha256, TrekFormatName(a->format), owned);
+			owned = true;
+		}
+	}
+}
+
+/* does the caller see a table of that name (on the search path)? */
+static bool
+table_exists(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(name);
+	if (SPI_execute_with_args("SELECT pg_catalog.to_regclass($1)", 1, argtypes,
+							  args, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not look up %s", name);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						 &isnull);
+	return !isnull;
 }
 
 /* the state table, resolved as the caller would name it */
@@ -454,6 +564,19 @@ TrekAdopt(const TrekFolderRef *where, const char *track,
 		a.tool = "asyncpg-trek";
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * golang-migrate and sqlx name up and down files alike, and their
+	 * versions are the same numbers: a folder recognised as golang-migrate's
+	 * is sqlx's where only sqlx's table is there.
+	 */
+	if (a.format == TREK_FORMAT_GOLANG_MIGRATE && state_table == NULL &&
+		TrekFormatSetting == TREK_FORMAT_AUTO &&
+		!table_exists("schema_migrations") && table_exists("_sqlx_migrations"))
+	{
+		a.format = TREK_FORMAT_SQLX;
+		a.tool = TrekFormatTitle(a.format);
+	}
 	a.table = resolve_table(&a, state_table ? state_table :
 							default_table(a.format));
 	switch (a.format)
@@ -543,6 +666,7 @@ TrekAdopt(const TrekFolderRef *where, const char *track,
 						   TrekFormatName(a.format), owned || i > 0);
 		revision = m->to;
 	}
+	record_repeatables(&a, track, revision, owned || k > 0);
 	SPI_finish();
 	TrekFolderClose(a.folder);
 

@@ -216,7 +216,8 @@ rows_in_effect(TrekHistoryRow *rows, int nrows, int *n)
 
 		CHECK_FOR_INTERRUPTS();
 		/* a repeatable migration's run leaves the revision as it is */
-		if (r->direction == TREK_UP && strcmp(r->from, r->to) == 0)
+		if (r->direction != TREK_DOWN && r->file != NULL &&
+			strcmp(r->from, r->to) == 0)
 			continue;
 		/* trek_adopt()'s stamps are the steps another tool applied */
 		if (r->direction == TREK_UP ||
@@ -312,7 +313,8 @@ TrekStateRepeatables(const char *track, int *n)
 			left[nleft++] = rows[i].from;
 			continue;
 		}
-		if (rows[i].direction != TREK_UP ||
+		/* runs, and trek_adopt()'s record of Flyway's runs */
+		if (rows[i].direction == TREK_DOWN || rows[i].file == NULL ||
 			strcmp(rows[i].from, rows[i].to) != 0)
 			continue;
 		for (int j = 0; j < nleft && !skip; j++)

@@ -115,9 +115,86 @@ def test_random_folders_give_errors_not_crashes(cluster, database):
                 outcomes["ok"] = outcomes.get("ok", 0) + 1
             except psycopg.errors.InternalError_ as e:
                 pytest.fail("internal error for %r (%s): %s" % (files, fmt, e))
-            except psycopg.OperationalError:
-                raise
             except psycopg.Error as e:
+                if e.sqlstate is None or conn.closed:
+                    raise       # the session is gone: the server crashed
+                outcomes[e.sqlstate] = outcomes.get(e.sqlstate, 0) + 1
+        assert conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == start
+    print("seed", seed, "outcomes", sorted(outcomes.items()))
+    assert outcomes.get("ok", 0) > 0 and len(outcomes) > 3
+
+
+STATE_TABLES = {
+    "golang-migrate": ("schema_migrations", "version bigint, dirty boolean",
+                       "(%(n)s, %(b)s)"),
+    "dbmate": ("schema_migrations", "version text", "(%(v)s)"),
+    "goose": ("goose_db_version", "id serial, version_id bigint, is_applied boolean",
+              "(DEFAULT, %(n)s, %(b)s)"),
+    "sqlx": ("_sqlx_migrations", "version bigint, description text, success boolean,"
+             " checksum bytea, execution_time bigint",
+             "(%(n)s, 'x', %(b)s, %(h)s, 1)"),
+    "flyway": ("flyway_schema_history", "installed_rank serial, version text,"
+               " description text, type text, script text, checksum int,"
+               " installed_by text, execution_time int, success boolean",
+               "(DEFAULT, %(fv)s, 'd', %(t)s, 's', %(c)s, 'u', 1, %(b)s)"),
+    "diesel": ("__diesel_schema_migrations", "version text", "(%(v)s)"),
+}
+
+
+def trace(*what):
+    """With TREK_FZ_TRACE set, each case is appended to that file first."""
+    if os.environ.get("TREK_FZ_TRACE"):
+        with open(os.environ["TREK_FZ_TRACE"], "a") as f:
+            f.write(repr(what) + "\n")
+
+
+def test_random_state_tables_give_errors_not_crashes(cluster, database):
+    """trek_adopt on random folders and random rows of each tool's table."""
+    seed = int(os.environ.get("TREK_FUZZ_SEED", "20261207"))
+    rng = random.Random(seed)
+    outcomes = {}
+    with cluster.connect(database) as conn:
+        conn.prepare_threshold = None   # the tables change shape
+        start = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+        conn.execute("SET client_min_messages = error")
+        conn.execute("CREATE TABLE migrations (id serial, from_revision text,"
+                     " to_revision text)")
+        for case in range(900):
+            tool = TOOLS[case % len(TOOLS)]
+            table, columns, row = STATE_TABLES[tool]
+            conn.execute("DROP TABLE IF EXISTS %s" % table)
+            conn.execute("CREATE TABLE %s (%s)" % (table, columns))
+            conn.execute("TRUNCATE migrations")
+            for _ in range(rng.randint(0, 6)):
+                conn.execute("INSERT INTO %s VALUES %s" % (table, row), {
+                    "n": rng.choice([None, 0, 1, 2, 3, 10, -1, 2**62]),
+                    "v": rng.choice([None, "1", "01", "2", "x", "", "20240101000000"]),
+                    "fv": rng.choice([None, "1", "1.0", "1.10", "2", "x"]),
+                    "b": rng.choice([True, False, None]),
+                    "h": rng.choice([None, b"", b"\x01" * 48]),
+                    "c": rng.choice([None, 0, -1, 2**31 - 1]),
+                    "t": rng.choice(["SQL", "BASELINE", "DELETE", "UNDO_SQL",
+                                     "SCHEMA", "JDBC", None])})
+                conn.execute("INSERT INTO migrations (from_revision, to_revision)"
+                             " VALUES (%s, %s)", (rng.choice(["initial", "a", None]),
+                                                  rng.choice(["a", "b", None])))
+            files = random_folder(rng, tool)
+            if rng.random() < 0.2:
+                files = {"20240101_initial_up_a.sql": "SELECT 1;",
+                         "20240102_a_up_b.sql": "SELECT 2;"}
+            fmt = rng.choice([tool, "auto"])
+            conn.execute("SET trek.format = '%s'" % fmt)
+            trace(case, fmt, files, conn.execute("TABLE %s" % table).fetchall(),
+                  conn.execute("TABLE migrations").fetchall())
+            try:
+                conn.execute("SELECT trek_adopt(%s, %s)",
+                             (Jsonb(files), "ad%d" % case))
+                outcomes["ok"] = outcomes.get("ok", 0) + 1
+            except psycopg.errors.InternalError_ as e:
+                pytest.fail("internal error for %r: %s" % (files, e))
+            except psycopg.Error as e:
+                if e.sqlstate is None or conn.closed:
+                    raise       # the session is gone: the server crashed
                 outcomes[e.sqlstate] = outcomes.get(e.sqlstate, 0) + 1
         assert conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == start
     print("seed", seed, "outcomes", sorted(outcomes.items()))
