@@ -55,6 +55,14 @@ SELECT trek_execute(jsonb_set(trek_plan(:'golang'::jsonb, '1'), '{tool}', '"liqu
 SELECT trek_current();
 -- two files of one version and direction
 SELECT trek_plan(:'golang'::jsonb || '{"1_again.up.sql": "SELECT 1;"}', 'head');
+-- at head with nothing to check, the chain is not built, but what is
+-- wrong with the folder is still an error
+SET trek.check_applied = off;
+SELECT trek_plan(:'golang'::jsonb, 'head') ->> 'direction' AS at_head;
+SELECT trek_plan(:'golang'::jsonb || '{"10_again.down.sql": "SELECT 1;"}', 'head');
+SELECT trek_plan(:'golang'::jsonb || '{"11_only.down.sql": "SELECT 1;"}', 'head');
+SELECT trek_plan(:'golang'::jsonb || '{"11_next.up.sql": "SELECT 1;"}', 'head') ->> 'to' AS "to";
+RESET trek.check_applied;
 -- golang-migrate sends a file as one query: groups of its statements in
 -- BEGIN ... COMMIT commit with the rest, here in the step's transaction;
 -- what is left of transaction control is refused, nothing applied

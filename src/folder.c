@@ -477,7 +477,7 @@ may_be_foreign(const char *name, bool dir)
 
 /* keep entry name, which may be another tool's migration */
 static void
-add_foreign(TrekScan *scan, const char *name, bool dir)
+add_foreign(TrekScan *scan, const char *name, bool dir, bool near_miss)
 {
 	TrekForeignEntry *e;
 
@@ -487,14 +487,18 @@ add_foreign(TrekScan *scan, const char *name, bool dir)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("migration folder has too many files")));
-		scan->capforeign = Max(64, 2 * scan->capforeign);
+		/* as many as the folder's size says it has entries, at first */
+		scan->capforeign = Max(scan->cap, 2 * scan->capforeign);
 		scan->foreign = scan->foreign == NULL ?
 			palloc(scan->capforeign * sizeof(TrekForeignEntry)) :
 			repalloc(scan->foreign, scan->capforeign * sizeof(TrekForeignEntry));
 	}
 	e = &scan->foreign[scan->nforeign++];
-	e->name = TrekStringsCopy(&scan->names, name, strlen(name));
+	e->len = (int16) strlen(name);
+	e->name = TrekStringsCopy(&scan->names, name, e->len);
 	e->dir = dir;
+	e->near_miss = near_miss;
+	e->family = -2;				/* not known yet */
 }
 
 /*
@@ -535,7 +539,12 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 	if (kind == TREK_ENTRY_OTHER)
 		return;					/* FIFOs, devices and such */
 	if (foreign && (kind != TREK_ENTRY_DIR || may_be_foreign(name, true)))
-		add_foreign(scan, name, kind == TREK_ENTRY_DIR);
+	{
+		/* a near miss is warned about if the folder is trek's, at the end */
+		add_foreign(scan, name, kind == TREK_ENTRY_DIR,
+					res == TREK_NAME_INVALID && kind != TREK_ENTRY_DIR);
+		return;
+	}
 	if (kind == TREK_ENTRY_DIR || res == TREK_NAME_IGNORED)
 		return;
 	/* a sealed link is an edge like any other; reading it is refused */
@@ -546,6 +555,12 @@ add_entry(TrekFolder *f, const char *name, unsigned char d_type,
 		return;
 	}
 
+	/* made at the first of trek's names: other tools' folders need neither */
+	if (scan->migrations == NULL)
+	{
+		scan->migrations = palloc(scan->cap * sizeof(TrekMigration));
+		scan->revs = TrekRevisionsCreate(scan->cap);
+	}
 	if (scan->n == scan->cap)
 	{
 		if (scan->cap >= (int) (MaxAllocSize / sizeof(TrekMigration) / 2))
@@ -716,10 +731,10 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 		scan.cap = Max(f->nfiles, 64);
 	else if (fstat(f->fd, &st) == 0 && st.st_size / 40 > scan.cap)
 		scan.cap = (int) Min(st.st_size / 40, 65536);
-	scan.migrations = palloc(scan.cap * sizeof(TrekMigration));
+	scan.migrations = NULL;
 	scan.invalid = NIL;
 	scan.has_initial = false;
-	scan.revs = TrekRevisionsCreate(scan.cap);
+	scan.revs = NULL;
 	scan.names.free = NULL;
 	scan.names.left = 0;
 	scan.trek_names = f->format == TREK_FORMAT_AUTO ||
@@ -741,7 +756,7 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 				add_entry(f, name, DT_REG, &scan);
 			else if (strchr(slash + 1, '/') == NULL &&
 					 may_be_foreign(name, true))
-				add_foreign(&scan, name, false);
+				add_foreign(&scan, name, false, false);
 		}
 	}
 	else
@@ -753,6 +768,11 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 	 */
 	f->foreign = scan.foreign;
 	f->nforeign = scan.nforeign;
+	if (scan.migrations == NULL)
+	{
+		scan.migrations = palloc(sizeof(TrekMigration));
+		scan.revs = TrekRevisionsCreate(Max(scan.nforeign, 16));
+	}
 	if (f->format == TREK_FORMAT_AUTO && scan.n == 0 && scan.nforeign > 0)
 	{
 		*nmigrations = 0;
@@ -768,6 +788,10 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 	f->format = TREK_FORMAT_TREK;
 
 	/* warn in name order, not in the file system's order */
+	for (int i = 0; i < scan.nforeign; i++)
+		if (scan.foreign[i].near_miss)
+			scan.invalid = lappend(scan.invalid,
+								   TrekPrintable(scan.foreign[i].name));
 	list_sort(scan.invalid, name_cmp);
 	foreach(lc, scan.invalid)
 		ereport(WARNING,

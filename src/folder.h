@@ -30,6 +30,10 @@ typedef struct TrekForeignEntry
 {
 	char	   *name;			/* "a.sql", or "dir" / "dir/up.sql" (diesel) */
 	bool		dir;			/* a folder (diesel's) */
+	bool		near_miss;		/* breaks trek's own grammar, so warned about
+								 * in a folder of trek's format */
+	int16		len;			/* of name */
+	int8		family;			/* format.c's kind of name, once known */
 } TrekForeignEntry;
 
 /*

@@ -30,10 +30,12 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "port/pg_bitutils.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -292,10 +294,9 @@ parse_diesel(const char *name, int len, bool dir, ForeignName *out)
 }
 
 static bool
-parse_name(TrekFormat format, const char *name, bool dir, ForeignName *out)
+parse_name_len(TrekFormat format, const char *name, int len, bool dir,
+			   ForeignName *out)
 {
-	int			len = strlen(name);
-
 	memset(out, 0, sizeof(ForeignName));
 	if (len == 0 || name[0] == '.')
 		return false;
@@ -320,6 +321,12 @@ parse_name(TrekFormat format, const char *name, bool dir, ForeignName *out)
 	}
 }
 
+static bool
+parse_name(TrekFormat format, const char *name, bool dir, ForeignName *out)
+{
+	return parse_name_len(format, name, strlen(name), dir, out);
+}
+
 /* the families of names recognition tells apart */
 typedef enum NameFamily
 {
@@ -338,23 +345,32 @@ static const char *const family_names[NFAMILIES] = {
 };
 
 static int
-family_of(const TrekForeignEntry *e)
+compute_family(const TrekForeignEntry *e)
 {
 	ForeignName fn;
 
-	if (parse_name(TREK_FORMAT_DIESEL, e->name, e->dir, &fn))
+	if (parse_name_len(TREK_FORMAT_DIESEL, e->name, e->len, e->dir, &fn))
 		return FAMILY_DIESEL;
-	if (e->dir || strchr(e->name, '/') != NULL)
+	if (e->dir || memchr(e->name, '/', e->len) != NULL)
 		return -1;
-	if (parse_name(TREK_FORMAT_FLYWAY, e->name, false, &fn))
+	if (parse_name_len(TREK_FORMAT_FLYWAY, e->name, e->len, false, &fn))
 		return FAMILY_FLYWAY;
-	if (parse_name(TREK_FORMAT_GOLANG_MIGRATE, e->name, false, &fn))
+	if (parse_name_len(TREK_FORMAT_GOLANG_MIGRATE, e->name, e->len, false, &fn))
 		return FAMILY_UPDOWN;
 	if (is_digit(e->name[0]) &&
-		(parse_name(TREK_FORMAT_DBMATE, e->name, false, &fn) ||
-		 parse_name(TREK_FORMAT_GOOSE, e->name, false, &fn)))
+		(parse_name_len(TREK_FORMAT_DBMATE, e->name, e->len, false, &fn) ||
+		 parse_name_len(TREK_FORMAT_GOOSE, e->name, e->len, false, &fn)))
 		return FAMILY_NUMBERED;
 	return -1;
+}
+
+/* the family of entry e's name, or -1 for none; worked out once */
+static int
+family_of(TrekForeignEntry *e)
+{
+	if (e->family == -2)
+		e->family = (int8) compute_family(e);
+	return e->family;
 }
 
 /* does line (len bytes, no newline) hold a goose annotation? */
@@ -408,7 +424,7 @@ first_of(TrekForeignEntry *entries, int n, int family, bool up_only,
 
 		if (family_of(&entries[i]) != family)
 			continue;
-		if (ends_with(name, strlen(name), ".go"))
+		if (ends_with(name, entries[i].len, ".go"))
 			*go = true;
 		else if (up_only &&
 				 parse_name(TREK_FORMAT_GOLANG_MIGRATE, name, false, &fn) &&
@@ -536,74 +552,195 @@ recognise(TrekFolder *folder, TrekForeignEntry *entries, int n)
 /* one version of a folder of another tool, being collected */
 typedef struct Version
 {
-	char	   *rev;			/* its revision name */
+	const char *rev;			/* its revision name (rlen bytes) */
+	int			rlen;
+	uint64		num;			/* the version, where it is a number */
+	const char *key;			/* else what orders it, as bytes (klen) */
+	int			klen;
+	const char *id;				/* what is the same for one version (idlen) */
+	int			idlen;
 	const char *up;				/* file names, or NULL */
 	const char *down;
 	bool		code;
-	const char *key;			/* what it is ordered by */
 } Version;
 
 /*
- * Revision name of a version as the tool writes it in its state table:
- * golang-migrate, goose and sqlx keep a number (no leading zeros), dbmate
- * the digits as written, Flyway the version with "_" as ".", diesel the
- * part before "_" without dashes.  NULL for a version the tool refuses.
+ * The revision of a version as the tool writes it in its state table, and
+ * what orders versions: golang-migrate, goose and sqlx keep a number (the
+ * revision is written without leading zeros), dbmate the digits as written
+ * (ordered by file name), Flyway the version with "_" as "." (ordered part
+ * by part as numbers, trailing zero parts left out), diesel the part
+ * before "_" without dashes (ordered as text).  false for a version the
+ * tool refuses.  Copies go into strings.
  */
-static char *
-revision_of(TrekFormat format, const ForeignName *fn)
+static bool
+version_of(TrekFormat format, const ForeignName *fn, const char *name,
+		   TrekStrings *strings, Version *v)
 {
-	const char *v = fn->version;
+	const char *d = fn->version;
 	int			n = fn->vlen;
-	char	   *r;
+	char		buf[2 * NAME_MAX + 2];
 	int			k = 0;
 
+	if (n > NAME_MAX)
+		return false;
 	switch (format)
 	{
 		case TREK_FORMAT_GOLANG_MIGRATE:
 		case TREK_FORMAT_GOOSE:
 		case TREK_FORMAT_SQLX:
-			if (n == 0 || leading_digits(v, n) != n)
-				return NULL;
-			while (n > 1 && v[0] == '0')
+			if (n == 0 || leading_digits(d, n) != n)
+				return false;
+			while (n > 1 && d[0] == '0')
 			{
-				v++;
+				d++;
 				n--;
 			}
 			/* uint64 for golang-migrate, int64 for goose and sqlx */
 			if (n > 20 || (n == 20 && (format != TREK_FORMAT_GOLANG_MIGRATE ||
-									   memcmp(v, "18446744073709551615", 20) > 0)) ||
+									   memcmp(d, "18446744073709551615", 20) > 0)) ||
 				(n == 19 && format != TREK_FORMAT_GOLANG_MIGRATE &&
-				 memcmp(v, "9223372036854775807", 19) > 0))
-				return NULL;
-			if (format == TREK_FORMAT_GOOSE && n == 1 && v[0] == '0')
-				return NULL;
-			return pnstrdup(v, n);
+				 memcmp(d, "9223372036854775807", 19) > 0))
+				return false;
+			if (format == TREK_FORMAT_GOOSE && n == 1 && d[0] == '0')
+				return false;
+			v->num = 0;
+			for (int i = 0; i < n; i++)
+				v->num = v->num * 10 + (d[i] - '0');
+			v->rev = v->id = d;
+			v->rlen = v->idlen = n;
+			return true;
 		case TREK_FORMAT_DBMATE:
-			return pnstrdup(v, n);
+			v->rev = v->id = d;
+			v->rlen = v->idlen = n;
+			v->key = name;
+			v->klen = strlen(name);
+			return true;
 		case TREK_FORMAT_FLYWAY:
-			r = pnstrdup(v, n);
-			for (int i = 0; i < n; i++)
 			{
-				if (r[i] == '_')
-					r[i] = '.';
-				if (!is_digit(r[i]) && r[i] != '.')
-					return NULL;
-				if (r[i] == '.' && (i == 0 || i == n - 1 || r[i - 1] == '.'))
-					return NULL;
+				char	   *r = TrekStringsCopy(strings, d, n);
+				int			part = 0;	/* where the current part starts */
+				int			keep = 0;	/* key length without zero parts */
+
+				for (int i = 0; i < n; i++)
+				{
+					if (r[i] == '_')
+						r[i] = '.';
+					if (!is_digit(r[i]) && r[i] != '.')
+						return false;
+					if (r[i] == '.' && (i == 0 || i == n - 1 || r[i - 1] == '.'))
+						return false;
+				}
+				/* key: each part as its length and its digits */
+				for (int i = 0; i <= n; i++)
+				{
+					if (i < n && r[i] != '.')
+						continue;
+					while (part < i - 1 && r[part] == '0')
+						part++;
+					if (i - part == 1 && r[part] == '0')
+						part = i;	/* a zero part is empty */
+					buf[k++] = (char) (i - part);
+					memcpy(buf + k, r + part, i - part);
+					k += i - part;
+					if (i > part)
+						keep = k;
+					part = i + 1;
+				}
+				v->rev = r;
+				v->rlen = n;
+				v->key = TrekStringsCopy(strings, buf, keep);
+				v->klen = keep;
+				/* the same version, as text: the parts of the key with dots */
+				k = 0;
+				for (int i = 0; i < keep; i += 1 + (unsigned char) v->key[i])
+				{
+					int			plen = (unsigned char) v->key[i];
+
+					if (k > 0)
+						buf[k++] = '.';
+					if (plen == 0)
+						buf[k++] = '0';
+					memcpy(buf + k, v->key + i + 1, plen);
+					k += plen;
+				}
+				v->id = TrekStringsCopy(strings, buf, k);
+				v->idlen = k;
+				return true;
 			}
-			return r;
 		case TREK_FORMAT_DIESEL:
-			r = palloc(n + 1);
 			for (int i = 0; i < n; i++)
-				if (v[i] != '-')
-					r[k++] = v[i];
-			r[k] = '\0';
-			if (k == 0 || !TrekIsRevisionName(r, k))
-				return NULL;
-			return r;
+				if (d[i] != '-')
+					buf[k++] = d[i];
+			if (k == 0 || !TrekIsRevisionName(buf, k))
+				return false;
+			v->rev = v->key = v->id = TrekStringsCopy(strings, buf, k);
+			v->rlen = v->klen = v->idlen = k;
+			return true;
 		default:
-			return NULL;
+			return false;
 	}
+}
+
+/* the revision of a version, NUL-terminated, or NULL if it is none */
+static char *
+revision_of(TrekFormat format, const ForeignName *fn, const char *name)
+{
+	TrekStrings strings = {NULL, 0};
+	Version		v;
+
+	if (!version_of(format, fn, name, &strings, &v))
+		return NULL;
+	return pnstrdup(v.rev, v.rlen);
+}
+
+/* a version being sorted: small, so that sorting moves little memory */
+typedef struct VersionRef
+{
+	uint64		num;
+	Version    *v;
+} VersionRef;
+
+/* versions that are numbers, in order */
+#define ST_SORT sort_numbered
+#define ST_ELEMENT_TYPE VersionRef
+#define ST_COMPARE(a, b) ((a)->num < (b)->num ? -1 : (a)->num > (b)->num ? 1 : 0)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+static inline int
+key_cmp(const Version *a, const Version *b)
+{
+	int			c = memcmp(a->key, b->key, Min(a->klen, b->klen));
+
+	return c != 0 ? c : a->klen - b->klen;
+}
+
+/* other versions, in order of their keys */
+#define ST_SORT sort_keyed
+#define ST_ELEMENT_TYPE VersionRef
+#define ST_COMPARE(a, b) key_cmp((a)->v, (b)->v)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+static bool
+numbered(TrekFormat format)
+{
+	return format == TREK_FORMAT_GOLANG_MIGRATE ||
+		format == TREK_FORMAT_GOOSE || format == TREK_FORMAT_SQLX;
+}
+
+/* are a and b one version (dbmate's: the same digits) */
+static bool
+same_version(TrekFormat format, const Version *a, const Version *b)
+{
+	if (numbered(format))
+		return a->num == b->num;
+	if (format == TREK_FORMAT_DBMATE)
+		return a->rlen == b->rlen && memcmp(a->rev, b->rev, a->rlen) == 0;
+	return key_cmp(a, b) == 0;
 }
 
 /* compare numbers written in digits without leading zeros */
@@ -616,86 +753,62 @@ number_cmp(const char *a, int alen, const char *b, int blen)
 }
 
 /*
- * Flyway's order: parts separated by "." compared as numbers, missing
- * parts and trailing zero parts as 0 ("1.0" is "1", "1.10" after "1.9").
- */
-static int
-flyway_cmp(const char *a, const char *b)
-{
-	while (*a || *b)
-	{
-		int			al,
-					bl,
-					c;
-
-		while (*a == '0' && is_digit(a[1]))
-			a++;
-		while (*b == '0' && is_digit(b[1]))
-			b++;
-		al = strcspn(a, ".");
-		bl = strcspn(b, ".");
-		c = number_cmp(a, al, b, bl);
-		if (al == 0 && bl == 1 && b[0] == '0')
-			c = 0;
-		if (bl == 0 && al == 1 && a[0] == '0')
-			c = 0;
-		if (c != 0)
-			return c;
-		a += al + (a[al] == '.');
-		b += bl + (b[bl] == '.');
-	}
-	return 0;
-}
-
-static int
-version_cmp(const void *pa, const void *pb, void *arg)
-{
-	const Version *a = pa;
-	const Version *b = pb;
-	TrekFormat	format = *(TrekFormat *) arg;
-
-	switch (format)
-	{
-		case TREK_FORMAT_GOLANG_MIGRATE:
-		case TREK_FORMAT_GOOSE:
-		case TREK_FORMAT_SQLX:
-			return number_cmp(a->rev, strlen(a->rev), b->rev, strlen(b->rev));
-		case TREK_FORMAT_FLYWAY:
-			return flyway_cmp(a->rev, b->rev);
-		default:
-			/* dbmate: by file name; diesel: by version, as strings */
-			return strcmp(a->key, b->key);
-	}
-}
-
-/*
  * Compare two versions of format as the tool orders them (0: the same
- * version): what trek_adopt() reads from a tool's table with the folder's.
+ * version): what trek_adopt() reads from a tool's table with the folder's
+ * revisions.
  */
 int
 TrekFormatVersionCmp(TrekFormat format, const char *a, const char *b)
 {
-	Version		va = {(char *) a, NULL, NULL, false, a};
-	Version		vb = {(char *) b, NULL, NULL, false, b};
-
+	if (numbered(format))
+	{
+		while (a[0] == '0' && a[1] != '\0')
+			a++;
+		while (b[0] == '0' && b[1] != '\0')
+			b++;
+		return number_cmp(a, strlen(a), b, strlen(b));
+	}
 	if (format == TREK_FORMAT_FLYWAY)
-		return flyway_cmp(a, b);
-	if (format == TREK_FORMAT_DBMATE)
-		return strcmp(a, b);
-	return version_cmp(&va, &vb, &format);
+	{
+		TrekStrings strings = {NULL, 0};
+		ForeignName fa = {a, strlen(a)};
+		ForeignName fb = {b, strlen(b)};
+		Version		va,
+					vb;
+
+		/* a version Flyway refuses is no version of the folder */
+		if (!version_of(format, &fa, a, &strings, &va))
+			return 1;
+		if (!version_of(format, &fb, b, &strings, &vb))
+			return -1;
+		return key_cmp(&va, &vb);
+	}
+	return strcmp(a, b);
 }
 
 /* two files of one version and direction: the tools refuse them too */
 static void
-duplicate_version(TrekFolder *folder, const char *rev, const char *a,
-				  const char *b)
+duplicate_version(TrekFolder *folder, const char *rev, int rlen,
+				  const char *a, const char *b)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("migration folder \"%s\" has two migrations of version \"%s\"",
-					folder->path, rev),
+					folder->path, pnstrdup(rev, rlen)),
 			 errdetail("Files \"%s\" and \"%s\".", a, b),
 			 errhint("Give one of them another version.")));
+}
+
+/*
+ * "<folder>/<file>" of a diesel migration folder, copied into strings.
+ */
+static const char *
+diesel_file(TrekStrings *strings, const char *dir, const char *file)
+{
+	char		buf[2 * NAME_MAX + 16];
+
+	snprintf(buf, sizeof(buf), "%s/%s", dir, file);
+	return TrekStringsCopy(strings, buf, strlen(buf));
 }
 
 /*
@@ -708,68 +821,71 @@ migrations_of(TrekFolder *folder, TrekFormat format,
 			  int *nmigrations)
 {
 	Version    *vers = palloc(Max(n, 1) * sizeof(Version));
+	VersionRef *refs;
+	TrekStrings strings = {NULL, 0};
 	int			nv = 0;
 	int			nout = 0;
 	TrekMigration *out;
-	List	   *refused = NIL;
+	const char *refused = NULL;
 
 	for (int i = 0; i < n; i++)
 	{
 		ForeignName fn;
-		Version    *v;
+		Version    *v = &vers[nv];
 
-		CHECK_FOR_INTERRUPTS();
-		if (!parse_name(format, entries[i].name, entries[i].dir, &fn) ||
+		if (!parse_name_len(format, entries[i].name, entries[i].len,
+							entries[i].dir, &fn) ||
 			fn.companion || fn.repeatable)
 			continue;
-		v = &vers[nv];
-		v->rev = revision_of(format, &fn);
-		if (v->rev == NULL)
+		if (!version_of(format, &fn, entries[i].name, &strings, v))
 		{
-			refused = lappend(refused, entries[i].name);
+			if (refused == NULL || strcmp(entries[i].name, refused) < 0)
+				refused = entries[i].name;
 			continue;
 		}
 		v->code = fn.code;
-		v->key = format == TREK_FORMAT_DIESEL ? v->rev : entries[i].name;
-		v->up = NULL;
-		v->down = NULL;
+		v->up = fn.up ? entries[i].name : NULL;
+		v->down = fn.down ? entries[i].name : NULL;
 		if (format == TREK_FORMAT_DIESEL && entries[i].dir)
 		{
-			v->up = psprintf("%s/up.sql", entries[i].name);
-			v->down = psprintf("%s/down.sql", entries[i].name);
-		}
-		else
-		{
-			if (fn.up)
-				v->up = entries[i].name;
-			if (fn.down)
-				v->down = entries[i].name;
+			v->up = diesel_file(&strings, entries[i].name, "up.sql");
+			v->down = diesel_file(&strings, entries[i].name, "down.sql");
 		}
 		nv++;
 	}
-	if (refused != NIL)
+	CHECK_FOR_INTERRUPTS();
+	if (refused != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration folder \"%s\" has a %s migration with an invalid version: \"%s\"",
-						folder->path, TrekFormatTitle(format),
-						(char *) linitial(refused)),
+						folder->path, TrekFormatTitle(format), refused),
 				 errdetail("%s reads the version from the start of the name.",
 						   TrekFormatTitle(format))));
 
-	qsort_arg(vers, nv, sizeof(Version), version_cmp, &format);
+	refs = palloc(Max(nv, 1) * sizeof(VersionRef));
+	for (int i = 0; i < nv; i++)
+	{
+		refs[i].num = vers[i].num;
+		refs[i].v = &vers[i];
+	}
+	if (numbered(format))
+		sort_numbered(refs, nv);
+	else
+		sort_keyed(refs, nv);
 
 	/* merge the files of one version (up and down, or a diesel folder) */
 	out = palloc(Max(2 * nv, 1) * sizeof(TrekMigration));
 	for (int i = 0; i < nv;)
 	{
-		Version		merged = vers[i];
+		Version		merged = *refs[i].v;
 		int			j = i + 1;
 		int			prev;
 		int			rev;
 
-		for (; j < nv && version_cmp(&vers[i], &vers[j], &format) == 0; j++)
+		for (; j < nv && same_version(format, refs[i].v, refs[j].v); j++)
 		{
-			Version    *o = &vers[j];
+			Version    *o = refs[j].v;
+			const char *name = merged.rev;	/* NUL-terminated only for errors */
 
 			if (format == TREK_FORMAT_DIESEL)
 			{
@@ -780,12 +896,12 @@ migrations_of(TrekFolder *folder, TrekFormat format,
 
 				if (alen != strcspn(b, "/") || strncmp(a, b, alen) != 0 ||
 					(o->up && merged.up) || (o->down && merged.down))
-					duplicate_version(folder, merged.rev, a, b);
+					duplicate_version(folder, name, merged.rlen, a, b);
 			}
 			else if (o->up && merged.up)
-				duplicate_version(folder, merged.rev, merged.up, o->up);
+				duplicate_version(folder, name, merged.rlen, merged.up, o->up);
 			else if (o->down && merged.down)
-				duplicate_version(folder, merged.rev, merged.down, o->down);
+				duplicate_version(folder, name, merged.rlen, merged.down, o->down);
 			if (o->up)
 				merged.up = o->up;
 			if (o->down)
@@ -796,12 +912,12 @@ migrations_of(TrekFolder *folder, TrekFormat format,
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("migration folder \"%s\" has no up migration for version \"%s\"",
-							folder->path, merged.rev),
+							folder->path, pnstrdup(merged.rev, merged.rlen)),
 					 errdetail("It has only \"%s\".", merged.down)));
 
 		prev = nout == 0 ? 0 :
 			out[nout - (out[nout - 1].up ? 1 : 2)].to_rev;
-		rev = TrekRevisionsAdd(revs, merged.rev, strlen(merged.rev));
+		rev = TrekRevisionsAdd(revs, merged.rev, merged.rlen);
 		if (rev == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -837,6 +953,8 @@ migrations_of(TrekFolder *folder, TrekFormat format,
 						folder->path, TrekFormatTitle(format)),
 				 errhint("Check the folder's path, or trek.format.")));
 	*nmigrations = nout;
+	pfree(refs);
+	pfree(vers);
 	return out;
 }
 
@@ -896,6 +1014,88 @@ migration_cmp(const void *a, const void *b)
 }
 
 /*
+ * Is current the newest version of a folder of another tool?  For the
+ * plan that finds nothing to do: one pass over the entries, without the
+ * chain, but with the checks that building the chain makes (the folder's
+ * errors are the same whether the track is at head or not).  false also
+ * when the chain must be built to say (no version, or an error to report:
+ * migrations_of() reports it).
+ */
+static bool
+at_head(TrekFolder *folder, TrekFormat format, TrekForeignEntry *entries,
+		int n, const char *current)
+{
+	/* the versions seen: open addressing into seen[], nothing copied */
+	uint32		mask = pg_nextpower2_32((uint32) Max(2 * n, 16)) - 1;
+	uint32	   *slots = palloc0((mask + 1) * sizeof(uint32));
+	struct
+	{
+		const char *id;
+		int			idlen;
+		uint8		flags;		/* 1: an up file, 2: a down file */
+		const char *first;		/* the first file of the version */
+	}		   *seen = palloc(Max(n, 1) * sizeof(*seen));
+	int			nseen = 0;
+	TrekStrings strings = {NULL, 0};
+	Version		best = {0};
+	bool		keyed = !numbered(format);
+
+	for (int i = 0; i < n; i++)
+	{
+		ForeignName fn;
+		Version		v;
+		uint32		h;
+		uint8		f;
+		int			k;
+
+		if (!parse_name_len(format, entries[i].name, entries[i].len,
+							entries[i].dir, &fn) ||
+			fn.companion || fn.repeatable)
+			continue;
+		if (!version_of(format, &fn, entries[i].name, &strings, &v))
+			return false;
+		f = (fn.up ? 1 : 0) | (fn.down ? 2 : 0);
+		h = hash_bytes((const unsigned char *) v.id, v.idlen);
+		for (h &= mask; slots[h] != 0; h = (h + 1) & mask)
+		{
+			k = slots[h] - 1;
+			if (seen[k].idlen == v.idlen &&
+				memcmp(seen[k].id, v.id, v.idlen) == 0)
+				break;
+		}
+		if (slots[h] == 0)
+		{
+			k = nseen++;
+			slots[h] = k + 1;
+			seen[k].id = v.id;
+			seen[k].idlen = v.idlen;
+			seen[k].flags = 0;
+			seen[k].first = entries[i].name;
+		}
+		k = slots[h] - 1;
+		if ((seen[k].flags & f) != 0)
+			return false;		/* two files of one version */
+		if (format == TREK_FORMAT_DIESEL && seen[k].flags != 0)
+		{
+			size_t		alen = strcspn(seen[k].first, "/");
+
+			if (alen != strcspn(entries[i].name, "/") ||
+				strncmp(seen[k].first, entries[i].name, alen) != 0)
+				return false;
+		}
+		seen[k].flags |= f;
+		if (nseen == 1 || (keyed ? key_cmp(&v, &best) > 0 : v.num > best.num))
+			best = v;
+	}
+	/* every version has an up file */
+	for (int k = 0; k < nseen; k++)
+		if ((seen[k].flags & 1) == 0)
+			return false;
+	return nseen > 0 && (int) strlen(current) == best.rlen &&
+		memcmp(current, best.rev, best.rlen) == 0;
+}
+
+/*
  * The migrations of open folder folder, whatever its format (trek.format,
  * or recognised): TrekScanFolder() with other tools' folders read too.
  * folder->format says which it was.
@@ -903,6 +1103,18 @@ migration_cmp(const void *a, const void *b)
 TrekMigration *
 TrekFormatScan(TrekFolder *folder, int *nmigrations, bool sorted,
 			   TrekRevisions **revs)
+{
+	return TrekFormatScanAt(folder, nmigrations, sorted, revs, NULL);
+}
+
+/*
+ * TrekFormatScan(), but for a caller that has nothing to do if the track,
+ * at revision current, is at the newest version of another tool's folder:
+ * then NULL, *nmigrations is -1, and no chain is built.
+ */
+TrekMigration *
+TrekFormatScanAt(TrekFolder *folder, int *nmigrations, bool sorted,
+				 TrekRevisions **revs, const char *current)
 {
 	TrekMigration *migrations;
 	int			n;
@@ -916,10 +1128,17 @@ TrekFormatScan(TrekFolder *folder, int *nmigrations, bool sorted,
 	}
 	if (folder->format == TREK_FORMAT_AUTO)
 		folder->format = recognise(folder, folder->foreign, folder->nforeign);
-	migrations = migrations_of(folder, folder->format, folder->foreign,
-							   folder->nforeign, *revs, &n);
 	if (folder->format == TREK_FORMAT_FLYWAY)
 		find_repeatables(folder);
+	if (current != NULL &&
+		at_head(folder, folder->format, folder->foreign, folder->nforeign,
+				current))
+	{
+		*nmigrations = -1;
+		return NULL;
+	}
+	migrations = migrations_of(folder, folder->format, folder->foreign,
+							   folder->nforeign, *revs, &n);
 	if (sorted)
 		qsort(migrations, n, sizeof(TrekMigration), migration_cmp);
 	*nmigrations = n;
@@ -945,7 +1164,7 @@ TrekFormatStepFile(TrekFormat format, const char *file, bool up,
 		return false;
 	if (up ? !fn.up : !fn.down)
 		return false;
-	rev = revision_of(format, &fn);
+	rev = revision_of(format, &fn, file);
 	return rev != NULL && strcmp(rev, up ? to : from) == 0;
 }
 

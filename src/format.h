@@ -26,6 +26,9 @@ extern const char *TrekFormatTitle(TrekFormat format);
 extern TrekFormat TrekFormatFromName(const char *name);
 extern TrekMigration *TrekFormatScan(TrekFolder *folder, int *nmigrations,
 									 bool sorted, TrekRevisions **revs);
+extern TrekMigration *TrekFormatScanAt(TrekFolder *folder, int *nmigrations,
+									   bool sorted, TrekRevisions **revs,
+									   const char *current);
 extern int	TrekFormatVersionCmp(TrekFormat format, const char *a,
 								 const char *b);
 extern bool TrekFormatStepFile(TrekFormat format, const char *file, bool up,

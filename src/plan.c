@@ -434,11 +434,23 @@ TrekPlanMake(const TrekFolderRef *where, const char *target,
 	folder = TrekFolderOpenRef(where);
 	plan->dir = folder->path;
 	check = trail->check && trail->visible;
-	migrations = TrekFormatScan(folder, &nmigrations, check, &revs);
+	/* at head with nothing to check: another tool's chain is not built */
+	migrations = TrekFormatScanAt(folder, &nmigrations, check, &revs,
+								  !check && direction != TREK_DOWN &&
+								  strcmp(target, "head") == 0 ?
+								  trail->current : NULL);
 	plan->format = folder->format;
+	plan->from = pstrdup(trail->current);
+	if (nmigrations < 0)
+	{
+		plan->to = plan->from;
+		plan->direction = TREK_NONE;
+		add_repeatables(plan, folder);
+		TrekFolderClose(folder);
+		return plan;
+	}
 	g = TrekGraphBuild(migrations, nmigrations, revs);
 
-	plan->from = pstrdup(trail->current);
 	from = TrekGraphFind(g, plan->from);
 	if (from < 0)
 		ereport(ERROR,
