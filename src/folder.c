@@ -1068,6 +1068,23 @@ sent_file(TrekFolder *f, const char *file)
 }
 
 /*
+ * Does folder f have an entry name (a file of a sent folder; on the server,
+ * an entry of the folder, not followed if it is a link)?
+ */
+bool
+TrekFolderHas(TrekFolder *f, const char *name)
+{
+	struct stat st;
+	TrekSentFile key;
+
+	if (!f->sent)
+		return fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	key.name = (char *) name;
+	return bsearch(&key, f->files, f->nfiles, sizeof(TrekSentFile),
+				   sent_file_cmp) != NULL;
+}
+
+/*
  * The text of file in sent folder f (len bytes, not NUL-terminated), which
  * lives as long as the jsonb the folder was sent in.
  */

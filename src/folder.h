@@ -55,6 +55,8 @@ typedef struct TrekFolder
 	int			nforeign;
 	char	  **repeatables;	/* Flyway's R__ scripts, in Flyway's order */
 	int			nrepeatables;
+	char	  **companions;		/* Flyway's .conf files, sorted */
+	int			ncompanions;
 } TrekFolder;
 
 
@@ -66,6 +68,7 @@ extern TrekMigration *TrekScanFolder(TrekFolder *f, int *nmigrations,
 									 bool sorted, TrekRevisions **revs);
 extern void TrekHashFile(TrekFolder *f, const char *file, char *sha256,
 						 bool *no_transaction);
+extern bool TrekFolderHas(TrekFolder *f, const char *name);
 extern const char *TrekSentText(TrekFolder *f, const char *file, int *len);
 extern char *TrekReadText(TrekFolder *f, const char *file, int *len);
 extern char *TrekReadFile(TrekFolder *f, const char *file, int *len,

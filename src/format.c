@@ -112,6 +112,12 @@ typedef struct ForeignName
 	bool		repeatable;		/* Flyway's R__ script: no version */
 } ForeignName;
 
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
 static bool
 is_digit(char c)
 {
@@ -979,20 +985,31 @@ repeatable_cmp(const void *pa, const void *pb)
 	}
 }
 
-/* the folder's Flyway repeatable scripts, in Flyway's order */
+/*
+ * The folder's Flyway repeatable scripts, in Flyway's order, and its .conf
+ * files, sorted.
+ */
 static void
 find_repeatables(TrekFolder *folder)
 {
 	folder->repeatables = palloc(Max(folder->nforeign, 1) * sizeof(char *));
 	folder->nrepeatables = 0;
+	folder->companions = palloc(Max(folder->nforeign, 1) * sizeof(char *));
+	folder->ncompanions = 0;
 	for (int i = 0; i < folder->nforeign; i++)
 	{
 		ForeignName fn;
 
-		if (parse_name(TREK_FORMAT_FLYWAY, folder->foreign[i].name,
-					   folder->foreign[i].dir, &fn) && fn.repeatable)
+		if (!parse_name_len(TREK_FORMAT_FLYWAY, folder->foreign[i].name,
+							folder->foreign[i].len, folder->foreign[i].dir,
+							&fn))
+			continue;
+		if (fn.repeatable)
 			folder->repeatables[folder->nrepeatables++] = folder->foreign[i].name;
+		else if (fn.companion)
+			folder->companions[folder->ncompanions++] = folder->foreign[i].name;
 	}
+	qsort(folder->companions, folder->ncompanions, sizeof(char *), name_cmp);
 	qsort(folder->repeatables, folder->nrepeatables, sizeof(char *),
 		  repeatable_cmp);
 	for (int i = 1; i < folder->nrepeatables; i++)
@@ -1611,18 +1628,17 @@ flyway_outside(const char *file, const char *text, int len)
 	return nontx > 0;
 }
 
-/* does folder have an entry name (not followed, if a link)? */
+/*
+ * Does folder have an entry name?  Flyway's .conf files are known from
+ * the listing; the files in diesel's folders are looked for.
+ */
 static bool
 folder_has(TrekFolder *folder, const char *name)
 {
-	struct stat st;
-
-	if (!folder->sent)
-		return fstatat(folder->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-	for (int i = 0; i < folder->nfiles; i++)
-		if (strcmp(folder->files[i].name, name) == 0)
-			return true;
-	return false;
+	if (folder->format == TREK_FORMAT_FLYWAY)
+		return bsearch(&name, folder->companions, folder->ncompanions,
+					   sizeof(char *), name_cmp) != NULL;
+	return TrekFolderHas(folder, name);
 }
 
 /*
@@ -1757,6 +1773,8 @@ TrekFormatStep(TrekFormat format, TrekFolder *folder, const char *file,
 						 errdetail("diesel refuses to run an empty migration.")));
 			if (folder == NULL)
 				return;
+			/* metadata.toml matters only for a file that must run outside */
+			if (TrekFormatMustRunOutside(text, len))
 			{
 				const char *slash = strchr(file, '/');
 				char	   *meta = companion_text(folder,
@@ -1765,8 +1783,7 @@ TrekFormatStep(TrekFormat format, TrekFolder *folder, const char *file,
 				char	   *v = meta ? setting_of(meta, "run_in_transaction") : NULL;
 
 				/* diesel: a metadata.toml without the key means false */
-				outside = meta != NULL && (v == NULL || strcmp(v, "false") == 0) &&
-					TrekFormatMustRunOutside(text, len);
+				outside = meta != NULL && (v == NULL || strcmp(v, "false") == 0);
 			}
 			break;
 		default:
