@@ -999,10 +999,12 @@ find_repeatables(TrekFolder *folder)
 	for (int i = 0; i < folder->nforeign; i++)
 	{
 		ForeignName fn;
+		const char *name = folder->foreign[i].name;
 
-		if (!parse_name_len(TREK_FORMAT_FLYWAY, folder->foreign[i].name,
-							folder->foreign[i].len, folder->foreign[i].dir,
-							&fn))
+		/* only R__ scripts and .conf files */
+		if ((name[0] != 'R' && !ends_with(name, folder->foreign[i].len, ".conf")) ||
+			!parse_name_len(TREK_FORMAT_FLYWAY, name, folder->foreign[i].len,
+							folder->foreign[i].dir, &fn))
 			continue;
 		if (fn.repeatable)
 			folder->repeatables[folder->nrepeatables++] = folder->foreign[i].name;
@@ -1750,8 +1752,13 @@ TrekFormatStep(TrekFormat format, TrekFolder *folder, const char *file,
 			if (folder == NULL)
 				return;
 			{
-				char	   *conf = companion_text(folder, psprintf("%s.conf", file));
-				char	   *v = conf ? setting_of(conf, "executeInTransaction") : NULL;
+				char		name[NAME_MAX + 8];
+				char	   *conf;
+				char	   *v;
+
+				snprintf(name, sizeof(name), "%s.conf", file);
+				conf = companion_text(folder, name);
+				v = conf ? setting_of(conf, "executeInTransaction") : NULL;
 
 				if (v == NULL)
 					outside = flyway_outside(file, text, len);
