@@ -135,6 +135,8 @@ SELECT file, direction FROM trek.history WHERE track = 'fw' ORDER BY id DESC LIM
 CREATE SCHEMA fb;
 CREATE TABLE fb.flyway_schema_history (LIKE flyway_schema_history);
 INSERT INTO fb.flyway_schema_history VALUES (1, '1.1', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, 'app', now(), 0, true);
+-- a Java migration's row: not in the folder, passed over
+INSERT INTO fb.flyway_schema_history VALUES (2, '1.5', 'backfill', 'JDBC', 'db.migration.V1_5__backfill', NULL, 'app', now(), 0, true);
 SELECT trek_adopt(:'flyway'::jsonb, 'fb', 'fb.flyway_schema_history');
 SELECT * FROM written('fb');
 

@@ -325,6 +325,8 @@ read_flyway(Adoption *a)
 		}
 		if (version == NULL || strcmp(type, "SCHEMA") == 0)
 			continue;			/* the schema's creation, deleted runs */
+		if (strstr(type, "JDBC") != NULL || strcmp(type, "CUSTOM") == 0)
+			continue;			/* Java migrations: not in the folder */
 		if (strcmp(type, "DELETE") == 0 || strncmp(type, "UNDO_", 5) == 0)
 		{
 			if ((l = find_version(a, version)) != NULL)

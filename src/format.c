@@ -777,10 +777,17 @@ TrekFormatVersionCmp(TrekFormat format, const char *a, const char *b)
 	if (format == TREK_FORMAT_FLYWAY)
 	{
 		TrekStrings strings = {NULL, 0};
-		ForeignName fa = {a, strlen(a)};
-		ForeignName fb = {b, strlen(b)};
+		ForeignName fa;
+		ForeignName fb;
 		Version		va,
 					vb;
+
+		memset(&fa, 0, sizeof(fa));
+		memset(&fb, 0, sizeof(fb));
+		fa.version = a;
+		fa.vlen = strlen(a);
+		fb.version = b;
+		fb.vlen = strlen(b);
 
 		/* a version Flyway refuses is no version of the folder */
 		if (!version_of(format, &fa, a, &strings, &va))

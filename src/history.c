@@ -84,9 +84,10 @@ TrekStateStampFile(const char *track, const char *dir, const char *from,
 	Oid			nsp = TrekStateNamespace();
 	Oid			userid = GetUserId();
 	Datum		args[8];
-	char		nulls[8] = "        ";
+	char		nulls[8];
 	int			rc;
 
+	memset(nulls, ' ', sizeof(nulls));
 	if (TrekStateIs01(nsp))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
