@@ -355,17 +355,18 @@ compute_family(const TrekForeignEntry *e)
 {
 	ForeignName fn;
 
-	if (parse_name_len(TREK_FORMAT_DIESEL, e->name, e->len, e->dir, &fn))
-		return FAMILY_DIESEL;
+	/* diesel's are folders, or in a sent folder the files in them */
 	if (e->dir || memchr(e->name, '/', e->len) != NULL)
-		return -1;
-	if (parse_name_len(TREK_FORMAT_FLYWAY, e->name, e->len, false, &fn))
-		return FAMILY_FLYWAY;
+		return parse_name_len(TREK_FORMAT_DIESEL, e->name, e->len, e->dir,
+							  &fn) ? FAMILY_DIESEL : -1;
+	/* Flyway's start with a letter, the others with their version */
+	if (!is_digit(e->name[0]))
+		return parse_name_len(TREK_FORMAT_FLYWAY, e->name, e->len, false,
+							  &fn) ? FAMILY_FLYWAY : -1;
 	if (parse_name_len(TREK_FORMAT_GOLANG_MIGRATE, e->name, e->len, false, &fn))
 		return FAMILY_UPDOWN;
-	if (is_digit(e->name[0]) &&
-		(parse_name_len(TREK_FORMAT_DBMATE, e->name, e->len, false, &fn) ||
-		 parse_name_len(TREK_FORMAT_GOOSE, e->name, e->len, false, &fn)))
+	if (parse_name_len(TREK_FORMAT_DBMATE, e->name, e->len, false, &fn) ||
+		parse_name_len(TREK_FORMAT_GOOSE, e->name, e->len, false, &fn))
 		return FAMILY_NUMBERED;
 	return -1;
 }
