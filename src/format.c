@@ -444,6 +444,19 @@ first_of(TrekForeignEntry *entries, int n, int family, bool up_only,
 }
 
 /*
+ * The text of the first file of family (see first_of), NUL-terminated, or
+ * NULL when there is none; *go as first_of() says.
+ */
+static char *
+first_text(TrekFolder *folder, TrekForeignEntry *entries, int n, int family,
+		   bool up_only, bool *go, int *len)
+{
+	const char *first = first_of(entries, n, family, up_only, go);
+
+	return first != NULL ? TrekReadText(folder, first, len) : NULL;
+}
+
+/*
  * dbmate, goose or sqlx, for a folder of "<version>_<name>.sql" files:
  * the first of them by name says which by its annotations.
  */
@@ -451,16 +464,13 @@ static TrekFormat
 recognise_numbered(TrekFolder *folder, TrekForeignEntry *entries, int n)
 {
 	bool		go = false;
-	const char *first = first_of(entries, n, FAMILY_NUMBERED, false, &go);
-	char	   *text;
-	int			len;
+	int			len = 0;
+	char	   *text = first_text(folder, entries, n, FAMILY_NUMBERED, false,
+								  &go, &len);
 
 	if (go)
 		return TREK_FORMAT_GOOSE;
-	if (first == NULL)
-		return TREK_FORMAT_SQLX;
-	text = TrekReadText(folder, first, &len);
-	for (int start = 0; start < len;)
+	for (int start = 0; text != NULL && start < len;)
 	{
 		const char *nl = memchr(text + start, '\n', len - start);
 		int			end = nl ? (int) (nl - text) : len;
@@ -485,14 +495,12 @@ static bool
 first_says_sqlx(TrekFolder *folder, TrekForeignEntry *entries, int n)
 {
 	bool		go = false;
-	const char *first = first_of(entries, n, FAMILY_UPDOWN, true, &go);
-	char	   *text;
-	int			len;
+	int			len = 0;
+	char	   *text = first_text(folder, entries, n, FAMILY_UPDOWN, true,
+								  &go, &len);
 
-	if (first == NULL)
-		return false;
-	text = TrekReadText(folder, first, &len);
-	return len >= 17 && memcmp(text, "-- no-transaction", 17) == 0;
+	return text != NULL && len >= 17 &&
+		memcmp(text, "-- no-transaction", 17) == 0;
 }
 
 /*

@@ -72,6 +72,20 @@ LINES = [
 ]
 
 
+def outcome(outcomes, conn, what, run):
+    """Count what run() gave: "ok" or the SQLSTATE of a clean error; fail
+    the test on an internal error, and on a lost session (a crash)."""
+    try:
+        run()
+        outcomes["ok"] = outcomes.get("ok", 0) + 1
+    except psycopg.errors.InternalError_ as e:
+        pytest.fail("internal error for %r: %s" % (what, e))
+    except psycopg.Error as e:
+        if e.sqlstate is None or conn.closed:
+            raise       # the session is gone: the server crashed
+        outcomes[e.sqlstate] = outcomes.get(e.sqlstate, 0) + 1
+
+
 def random_folder(rng, tool):
     files = {}
     for _ in range(rng.randint(0, 8)):
@@ -100,25 +114,12 @@ def test_random_folders_give_errors_not_crashes(cluster, database):
             conn.execute("SET trek.format = '%s'" % fmt)
             track = "fz%d" % case
             call = rng.choice(["plan", "migrate", "status", "adopt"])
-            try:
-                if call == "plan":
-                    conn.execute("SELECT trek_plan(%s, 'head', track => %s)",
-                                 (Jsonb(files), track))
-                elif call == "migrate":
-                    conn.execute("CALL trek_migrate(%s, 'head', track => %s)",
-                                 (Jsonb(files), track))
-                elif call == "status":
-                    conn.execute("SELECT * FROM trek_status(%s, %s)",
-                                 (Jsonb(files), track))
-                else:
-                    conn.execute("SELECT trek_adopt(%s, %s)", (Jsonb(files), track))
-                outcomes["ok"] = outcomes.get("ok", 0) + 1
-            except psycopg.errors.InternalError_ as e:
-                pytest.fail("internal error for %r (%s): %s" % (files, fmt, e))
-            except psycopg.Error as e:
-                if e.sqlstate is None or conn.closed:
-                    raise       # the session is gone: the server crashed
-                outcomes[e.sqlstate] = outcomes.get(e.sqlstate, 0) + 1
+            sql = {"plan": "SELECT trek_plan(%s, 'head', track => %s)",
+                   "migrate": "CALL trek_migrate(%s, 'head', track => %s)",
+                   "status": "SELECT * FROM trek_status(%s, %s)",
+                   "adopt": "SELECT trek_adopt(%s, %s)"}[call]
+            outcome(outcomes, conn, (files, fmt),
+                    lambda: conn.execute(sql, (Jsonb(files), track)))
         assert conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == start
     print("seed", seed, "outcomes", sorted(outcomes.items()))
     assert outcomes.get("ok", 0) > 0 and len(outcomes) > 3
@@ -186,16 +187,9 @@ def test_random_state_tables_give_errors_not_crashes(cluster, database):
             conn.execute("SET trek.format = '%s'" % fmt)
             trace(case, fmt, files, conn.execute("TABLE %s" % table).fetchall(),
                   conn.execute("TABLE migrations").fetchall())
-            try:
-                conn.execute("SELECT trek_adopt(%s, %s)",
-                             (Jsonb(files), "ad%d" % case))
-                outcomes["ok"] = outcomes.get("ok", 0) + 1
-            except psycopg.errors.InternalError_ as e:
-                pytest.fail("internal error for %r: %s" % (files, e))
-            except psycopg.Error as e:
-                if e.sqlstate is None or conn.closed:
-                    raise       # the session is gone: the server crashed
-                outcomes[e.sqlstate] = outcomes.get(e.sqlstate, 0) + 1
+            outcome(outcomes, conn, files,
+                    lambda: conn.execute("SELECT trek_adopt(%s, %s)",
+                                         (Jsonb(files), "ad%d" % case)))
         assert conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == start
     print("seed", seed, "outcomes", sorted(outcomes.items()))
     assert outcomes.get("ok", 0) > 0 and len(outcomes) > 3
