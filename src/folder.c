@@ -805,7 +805,7 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration folder \"%s\" has no migration from revision \"initial\"",
 						f->path),
-				 errhint("Every database starts at revision \"initial\"; add a file named like \"YYYYMMDD_initial_up_<revision>.sql\".")));
+				 errhint("Every database starts at revision \"initial\"; add a file named like \"YYYYMMDD_initial_up_<revision>.sql\". A folder of golang-migrate, Flyway, dbmate, goose, sqlx or diesel is read as its tool names files: check the names, or name the tool with trek.format.")));
 
 	if (sorted)
 		qsort(scan.migrations, scan.n, sizeof(TrekMigration), migration_cmp);
