@@ -77,6 +77,8 @@ typedef struct Adoption
 	TrekFolder *folder;
 	Link	   *chain;			/* the folder's versions, first first */
 	int			n;
+	TrekRevisions *ids;			/* the chain's versions, numbered */
+	int		   *link_of;		/* the link of each number of ids */
 	char	   *table;			/* the state table, quoted */
 	List	   *repeatables;	/* Flyway: the newest row of each R__ script
 								 * it applied, as (script, checksum) pairs */
@@ -113,10 +115,10 @@ problem(Adoption *a, const char *fmt,...)
 static Link *
 find_version(Adoption *a, const char *version)
 {
-	for (int i = 0; i < a->n; i++)
-		if (TrekFormatVersionCmp(a->format, a->chain[i].up->to, version) == 0)
-			return &a->chain[i];
-	return NULL;
+	char	   *id = TrekFormatVersionId(a->format, version);
+	int			i = id ? TrekRevisionsFind(a->ids, id, strlen(id)) : -1;
+
+	return i > 0 ? &a->chain[a->link_of[i]] : NULL;
 }
 
 /* mark version applied, or note that the folder lacks it */
@@ -554,9 +556,17 @@ TrekAdopt(const TrekFolderRef *where, const char *track,
 		if (migrations[i].up)
 			next[migrations[i].from_rev] = i;
 	a.chain = palloc(Max(nrevs, 1) * sizeof(Link));
+	a.ids = TrekRevisionsCreate(nrevs);
+	a.link_of = palloc((nrevs + 1) * sizeof(int));
 	for (cur = 0; a.format != TREK_FORMAT_TREK && next[cur] >= 0 &&
 		 a.n < nrevs; cur = migrations[next[cur]].to_rev)
 	{
+		char	   *id = TrekFormatVersionId(a.format, migrations[next[cur]].to);
+
+		if (id == NULL)			/* the chain's versions are the tool's */
+			elog(ERROR, "version \"%s\" of the chain is none of %s",
+				 migrations[next[cur]].to, a.tool);
+		a.link_of[TrekRevisionsAdd(a.ids, id, strlen(id))] = a.n;
 		a.chain[a.n].up = &migrations[next[cur]];
 		a.chain[a.n].applied = false;
 		a.chain[a.n++].checksum = NULL;

@@ -773,13 +773,8 @@ TrekScanFolder(TrekFolder *f, int *nmigrations, bool sorted,
 		scan.migrations = palloc(sizeof(TrekMigration));
 		scan.revs = TrekRevisionsCreate(Max(scan.nforeign, 16));
 	}
-	if (f->format == TREK_FORMAT_AUTO && scan.n == 0 && scan.nforeign > 0)
-	{
-		*nmigrations = 0;
-		*revs = scan.revs;
-		return scan.migrations;
-	}
-	if (f->format != TREK_FORMAT_AUTO && f->format != TREK_FORMAT_TREK)
+	if ((f->format == TREK_FORMAT_AUTO && scan.n == 0 && scan.nforeign > 0) ||
+		(f->format != TREK_FORMAT_AUTO && f->format != TREK_FORMAT_TREK))
 	{
 		*nmigrations = 0;
 		*revs = scan.revs;

@@ -768,6 +768,40 @@ number_cmp(const char *a, int alen, const char *b, int blen)
 }
 
 /*
+ * What is the same for all the ways of writing one version of format
+ * ("1" for "0001", Flyway's "1" for "1.0"), or NULL for text that is no
+ * version of it: for looking up the versions a tool's table names.
+ */
+char *
+TrekFormatVersionId(TrekFormat format, const char *version)
+{
+	int			n = strlen(version);
+
+	if (numbered(format))
+	{
+		if (n == 0 || leading_digits(version, n) != n)
+			return NULL;
+		while (version[0] == '0' && version[1] != '\0')
+			version++;
+		return pstrdup(version);
+	}
+	if (format == TREK_FORMAT_FLYWAY)
+	{
+		TrekStrings strings = {NULL, 0};
+		ForeignName fn;
+		Version		v;
+
+		memset(&fn, 0, sizeof(fn));
+		fn.version = version;
+		fn.vlen = n;
+		if (!version_of(format, &fn, version, &strings, &v))
+			return NULL;
+		return pnstrdup(v.id, v.idlen);
+	}
+	return pstrdup(version);
+}
+
+/*
  * Compare two versions of format as the tool orders them (0: the same
  * version): what trek_adopt() reads from a tool's table with the folder's
  * revisions.
@@ -1448,80 +1482,21 @@ goose_section(const char *file, bool up, char *text, int len, bool *outside)
 }
 
 /*
- * Can the statement not run in a transaction block?  The statements that
- * PostgreSQL refuses there (PreventInTransactionBlock) and a migration may
- * hold.
+ * Statements that both PostgreSQL (PreventInTransactionBlock) and Flyway's
+ * PostgreSQLParser run outside a transaction block: CREATE/DROP DATABASE,
+ * TABLESPACE or SUBSCRIPTION, ALTER SYSTEM, CREATE/DROP INDEX
+ * CONCURRENTLY, REINDEX SCHEMA/DATABASE/SYSTEM, VACUUM.
  */
 static bool
-needs_no_transaction(Node *stmt)
+outside_for_both(Node *stmt)
 {
 	switch (nodeTag(stmt))
 	{
 		case T_IndexStmt:
 			return ((IndexStmt *) stmt)->concurrent;
 		case T_DropStmt:
+			/* only DROP INDEX has CONCURRENTLY */
 			return ((DropStmt *) stmt)->concurrent;
-		case T_ReindexStmt:
-			{
-				ReindexStmt *r = (ReindexStmt *) stmt;
-				ListCell   *lc;
-
-				if (r->kind == REINDEX_OBJECT_SYSTEM ||
-					r->kind == REINDEX_OBJECT_DATABASE ||
-					r->kind == REINDEX_OBJECT_SCHEMA)
-					return true;
-				foreach(lc, r->params)
-					if (strcmp(((DefElem *) lfirst(lc))->defname,
-							   "concurrently") == 0)
-					return true;
-				return false;
-			}
-		case T_VacuumStmt:
-			return ((VacuumStmt *) stmt)->is_vacuumcmd;
-		case T_CreatedbStmt:
-		case T_DropdbStmt:
-		case T_AlterSystemStmt:
-		case T_CreateTableSpaceStmt:
-		case T_DropTableSpaceStmt:
-		case T_CreateSubscriptionStmt:
-		case T_DropSubscriptionStmt:
-			return true;
-		case T_ClusterStmt:
-			return ((ClusterStmt *) stmt)->relation == NULL;
-		case T_AlterTableStmt:
-			{
-				ListCell   *lc;
-
-				foreach(lc, ((AlterTableStmt *) stmt)->cmds)
-				{
-					AlterTableCmd *cmd = lfirst(lc);
-
-					if (cmd->subtype == AT_DetachPartition &&
-						((PartitionCmd *) cmd->def)->concurrent)
-						return true;
-				}
-				return false;
-			}
-		default:
-			return false;
-	}
-}
-
-/*
- * Flyway's own list (PostgreSQLParser): CREATE/DROP DATABASE, TABLESPACE
- * or SUBSCRIPTION, ALTER SYSTEM, CREATE/DROP INDEX CONCURRENTLY, REINDEX
- * SCHEMA/DATABASE/SYSTEM, VACUUM, DISCARD ALL.
- */
-static bool
-flyway_non_transactional(Node *stmt)
-{
-	switch (nodeTag(stmt))
-	{
-		case T_IndexStmt:
-			return ((IndexStmt *) stmt)->concurrent;
-		case T_DropStmt:
-			return ((DropStmt *) stmt)->concurrent &&
-				((DropStmt *) stmt)->removeType == OBJECT_INDEX;
 		case T_ReindexStmt:
 			{
 				ReindexStmt *r = (ReindexStmt *) stmt;
@@ -1532,8 +1507,6 @@ flyway_non_transactional(Node *stmt)
 			}
 		case T_VacuumStmt:
 			return ((VacuumStmt *) stmt)->is_vacuumcmd;
-		case T_DiscardStmt:
-			return ((DiscardStmt *) stmt)->target == DISCARD_ALL;
 		case T_CreatedbStmt:
 		case T_DropdbStmt:
 		case T_AlterSystemStmt:
@@ -1545,6 +1518,56 @@ flyway_non_transactional(Node *stmt)
 		default:
 			return false;
 	}
+}
+
+/*
+ * Can the statement not run in a transaction block?  The statements that
+ * PostgreSQL refuses there and a migration may hold: those above, and
+ * REINDEX ... CONCURRENTLY, CLUSTER of every table, DETACH PARTITION ...
+ * CONCURRENTLY.
+ */
+static bool
+needs_no_transaction(Node *stmt)
+{
+	ListCell   *lc;
+
+	if (outside_for_both(stmt))
+		return true;
+	switch (nodeTag(stmt))
+	{
+		case T_ReindexStmt:
+			foreach(lc, ((ReindexStmt *) stmt)->params)
+				if (strcmp(((DefElem *) lfirst(lc))->defname,
+						   "concurrently") == 0)
+				return true;
+			return false;
+		case T_ClusterStmt:
+			return ((ClusterStmt *) stmt)->relation == NULL;
+		case T_AlterTableStmt:
+			foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+			{
+				AlterTableCmd *cmd = lfirst(lc);
+
+				if (cmd->subtype == AT_DetachPartition &&
+					((PartitionCmd *) cmd->def)->concurrent)
+					return true;
+			}
+			return false;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Flyway's own list (PostgreSQLParser): those above, and DISCARD ALL; not
+ * REINDEX TABLE CONCURRENTLY, which Flyway runs in a transaction.
+ */
+static bool
+flyway_non_transactional(Node *stmt)
+{
+	return outside_for_both(stmt) ||
+		(IsA(stmt, DiscardStmt) &&
+		 ((DiscardStmt *) stmt)->target == DISCARD_ALL);
 }
 
 /*

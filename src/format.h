@@ -29,6 +29,7 @@ extern TrekMigration *TrekFormatScan(TrekFolder *folder, int *nmigrations,
 extern TrekMigration *TrekFormatScanAt(TrekFolder *folder, int *nmigrations,
 									   bool sorted, TrekRevisions **revs,
 									   const char *current);
+extern char *TrekFormatVersionId(TrekFormat format, const char *version);
 extern int	TrekFormatVersionCmp(TrekFormat format, const char *a,
 								 const char *b);
 extern bool TrekFormatStepFile(TrekFormat format, const char *file, bool up,

@@ -193,6 +193,17 @@ TrekStateHistory(const char *track, int *nrows, MemoryContext cxt)
 }
 
 /*
+ * Is r a run of a repeatable migration (or trek_adopt()'s record of one)?
+ * It leaves the revision as it is.
+ */
+static bool
+is_repeatable_run(const TrekHistoryRow *r)
+{
+	return r->direction != TREK_DOWN && r->file != NULL &&
+		strcmp(r->from, r->to) == 0;
+}
+
+/*
  * The history rows in effect, oldest first: the up steps that brought the
  * track where it is and were not undone since, *n of them (copied).  The
  * history is replayed oldest first as a stack: an up step is pushed; a down
@@ -216,9 +227,7 @@ rows_in_effect(TrekHistoryRow *rows, int nrows, int *n)
 		int			k;
 
 		CHECK_FOR_INTERRUPTS();
-		/* a repeatable migration's run leaves the revision as it is */
-		if (r->direction != TREK_DOWN && r->file != NULL &&
-			strcmp(r->from, r->to) == 0)
+		if (is_repeatable_run(r))
 			continue;
 		/* trek_adopt()'s stamps are the steps another tool applied */
 		if (r->direction == TREK_UP ||
@@ -314,9 +323,7 @@ TrekStateRepeatables(const char *track, int *n)
 			left[nleft++] = rows[i].from;
 			continue;
 		}
-		/* runs, and trek_adopt()'s record of Flyway's runs */
-		if (rows[i].direction == TREK_DOWN || rows[i].file == NULL ||
-			strcmp(rows[i].from, rows[i].to) != 0)
+		if (!is_repeatable_run(&rows[i]))
 			continue;
 		for (int j = 0; j < nleft && !skip; j++)
 			skip = strcmp(left[j], rows[i].to) == 0;
@@ -327,6 +334,20 @@ TrekStateRepeatables(const char *track, int *n)
 	}
 	*n = k;
 	return out;
+}
+
+/*
+ * Is repeatable migration file, whose SHA-256 is now sha256, new or changed
+ * since its run among last (TrekStateRepeatables(), nlast rows)?
+ */
+bool
+TrekRepeatableChanged(const TrekHistoryRow *last, int nlast, const char *file,
+					  const char *sha256)
+{
+	for (int j = 0; j < nlast; j++)
+		if (strcmp(last[j].file, file) == 0)
+			return strcmp(last[j].sha256, sha256) != 0;
+	return true;
 }
 
 static Datum

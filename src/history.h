@@ -19,6 +19,8 @@ extern void TrekStateStampFile(const char *track, const char *dir,
 							   const char *file, const char *sha256,
 							   const char *tool, bool owned);
 extern TrekHistoryRow *TrekStateRepeatables(const char *track, int *n);
+extern bool TrekRepeatableChanged(const TrekHistoryRow *last, int nlast,
+								  const char *file, const char *sha256);
 extern void TrekStateStamp(const char *track, const char *dir,
 						   const char *from, const char *to, bool owned);
 extern TrekHistoryRow *TrekStateHistory(const char *track, int *nrows,

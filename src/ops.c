@@ -112,13 +112,11 @@ survey(TrekSurvey *s, const TrekFolderRef *where, const char *track)
 		{
 			char		sha256[TREK_SHA256_HEX_LEN + 1];
 			bool		marker;
-			bool		changed = true;
 
 			TrekHashFile(s->folder, s->folder->repeatables[i], sha256, &marker);
-			for (int j = 0; j < nlast; j++)
-				if (strcmp(last[j].file, s->folder->repeatables[i]) == 0)
-					changed = strcmp(last[j].sha256, sha256) != 0;
-			s->nrepeatables += changed;
+			s->nrepeatables += TrekRepeatableChanged(last, nlast,
+													 s->folder->repeatables[i],
+													 sha256);
 		}
 	}
 	TrekFolderClose(s->folder);

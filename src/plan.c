@@ -376,7 +376,6 @@ add_repeatables(TrekPlan *plan, TrekFolder *folder)
 	{
 		TrekStep   *s = &plan->steps[n];
 		const char *file = folder->repeatables[i];
-		bool		changed = true;
 
 		CHECK_FOR_INTERRUPTS();
 		memset(s, 0, sizeof(TrekStep));
@@ -384,10 +383,7 @@ add_repeatables(TrekPlan *plan, TrekFolder *folder)
 		s->from = plan->to;
 		s->to = plan->to;
 		fill_step(plan, s, folder, file, true);
-		for (int j = 0; j < nlast; j++)
-			if (strcmp(last[j].file, file) == 0)
-				changed = strcmp(last[j].sha256, s->sha256) != 0;
-		if (changed)
+		if (TrekRepeatableChanged(last, nlast, file, s->sha256))
 			n++;
 	}
 	if (n > plan->nsteps)
