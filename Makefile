@@ -5,7 +5,7 @@ EXTVERSION  := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" $(EXTENSI
 MODULE_big   = trek
 OBJS         = src/trek.o src/parse.o src/names.o src/folder.o src/graph.o src/drift.o src/plan.o \
                src/state.o src/history.o src/runrows.o \
-               src/step.o src/lockwait.o src/notxn.o src/execute.o src/migrate.o \
+               src/step.o src/check.o src/rehearse.o src/lockwait.o src/notxn.o src/execute.o src/migrate.o \
                src/guard.o src/python.o src/runs.o src/format.o src/adopt.o \
                src/toplevel.o src/ops.o
 DATA         = $(wildcard trek--*.sql)

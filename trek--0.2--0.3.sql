@@ -169,3 +169,65 @@ COMMENT ON FUNCTION trek_adopt(jsonb, text, text) IS
 
 REVOKE EXECUTE ON FUNCTION trek_adopt(text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION trek_adopt(jsonb, text, text) FROM PUBLIC;
+
+-- ---- the safety gate ----
+
+-- The hazards a step's "-- trek:allow" lines accepted when the gate found
+-- them (src/check.c); NULL for a step that had none.
+ALTER TABLE trek.history ADD COLUMN accepted text[];
+
+COMMENT ON COLUMN trek.history.accepted IS
+'the hazards (rewrite, scan, index build, all rows) the safety gate found in the step and its "-- trek:allow" lines accepted';
+
+CREATE FUNCTION trek_check(plan jsonb)
+RETURNS TABLE (step integer, file text, line integer, statement text,
+			   relation regclass, lock text, blocks text, rewrites boolean,
+			   scans boolean, rows bigint, bytes bigint, hazard text,
+			   advice text)
+AS 'MODULE_PATHNAME', 'trek_check'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_check(jsonb) IS
+'what each statement of a plan will lock, rewrite and scan on this database, and its hazards; runs nothing';
+
+CREATE FUNCTION trek_check(dir text, target text,
+						   direction text DEFAULT 'auto',
+						   track text DEFAULT 'default')
+RETURNS TABLE (step integer, file text, line integer, statement text,
+			   relation regclass, lock text, blocks text, rewrites boolean,
+			   scans boolean, rows bigint, bytes bigint, hazard text,
+			   advice text)
+AS 'MODULE_PATHNAME', 'trek_check'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_check(text, text, text, text) IS
+'what each statement of the plan to a target will lock, rewrite and scan on this database, and its hazards; runs nothing';
+
+CREATE FUNCTION trek_check(folder jsonb, target text,
+						   direction text DEFAULT 'auto',
+						   track text DEFAULT 'default')
+RETURNS TABLE (step integer, file text, line integer, statement text,
+			   relation regclass, lock text, blocks text, rewrites boolean,
+			   scans boolean, rows bigint, bytes bigint, hazard text,
+			   advice text)
+AS 'MODULE_PATHNAME', 'trek_check'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_check(jsonb, text, text, text) IS
+'what each statement of the plan to a target of a folder sent as jsonb will lock, rewrite and scan on this database, and its hazards; runs nothing';
+
+CREATE FUNCTION trek_rehearse(plan jsonb)
+RETURNS TABLE (step integer, file text, line integer, statement text,
+			   relation regclass, lock text, blocks text, rewrites boolean,
+			   scans boolean, rows bigint, bytes bigint, hazard text,
+			   advice text)
+AS 'MODULE_PATHNAME', 'trek_rehearse'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION trek_rehearse(jsonb) IS
+'run a plan and roll it back, returning the locks each statement took and whether it rewrote or scanned each table';
+
+REVOKE EXECUTE ON FUNCTION trek_check(jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_check(text, text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_check(jsonb, text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION trek_rehearse(jsonb) FROM PUBLIC;

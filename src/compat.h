@@ -81,4 +81,19 @@
 #define TREK_MODULE_MAGIC PG_MODULE_MAGIC
 #endif
 
+/*
+ * ALTER TABLE ... ALTER COLUMN ... SET EXPRESSION from 17 on, and virtual
+ * generated columns and NOT NULL as a table constraint from 18 on
+ * (nodes/parsenodes.h, catalog/pg_attribute.h)
+ */
+#if PG_VERSION_NUM >= 170000
+#define TREK_HAVE_SET_EXPRESSION 1
+#endif
+#if PG_VERSION_NUM >= 180000
+#define TREK_HAVE_NOT_NULL_CONSTRAINT 1
+#define TrekConstraintStored(c) ((c)->generated_kind == ATTRIBUTE_GENERATED_STORED)
+#else
+#define TrekConstraintStored(c) ((void) (c), true)
+#endif
+
 #endif							/* TREK_COMPAT_H */

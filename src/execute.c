@@ -18,6 +18,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "check.h"
 #include "execute.h"
 #include "folder.h"
 #include "plan.h"
@@ -108,6 +109,9 @@ execute_plan(TrekPlan *plan, bool *running, TrekProgress *progress)
 						plan->track, current, plan->from),
 				 errhint("Make a new plan with trek_plan().")));
 
+	/* the safety gate: nothing runs if a step has a hazard it does not accept */
+	TrekCheckGate(plan, 0, folder);
+
 	/* the run, visible to other sessions from now on (runs.c) */
 	TrekRunsPersist();
 	run_id = TrekStateRunNextId();
@@ -131,6 +135,7 @@ execute_plan(TrekPlan *plan, bool *running, TrekProgress *progress)
 		CHECK_FOR_INTERRUPTS();
 		TrekStepReport("trek_execute", plan, i);
 		TrekRunsProgress(i, s->file);
+		TrekCheckHolders(plan, i);
 		started[i] = GetCurrentTimestamp();
 		(void) TrekStepRun(plan, i, folder, progress, false);
 		finished[i] = GetCurrentTimestamp();

@@ -25,21 +25,25 @@
 static SPIPlanPtr track_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr insert_0_1_plan = NULL;
+static SPIPlanPtr insert_accepted_plan = NULL;
 
 /*
  * The history INSERT: $1 track, $2 direction, $3 applied_by, $4 folder
- * (not stored by 0.1), $5 to $10 the steps as arrays.
+ * (not stored by 0.1), $5 to $10 the steps as arrays; from 0.3 on, $11 the
+ * hazards each step accepted, comma-separated ('' for none).
  */
-#define INSERT_SQL(dircol, dirval) \
+#define INSERT_SQL(dircol, dirval, acccol, accval, accarg) \
 	"INSERT INTO trek.history (track, from_revision, to_revision, direction," \
-	" file, sha256, applied_at, applied_by, duration" dircol ")" \
+	" file, sha256, applied_at, applied_by, duration" dircol acccol ")" \
 	" SELECT $1, s.f, s.t, $2, s.file, s.sha, s.started, $3," \
-	" s.finished OPERATOR(pg_catalog.-) s.started" dirval \
+	" s.finished OPERATOR(pg_catalog.-) s.started" dirval accval \
 	" FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6)," \
 	" pg_catalog.unnest($7), pg_catalog.unnest($8)," \
-	" pg_catalog.unnest($9), pg_catalog.unnest($10))" \
-	" WITH ORDINALITY AS s(f, t, file, sha, started, finished, n)" \
-	" ORDER BY s.n"
+	" pg_catalog.unnest($9), pg_catalog.unnest($10)" accarg ")" \
+	" WITH ORDINALITY AS s(f, t, file, sha, started, finished" acccol \
+	", n) ORDER BY s.n"
+#define INSERT_ACCEPTED_VAL \
+	", pg_catalog.string_to_array(NULLIF(s.accepted, ''), ',')"
 
 
 /*
@@ -385,8 +389,10 @@ TrekStateRecord(TrekPlan *plan, const char *direction, const char *dir,
 	TrekOwnerSave save;
 	Oid			nsp = TrekStateNamespace();
 	Oid			userid = GetUserId();
-	Datum		args[10];
+	Datum		args[11];
 	Datum	   *from = palloc(n * sizeof(Datum));
+	Datum	   *accepted = palloc(n * sizeof(Datum));
+	bool		with_accepted;
 	Datum	   *to = palloc(n * sizeof(Datum));
 	Datum	   *file = palloc(n * sizeof(Datum));
 	Datum	   *sha = palloc(n * sizeof(Datum));
@@ -403,19 +409,31 @@ TrekStateRecord(TrekPlan *plan, const char *direction, const char *dir,
 	if (!owned && !legacy)
 		claim_track(plan->track, userid);
 
-	insert = legacy ? insert_0_1_plan : insert_plan;
+	/* the hazards steps accepted, where trek.history has their column */
+	with_accepted = !legacy &&
+		get_attnum(get_relname_relid("history", nsp), "accepted") !=
+		InvalidAttrNumber;
+	insert = legacy ? insert_0_1_plan :
+		with_accepted ? insert_accepted_plan : insert_plan;
 	if (insert == NULL)
 	{
-		Oid			argtypes[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		Oid			argtypes[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID};
 
 		if (legacy)
 			insert = insert_0_1_plan =
-				TrekStatePrepare(INSERT_SQL("", ""), 10, argtypes);
+				TrekStatePrepare(INSERT_SQL("", "", "", "", ""), 10, argtypes);
+		else if (with_accepted)
+			insert = insert_accepted_plan =
+				TrekStatePrepare(INSERT_SQL(", dir", ", $4", ", accepted",
+											INSERT_ACCEPTED_VAL,
+											", pg_catalog.unnest($11)"),
+								 11, argtypes);
 		else
 			insert = insert_plan =
-				TrekStatePrepare(INSERT_SQL(", dir", ", $4"), 10, argtypes);
+				TrekStatePrepare(INSERT_SQL(", dir", ", $4", "", "", ""), 10,
+								 argtypes);
 	}
 	for (int i = 0; i < n; i++)
 	{
@@ -425,6 +443,7 @@ TrekStateRecord(TrekPlan *plan, const char *direction, const char *dir,
 		to[i] = CStringGetTextDatum(s->to);
 		file[i] = CStringGetTextDatum(s->file);
 		sha[i] = CStringGetTextDatum(s->sha256);
+		accepted[i] = CStringGetTextDatum(s->accepted ? s->accepted : "");
 	}
 	args[0] = CStringGetTextDatum(plan->track);
 	args[1] = CStringGetTextDatum(direction);
@@ -436,6 +455,7 @@ TrekStateRecord(TrekPlan *plan, const char *direction, const char *dir,
 	args[7] = text_array(sha, n);
 	args[8] = timestamptz_array(started, n);
 	args[9] = timestamptz_array(finished, n);
+	args[10] = text_array(accepted, n);
 	rc = SPI_execute_plan(insert, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
 		elog(ERROR, "could not insert into trek.history: %s",

@@ -32,6 +32,7 @@
 #include "folder.h"
 #include "history.h"
 #include "lockwait.h"
+#include "check.h"
 #include "migrate.h"
 #include "notxn.h"
 #include "plan.h"
@@ -287,6 +288,7 @@ migrate_steps(TrekMigrateRun *run, int first, bool owned)
 			run->progress.line = 0;
 			folder = run->sent ? run->sent : TrekFolderOfPlan(plan);
 			TrekStepReport("trek_migrate", plan, i);
+			TrekCheckHolders(plan, i);
 			started = GetCurrentTimestamp();
 			pending = NULL;
 			edata = run_step_guarded(run, i, folder, &pending);
@@ -416,6 +418,9 @@ migrate_locked(TrekMigrateRun *run, TrekPlan *given, const TrekFolderRef *where,
 				 errdetail("%s: its statements run as top-level commands, which only a CALL at the top level can do.",
 						   TrekStepWhyOutside(plan, top)),
 				 errhint("Call trek_migrate() directly: CALL trek_migrate(...) from the client or a pg_cron job.")));
+
+	/* the safety gate: nothing runs if a step has a hazard it does not accept */
+	TrekCheckGate(plan, first, folder);
 
 	/* failed trek_execute() runs only in shared memory go in too */
 	TrekRunsPersist();

@@ -219,8 +219,8 @@ skip_byte_order_mark(TrekStepInfo *info, char *text, int len)
  * Check the SQL text of one migration and return its statements (RawStmt
  * nodes), before any of them runs.
  */
-static List *
-check_sql(TrekStepInfo *info, char *text, int len)
+List *
+TrekStepParse(TrekStepInfo *info, char *text, int len)
 {
 	int			valid;
 	int			meta;
@@ -282,7 +282,7 @@ check_sql(TrekStepInfo *info, char *text, int len)
 }
 
 /*
- * Statement text sql, which check_sql() read as raw, must still read as
+ * Statement text sql, which TrekStepParse() read as raw, must still read as
  * that one statement under the settings of now.
  */
 static void
@@ -302,12 +302,14 @@ check_reads_the_same(TrekStepInfo *info, RawStmt *raw, const char *sql)
 
 /*
  * Check and run the SQL text of one migration, statement by statement,
- * through SPI.
+ * through SPI.  hook, if not NULL, is called before and after each
+ * statement (trek_rehearse() watches what each one does).
  */
-static void
-run_sql(TrekStepInfo *info, char *text, int len)
+void
+TrekStepRunSql(TrekStepInfo *info, char *text, int len,
+			   TrekStatementHook hook, void *arg)
 {
-	List	   *stmts = check_sql(info, text, len);
+	List	   *stmts = TrekStepParse(info, text, len);
 	ListCell   *lc;
 	MemoryContext stmtcxt;
 	MemoryContext oldcxt;
@@ -338,10 +340,14 @@ run_sql(TrekStepInfo *info, char *text, int len)
 		if (standard_conforming_strings != std_strings ||
 			backslash_quote != backslash)
 			check_reads_the_same(info, raw, sql);
+		if (hook != NULL)
+			hook(arg, info, raw, false);
 		rc = SPI_execute(sql, false, 0);
 		if (rc < 0)
 			elog(ERROR, "could not run statement: %s",
 				 SPI_result_code_string(rc));
+		if (hook != NULL)
+			hook(arg, info, raw, true);
 		MemoryContextSwitchTo(oldcxt);
 		SPI_freetuptable(SPI_tuptable);
 		MemoryContextReset(stmtcxt);
@@ -431,7 +437,7 @@ run_in_transaction(TrekStep *s, TrekStepInfo *info, char *text, int len)
 		if (s->python)
 			TrekPythonRun(s->file, text, len, &info->line);
 		else
-			run_sql(info, text, len);
+			TrekStepRunSql(info, text, len, NULL, NULL);
 	}
 	PG_CATCH();
 	{
@@ -453,6 +459,88 @@ run_in_transaction(TrekStep *s, TrekStepInfo *info, char *text, int len)
 }
 
 /*
+ * Start info for step i of plan, with its error context pushed in cb (the
+ * caller pops it), and read the step's file from folder again: checked
+ * against the plan's SHA-256 and, for another tool's folder, cut to the
+ * part the step runs.  Returns the text (len bytes), and whether it runs
+ * outside a transaction (as the file and the plan say: checked to agree),
+ * which only a caller that may leave its transaction (may_leave) accepts.
+ */
+char *
+TrekStepRead(TrekPlan *plan, int i, TrekFolder *folder, TrekStepInfo *info,
+			 ErrorContextCallback *cb, int *error_line, bool may_leave,
+			 int *len, bool *no_transaction)
+{
+	TrekStep   *s = &plan->steps[i];
+	char		sha256[TREK_SHA256_HEX_LEN + 1];
+	char	   *text;
+
+	info->file = s->file;
+	info->step = i + 1;
+	info->nsteps = plan->nsteps;
+	info->text = NULL;
+	info->offset = -1;
+	info->parsing = false;
+	info->line = 0;
+	info->top_level = false;
+	info->unwrap = false;
+	info->error_line = error_line;
+
+	cb->callback = TrekStepContext;
+	cb->arg = info;
+	cb->previous = error_context_stack;
+	error_context_stack = cb;
+
+	text = TrekReadFile(folder, s->file, len, sha256, no_transaction);
+	if (strcmp(sha256, s->sha256) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration file \"%s\" changed since the plan was made",
+						s->file),
+				 errdetail("The plan has SHA-256 %s, the file now has %s.",
+						   s->sha256, sha256),
+				 errhint("Make a new plan with trek_plan().")));
+	if (plan->format != TREK_FORMAT_TREK)
+	{
+		/* the part the step runs; what files beside it decide, the plan has */
+		*no_transaction = s->no_transaction;
+		TrekFormatStep(plan->format, NULL, s->file,
+					   plan->direction == TREK_UP, text, *len, no_transaction);
+		info->unwrap = !*no_transaction;
+	}
+	if (*no_transaction && !may_leave)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("migration \"%s\" must run outside a transaction", s->file),
+				 plan->format == TREK_FORMAT_TREK ?
+				 errdetail("Its first line is \"-- trek:no-transaction\", and trek_execute() runs the whole plan in one transaction.") :
+				 errdetail("%s runs it outside a transaction, and trek_execute() runs the whole plan in one transaction.",
+						   TrekFormatTitle(plan->format)),
+				 errhint("Apply the plan with CALL trek_migrate(...).")));
+	if (*no_transaction != s->no_transaction && plan->format != TREK_FORMAT_TREK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("plan does not match migration \"%s\"", s->file),
+				 errdetail("The plan says it runs %s a transaction, the file says it runs %s one.",
+						   s->no_transaction ? "outside" : "inside",
+						   *no_transaction ? "outside" : "inside"),
+				 errhint("Make a new plan with trek_plan().")));
+	if (*no_transaction && !s->no_transaction)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("plan does not match migration \"%s\"", s->file),
+				 errdetail("The file starts with \"-- trek:no-transaction\", the plan says it does not."),
+				 errhint("Make a new plan with trek_plan().")));
+	if (!*no_transaction && s->no_transaction)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("plan does not match migration \"%s\"", s->file),
+				 errdetail("The file does not start with \"-- trek:no-transaction\", the plan says it does."),
+				 errhint("Make a new plan with trek_plan().")));
+	return text;
+}
+
+/*
  * Re-read, check and run step i of plan, from folder, noting how far it got
  * in progress.  A step outside a transaction is refused unless the caller
  * may leave its transaction (may_leave: trek_migrate() at the top level);
@@ -467,81 +555,19 @@ TrekStepRun(TrekPlan *plan, int i, TrekFolder *folder, TrekProgress *progress,
 	TrekStep   *s = &plan->steps[i];
 	TrekStepInfo info;
 	ErrorContextCallback cb;
-	char		sha256[TREK_SHA256_HEX_LEN + 1];
 	char	   *text;
 	int			len;
 	bool		no_transaction;
 
-	info.file = s->file;
-	info.step = i + 1;
-	info.nsteps = plan->nsteps;
-	info.text = NULL;
-	info.offset = -1;
-	info.parsing = false;
-	info.line = 0;
-	info.top_level = false;
-	info.unwrap = false;
-	info.error_line = &progress->line;
 	progress->step = i;
 	progress->line = 0;
-
-	cb.callback = TrekStepContext;
-	cb.arg = &info;
-	cb.previous = error_context_stack;
-	error_context_stack = &cb;
-
-	text = TrekReadFile(folder, s->file, &len, sha256, &no_transaction);
-	if (strcmp(sha256, s->sha256) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("migration file \"%s\" changed since the plan was made",
-						s->file),
-				 errdetail("The plan has SHA-256 %s, the file now has %s.",
-						   s->sha256, sha256),
-				 errhint("Make a new plan with trek_plan().")));
-	if (plan->format != TREK_FORMAT_TREK)
-	{
-		/* the part the step runs; what files beside it decide, the plan has */
-		no_transaction = s->no_transaction;
-		TrekFormatStep(plan->format, NULL, s->file,
-					   plan->direction == TREK_UP, text, len, &no_transaction);
-		info.unwrap = !no_transaction;
-	}
-
-	if (no_transaction && !may_leave)
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("migration \"%s\" must run outside a transaction", s->file),
-				 plan->format == TREK_FORMAT_TREK ?
-				 errdetail("Its first line is \"-- trek:no-transaction\", and trek_execute() runs the whole plan in one transaction.") :
-				 errdetail("%s runs it outside a transaction, and trek_execute() runs the whole plan in one transaction.",
-						   TrekFormatTitle(plan->format)),
-				 errhint("Apply the plan with CALL trek_migrate(...).")));
-	if (no_transaction != s->no_transaction && plan->format != TREK_FORMAT_TREK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("plan does not match migration \"%s\"", s->file),
-				 errdetail("The plan says it runs %s a transaction, the file says it runs %s one.",
-						   s->no_transaction ? "outside" : "inside",
-						   no_transaction ? "outside" : "inside"),
-				 errhint("Make a new plan with trek_plan().")));
-	if (no_transaction && !s->no_transaction)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("plan does not match migration \"%s\"", s->file),
-				 errdetail("The file starts with \"-- trek:no-transaction\", the plan says it does not."),
-				 errhint("Make a new plan with trek_plan().")));
-	if (!no_transaction && s->no_transaction)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("plan does not match migration \"%s\"", s->file),
-				 errdetail("The file does not start with \"-- trek:no-transaction\", the plan says it does."),
-				 errhint("Make a new plan with trek_plan().")));
+	text = TrekStepRead(plan, i, folder, &info, &cb, &progress->line,
+						may_leave, &len, &no_transaction);
 	if (no_transaction)
 	{
 		info.top_level = true;
 		pending = palloc(sizeof(TrekPendingStep));
-		pending->stmts = check_sql(&info, text, len);
+		pending->stmts = TrekStepParse(&info, text, len);
 		pending->info = info;
 		pending->text = text;
 		pending->len = len;

@@ -10,6 +10,8 @@
 #ifndef TREK_STEP_H
 #define TREK_STEP_H
 
+#include "nodes/parsenodes.h"
+
 #include "folder.h"
 #include "plan.h"
 
@@ -48,7 +50,18 @@ typedef struct TrekPendingStep
 	List	   *stmts;			/* RawStmt nodes as checked */
 } TrekPendingStep;
 
+/* called before (after = false) and after each statement of a step */
+typedef void (*TrekStatementHook) (void *arg, TrekStepInfo *info,
+								   RawStmt *raw, bool after);
+
 extern void TrekStepContext(void *arg);
+extern char *TrekStepRead(TrekPlan *plan, int i, TrekFolder *folder,
+						  TrekStepInfo *info, ErrorContextCallback *cb,
+						  int *error_line, bool may_leave, int *len,
+						  bool *no_transaction);
+extern List *TrekStepParse(TrekStepInfo *info, char *text, int len);
+extern void TrekStepRunSql(TrekStepInfo *info, char *text, int len,
+						   TrekStatementHook hook, void *arg);
 extern TrekPendingStep *TrekStepRun(TrekPlan *plan, int i, TrekFolder *folder,
 									TrekProgress *progress, bool may_leave);
 extern bool TrekStepAlreadyThere(TrekPlan *plan, const char *current);

@@ -18,6 +18,7 @@
 #include "utils/jsonb.h"
 
 #include "adopt.h"
+#include "check.h"
 #include "compat.h"
 #include "execute.h"
 #include "format.h"
@@ -26,6 +27,7 @@
 #include "history.h"
 #include "ops.h"
 #include "plan.h"
+#include "rehearse.h"
 #include "runs.h"
 #include "state.h"
 
@@ -39,6 +41,8 @@ _PG_init(void)
 	TrekDefineSettings();
 	TrekMigrateDefineSettings();
 	TrekFormatDefineSetting();
+	TrekCheckDefineSettings();
+	TrekRehearseDefineSettings();
 	MarkGUCPrefixReserved("trek");
 	TrekRunsInit();
 }
@@ -155,6 +159,44 @@ trek_migrate_plan(PG_FUNCTION_ARGS)
 	plan = TrekPlanFromJsonb(PG_GETARG_JSONB_P(0));
 	TrekMigrate(atomic, plan, NULL, NULL, NULL, NULL);
 	PG_RETURN_VOID();
+}
+
+/* ---- the safety gate ---- */
+
+/* a plan given as argument 0, or made from the folder of arguments 0 to 3 */
+static TrekPlan *
+plan_arg(FunctionCallInfo fcinfo)
+{
+	char	   *track;
+
+	if (PG_NARGS() == 1)
+	{
+		if (PG_ARGISNULL(0))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"%s\" must not be null", "plan")));
+		return TrekPlanFromJsonb(PG_GETARG_JSONB_P(0));
+	}
+	track = track_arg(fcinfo, 3);
+	return TrekPlanMake(folder_arg(fcinfo, 0), text_arg(fcinfo, 1, "target"),
+						text_arg(fcinfo, 2, "direction"), track,
+						TrekStateTrail(track, text_arg(fcinfo, 1, "target")));
+}
+
+PG_FUNCTION_INFO_V1(trek_check);
+Datum
+trek_check(PG_FUNCTION_ARGS)
+{
+	TrekCheckList(fcinfo, plan_arg(fcinfo));
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(trek_rehearse);
+Datum
+trek_rehearse(PG_FUNCTION_ARGS)
+{
+	TrekRehearse(fcinfo, plan_arg(fcinfo));
+	return (Datum) 0;
 }
 
 /* ---- operations: status, verification, stamps, pictures ---- */

@@ -101,6 +101,12 @@ typedef struct TrekStep
 	char		sha256[TREK_SHA256_HEX_LEN + 1];
 	const char *text;			/* a sent folder's plan carries the file's */
 	int			len;			/* text (len bytes, not NUL-terminated) */
+	/* what the safety gate found (check.c), before the plan runs: */
+	char	   *accepted;		/* hazards its "-- trek:allow" lines accept,
+								 * comma-separated, or NULL */
+	int			nblocking;		/* relations it locks in a mode that blocks */
+	Oid		   *blocking;		/* reads or writes, and the modes */
+	LOCKMODE   *blocking_modes;
 } TrekStep;
 
 typedef struct TrekPlan
