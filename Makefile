@@ -17,7 +17,7 @@ DOCS         = $(wildcard doc/*.md)
 # below PG_ABS_SRCDIR: run installcheck where its OS user can read them
 # (make test does; see doc/development.md).
 REGRESS      = setup folder graph plan execute privileges python errors hardening \
-               security migrate settings notxn ops sent relative formats adopt upgrade
+               security migrate settings notxn ops sent relative formats adopt check upgrade
 # The test database is UTF8 with the C locale, and psql talks UTF8, whatever
 # the locale of the cluster or of the environment (a package build may run
 # with none set, and its cluster is then SQL_ASCII).

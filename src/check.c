@@ -1687,10 +1687,10 @@ TrekCheckHolders(TrekPlan *plan, int i)
 			Oid			types[2] = {OIDOID, TEXTARRAYOID};
 
 			query = SPI_prepare("SELECT l.pid, l.mode, l.granted,"
-								" pg_catalog.coalesce(a.usename::pg_catalog.text, '?'),"
-								" pg_catalog.coalesce(a.state, '?'),"
+								" COALESCE(a.usename::pg_catalog.text, '?'),"
+								" COALESCE(a.state, '?'),"
 								" pg_catalog.to_char(pg_catalog.now() OPERATOR(pg_catalog.-) a.xact_start, 'HH24:MI:SS'),"
-								" pg_catalog.left(pg_catalog.coalesce(a.query, ''), 60)"
+								" pg_catalog.left(COALESCE(a.query, ''), 60)"
 								" FROM pg_catalog.pg_locks l"
 								" LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid"
 								" WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'"

@@ -229,6 +229,7 @@ before_statement(Rehearsal *r, TrekStepInfo *info, RawStmt *raw)
 		row->line = line;
 		row->statement = statement;
 		row->rows = row->bytes = -1;
+		row->rewrites = row->scans = -1;
 		r->watched = lappend(r->watched, row);	/* marker: last element */
 	}
 	MemoryContextSwitchTo(oldcxt);
