@@ -14,6 +14,7 @@ are compared too.  A disagreement on any column, or a relation that the
 rehearsal saw locked beyond reading that the check did not name, fails.
 """
 
+import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
@@ -391,3 +392,36 @@ def test_steps_outside_a_transaction(cluster, database):
         cur.execute("SELECT DISTINCT hazard FROM trek_rehearse(%s)",
                     (Jsonb(plan),))
         assert cur.fetchall() == [("not rehearsable",)]
+
+
+def test_notice_names_the_sessions_a_step_will_wait_for(cluster, database):
+    """Before a step that takes a lock blocking traffic, the sessions that
+    hold or wait for a conflicting lock on its table are named."""
+    files = {"20260101_initial_up_a.sql": "ALTER TABLE held ADD COLUMN x int;"}
+    with cluster.connect(database) as holder, \
+            cluster.connect(database) as migrator:
+        holder.execute("CREATE TABLE held (id int)")
+        holder.autocommit = False
+        holder.execute("SELECT * FROM held")          # AccessShareLock, kept
+        pid = holder.info.backend_pid
+        notices = []
+        migrator.add_notice_handler(
+            lambda d: notices.append((d.message_primary, d.message_detail or "")))
+        migrator.execute("SET trek.lock_timeout = '100ms'")
+        migrator.execute("SET trek.lock_retries = 0")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            migrator.execute("CALL trek_migrate(%s, 'head')", (Jsonb(files),))
+        holder.rollback()
+        found = [n for n in notices
+                 if 'takes AccessExclusiveLock on "held"' in n[0]]
+        assert found, notices
+        assert "pid %d" % pid in found[0][1]
+        assert "holds AccessShareLock" in found[0][1]
+        assert "SELECT * FROM held" in found[0][1]
+        # nothing was applied
+        assert migrator.execute("SELECT trek_current()").fetchone()[0] == "initial"
+        # with the table free, no such NOTICE, and the step runs
+        notices.clear()
+        migrator.execute("CALL trek_migrate(%s, 'head')", (Jsonb(files),))
+        assert not [n for n in notices if "takes" in n[0]]
+        assert migrator.execute("SELECT trek_current()").fetchone()[0] == "a"
