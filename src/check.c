@@ -28,6 +28,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/sysattr.h"
 #include "access/tableam.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
@@ -35,6 +36,7 @@
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
@@ -54,6 +56,7 @@
 #include "parser/parse_node.h"
 #include "parser/parse_type.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/catcache.h"
 #include "utils/fmgroids.h"
@@ -151,8 +154,9 @@ typedef struct Created
 struct TrekCheckState
 {
 	TrekPlan   *plan;
-	MemoryContext cxt;			/* where created lives */
+	MemoryContext cxt;			/* where the lists live */
 	List	   *created;		/* of Created: names made new by the plan */
+	List	   *renamed;		/* of Renamed: existing relations renamed */
 };
 
 TrekCheckState *
@@ -207,13 +211,82 @@ add_target(List **targets, RangeVar *rv, Oid relid, LOCKMODE lock)
 	return t;
 }
 
-/* the relation rv names now, or InvalidOid; no lock is taken */
+/* a relation an earlier statement of the plan renamed: its new name */
+typedef struct Renamed
+{
+	char	   *schema;
+	char	   *name;
+	Oid			relid;
+} Renamed;
+
+/* the statement being looked at is of this plan (TrekCheckStatement) */
+static TrekCheckState *current = NULL;
+
+/*
+ * The relation rv names now, or InvalidOid; no lock is taken.  A name an
+ * earlier statement of the plan gave an existing relation (RENAME) is that
+ * relation.
+ */
 static Oid
 lookup(RangeVar *rv)
 {
+	ListCell   *lc;
+
 	if (rv == NULL || rv->relname == NULL)
 		return InvalidOid;
+	if (current != NULL)
+		foreach(lc, current->renamed)
+		{
+			Renamed    *r = lfirst(lc);
+
+			if (strcmp(r->name, rv->relname) == 0 &&
+				(r->schema == NULL || rv->schemaname == NULL ||
+				 strcmp(r->schema, rv->schemaname) == 0))
+				return r->relid;
+		}
 	return RangeVarGetRelid(rv, NoLock, true);
+}
+
+/*
+ * fn(arg), or -1 ("cannot tell") when it fails: what the prediction looks
+ * up may not exist yet, a type or function that an earlier statement of
+ * the plan creates.  It runs in a subtransaction, so that a failure
+ * leaves nothing behind; a cancel is not swallowed.
+ */
+static int
+guarded(int (*fn) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile int result = -1;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		result = fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		result = -1;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return result;
 }
 
 const char *
@@ -315,9 +388,17 @@ set_not_null_scans(Oid relid, const char *colname)
  * session's time zone is UTC.  An expression (USING) other than the column
  * itself is taken to rewrite.
  */
-static int
-type_change_rewrites(Oid relid, AlterTableCmd *cmd)
+typedef struct TypeChange
 {
+	Oid			relid;
+	AlterTableCmd *cmd;
+} TypeChange;
+
+static int
+type_change_rewrites_of(void *arg)
+{
+	Oid			relid = ((TypeChange *) arg)->relid;
+	AlterTableCmd *cmd = ((TypeChange *) arg)->cmd;
 	ColumnDef  *def = (ColumnDef *) cmd->def;
 	HeapTuple	att = column_of(relid, cmd->name);
 	Form_pg_attribute a;
@@ -370,16 +451,49 @@ type_change_rewrites(Oid relid, AlterTableCmd *cmd)
 	}
 }
 
-/* is raw expression e volatile once transformed (a default of relid)? */
-static bool
-volatile_default(Node *e)
+/* a type change, where trek can tell: 1 rewrites, 0 does not, -1 unknown */
+static int
+type_change_rewrites(Oid relid, AlterTableCmd *cmd)
+{
+	TypeChange	tc = {relid, cmd};
+
+	if (!OidIsValid(relid))
+		return -1;
+	return guarded(type_change_rewrites_of, &tc);
+}
+
+/*
+ * Is raw expression e volatile once transformed and simplified as the
+ * server does with a column default (a volatile-declared SQL function
+ * that is inlined into stable parts is not)?
+ */
+static int
+volatile_default_of(void *e)
 {
 	ParseState *pstate = make_parsestate(NULL);
-	Node	   *expr = transformExpr(pstate, copyObject(e),
+	Node	   *expr = transformExpr(pstate, copyObject((Node *) e),
 									 EXPR_KIND_COLUMN_DEFAULT);
 
 	free_parsestate(pstate);
-	return contain_volatile_functions(expr);
+	expr = (Node *) expression_planner((Expr *) expr);
+	return contain_volatile_functions(expr) ? 1 : 0;
+}
+
+static int
+volatile_default(Node *e)
+{
+	return guarded(volatile_default_of, e);
+}
+
+/* is type name a domain with constraints? */
+static int
+constrained_domain_of(void *arg)
+{
+	Oid			typid;
+	int32		typmod;
+
+	typenameTypeIdAndMod(NULL, (TypeName *) arg, &typid, &typmod);
+	return get_typtype(typid) == TYPTYPE_DOMAIN && DomainHasConstraints(typid);
 }
 
 static bool
@@ -404,10 +518,10 @@ foreign_key(List **targets, Constraint *c, Target *t)
 
 	if (!c->skip_validation)
 	{
+		/* the referencing table is read whole; the referenced one probed */
 		t->scans = 1;
-		ref->scans = 1;
+		ref->scans = -1;
 		t->advice = ADVICE_CONSTRAINT;
-		ref->advice = ADVICE_CONSTRAINT;
 	}
 }
 
@@ -418,8 +532,7 @@ add_column(List **targets, ColumnDef *def, Target *t)
 	ListCell   *lc;
 	Node	   *dflt = def->raw_default;
 	bool		not_null = false;
-	Oid			typid = InvalidOid;
-	int32		typmod;
+	List	   *refs = NIL;
 
 	if (is_serial(def->typeName))
 		t->rewrites = 1;
@@ -452,22 +565,28 @@ add_column(List **targets, ColumnDef *def, Target *t)
 				t->index_build = true;
 				break;
 			case CONSTR_FOREIGN:
-				/* a new column is NULL in every row: nothing to validate */
-				add_target(targets, c->pktable, InvalidOid,
-						   ShareRowExclusiveLock);
+				refs = lappend(refs, add_target(targets, c->pktable,
+												InvalidOid,
+												ShareRowExclusiveLock));
 				break;
 			default:
 				break;
 		}
 	}
-	if (dflt != NULL && volatile_default(dflt))
-		t->rewrites = 1;
-	if (def->typeName != NULL && !is_serial(def->typeName))
+	/* a new column without a default is NULL: no key to validate */
+	if (refs != NIL && dflt != NULL)
 	{
-		typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
-		if (get_typtype(typid) == TYPTYPE_DOMAIN && DomainHasConstraints(typid))
-			t->rewrites = 1;
+		ListCell   *lc2;
+
+		t->scans = 1;
+		foreach(lc2, refs)
+			((Target *) lfirst(lc2))->scans = -1;
 	}
+	if (dflt != NULL)
+		t->rewrites = Max(t->rewrites, volatile_default(dflt));
+	if (def->typeName != NULL && !is_serial(def->typeName) &&
+		guarded(constrained_domain_of, def->typeName) == 1)
+		t->rewrites = 1;
 	if (not_null && dflt == NULL && t->rewrites != 1)
 		t->scans = 1;
 	if (t->rewrites == 1)
@@ -475,6 +594,145 @@ add_column(List **targets, ColumnDef *def, Target *t)
 		t->scans = 1;
 		t->advice = ADVICE_DEFAULT;
 	}
+}
+
+/*
+ * The tables foreign keys of relid on column colname (every column: NULL)
+ * reference: dropping or changing the key drops its triggers there too.
+ */
+static void
+fk_columns(List **targets, Oid relid, const char *colname, LOCKMODE lock)
+{
+	AttrNumber	attnum = InvalidAttrNumber;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+
+	if (!OidIsValid(relid))
+		return;
+	if (colname != NULL && (attnum = get_attnum(relid, colname)) == InvalidAttrNumber)
+		return;
+	rel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, ConstraintRelidTypidNameIndexId, true,
+							  NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		keys;
+		Datum	   *cols;
+		int			ncols;
+		bool		on_column = colname == NULL;
+
+		if (con->contype != CONSTRAINT_FOREIGN || con->confrelid == relid)
+			continue;
+		keys = heap_getattr(tup, Anum_pg_constraint_conkey,
+							RelationGetDescr(rel), &isnull);
+		if (!on_column && !isnull)
+		{
+			deconstruct_array(DatumGetArrayTypeP(keys), INT2OID, 2, true,
+							  TYPALIGN_SHORT, &cols, NULL, &ncols);
+			for (int k = 0; k < ncols; k++)
+				on_column |= DatumGetInt16(cols[k]) == attnum;
+		}
+		if (on_column)
+			add_target(targets, NULL, con->confrelid, lock);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+static Oid
+rel_am(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			am = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		am = ((Form_pg_class) GETSTRUCT(tup))->relam;
+		ReleaseSysCache(tup);
+	}
+	return am;
+}
+
+typedef struct Rebuilt
+{
+	Oid			relid;
+	AlterTableCmd *cmd;
+} Rebuilt;
+
+/*
+ * Does a type change that keeps the table rebuild an index of it?  The
+ * server keeps an index whose column keeps its operator class, and builds
+ * again one with expressions or a predicate on the column, or whose column
+ * gets another default operator class (timestamp to timestamptz).
+ */
+static int
+index_rebuilt_of(void *arg)
+{
+	Oid			relid = ((Rebuilt *) arg)->relid;
+	AlterTableCmd *cmd = ((Rebuilt *) arg)->cmd;
+	AttrNumber	attnum = get_attnum(relid, cmd->name);
+	Oid			newtype;
+	int32		newtypmod;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		rebuilt = false;
+
+	if (attnum == InvalidAttrNumber)
+		return -1;
+	typenameTypeIdAndMod(NULL, ((ColumnDef *) cmd->def)->typeName, &newtype,
+						 &newtypmod);
+	rel = table_open(IndexRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, IndexIndrelidIndexId, true, NULL, 1, &key);
+	while (!rebuilt && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		d;
+		oidvector  *classes;
+
+		for (int k = 0; k < 2; k++)
+		{
+			Bitmapset  *attrs = NULL;
+
+			d = heap_getattr(tup, k == 0 ? Anum_pg_index_indexprs :
+							 Anum_pg_index_indpred, RelationGetDescr(rel),
+							 &isnull);
+			if (isnull)
+				continue;
+			pull_varattnos(stringToNode(TextDatumGetCString(d)), 1, &attrs);
+			if (bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, attrs))
+				rebuilt = true;
+		}
+		d = heap_getattr(tup, Anum_pg_index_indclass, RelationGetDescr(rel),
+						 &isnull);
+		classes = (oidvector *) DatumGetPointer(d);
+		for (int k = 0; !isnull && k < idx->indnkeyatts; k++)
+			if (idx->indkey.values[k] == attnum &&
+				GetDefaultOpClass(newtype, rel_am(idx->indexrelid)) !=
+				classes->values[k])
+				rebuilt = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return rebuilt ? 1 : 0;
+}
+
+static bool
+index_rebuilt(Oid relid, AlterTableCmd *cmd)
+{
+	Rebuilt		r = {relid, cmd};
+
+	return OidIsValid(relid) && guarded(index_rebuilt_of, &r) == 1;
 }
 
 /* the access method named amname (NULL: default_table_access_method) */
@@ -511,13 +769,52 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 			break;
 #endif
 		case AT_AlterColumnType:
-			if (type_change_rewrites(relid, cmd))
 			{
-				t->rewrites = 1;
-				t->scans = 1;
-				t->advice = ADVICE_TYPE;
+				int			rewrites = type_change_rewrites(relid, cmd);
+
+				if (rewrites == 1)
+				{
+					t->rewrites = 1;
+					t->scans = 1;
+					t->advice = ADVICE_TYPE;
+				}
+				else if (rewrites < 0)
+				{
+					t->rewrites = Max(t->rewrites, -1) == 1 ? 1 : -1;
+					t->scans = t->scans == 1 ? 1 : -1;
+				}
+				else if (index_rebuilt(relid, cmd))
+				{
+					t->scans = 1;
+					t->index_build = true;
+					t->advice = ADVICE_TYPE;
+				}
+				fk_columns(targets, relid, cmd->name, AccessExclusiveLock);
+				break;
 			}
+		case AT_DropColumn:
+			fk_columns(targets, relid, cmd->name, AccessExclusiveLock);
 			break;
+		case AT_DropConstraint:
+			{
+				Oid			conid = OidIsValid(relid) ?
+					get_relation_constraint_oid(relid, cmd->name, true) :
+					InvalidOid;
+
+				tup = OidIsValid(conid) ?
+					SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid)) : NULL;
+				if (HeapTupleIsValid(tup))
+				{
+					Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+					/* its triggers on the referenced table go too */
+					if (con->contype == CONSTRAINT_FOREIGN)
+						add_target(targets, NULL, con->confrelid,
+								   AccessExclusiveLock);
+					ReleaseSysCache(tup);
+				}
+				break;
+			}
 		case AT_AddConstraint:
 			{
 				Constraint *c = (Constraint *) cmd->def;
@@ -580,7 +877,7 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 					/* the check reads the referenced rows FOR KEY SHARE */
 					if (con->contype == CONSTRAINT_FOREIGN)
 						add_target(targets, NULL, con->confrelid,
-								   RowShareLock)->scans = 1;
+								   RowShareLock)->scans = -1;
 					ReleaseSysCache(tup);
 				}
 				break;
@@ -849,6 +1146,8 @@ drop_targets(List **targets, DropStmt *stmt)
 		Oid			relid = lookup(rv);
 
 		add_target(targets, rv, InvalidOid, lock);
+		if (stmt->removeType == OBJECT_TABLE)
+			fk_columns(targets, relid, NULL, AccessExclusiveLock);
 		if (stmt->removeType == OBJECT_INDEX && OidIsValid(relid))
 		{
 			Oid			heap = IndexGetRelation(relid, true);
@@ -880,8 +1179,15 @@ targets_of(TrekCheckState *cs, Node *stmt, bool *opaque)
 			{
 				IndexStmt  *s = (IndexStmt *) stmt;
 
+				Oid			relid = lookup(s->relation);
+
 				t = add_target(&targets, s->relation, InvalidOid,
 							   s->concurrent ? ShareUpdateExclusiveLock : ShareLock);
+				/* IF NOT EXISTS of an index that exists builds nothing */
+				if (s->if_not_exists && s->idxname != NULL && OidIsValid(relid) &&
+					OidIsValid(get_relname_relid(s->idxname,
+												 get_rel_namespace(relid))))
+					break;
 				t->scans = 1;
 				t->index_build = true;
 				t->advice = ADVICE_INDEX;
@@ -1069,10 +1375,15 @@ targets_of(TrekCheckState *cs, Node *stmt, bool *opaque)
 				*opaque = calls_user_code(stmt, NULL);
 				break;
 			}
+		case T_MergeStmt:
+			/* whether it reads the whole target, its plan decides */
+			add_target(&targets, ((MergeStmt *) stmt)->relation, InvalidOid,
+					   RowExclusiveLock)->scans = -1;
+			*opaque = calls_user_code(stmt, NULL);
+			break;
 		case T_CreateStmt:
 			{
 				CreateStmt *s = (CreateStmt *) stmt;
-				Target		self = {0};
 
 				foreach(lc, s->inhRelations)
 					add_target(&targets, lfirst_node(RangeVar, lc), InvalidOid,
@@ -1099,7 +1410,6 @@ targets_of(TrekCheckState *cs, Node *stmt, bool *opaque)
 						add_target(&targets, ((Constraint *) elt)->pktable,
 								   InvalidOid, ShareRowExclusiveLock);
 				}
-				(void) self;
 				if (!s->if_not_exists || !OidIsValid(lookup(s->relation)))
 					note_created(cs, s->relation);
 				break;
@@ -1253,9 +1563,12 @@ TrekCheckStatement(TrekCheckState *cs, TrekStepInfo *info, RawStmt *raw,
 	char	   *statement = statement_text(info, raw, len);
 	int			line = TrekLineNumber(info->text, info->offset);
 	bool		opaque = false;
-	List	   *targets = targets_of(cs, raw->stmt, &opaque);
+	List	   *targets;
 	List	   *rows = NIL;
 	ListCell   *lc;
+
+	current = cs;
+	targets = targets_of(cs, raw->stmt, &opaque);
 
 	foreach(lc, targets)
 	{
@@ -1325,6 +1638,31 @@ TrekCheckStatement(TrekCheckState *cs, TrekStepInfo *info, RawStmt *raw,
 		}
 		rows = lappend(rows, row);
 	}
+
+	/* a relation renamed keeps its size and rows under its new name */
+	if (IsA(raw->stmt, RenameStmt) &&
+		((RenameStmt *) raw->stmt)->renameType != OBJECT_COLUMN &&
+		((RenameStmt *) raw->stmt)->renameType != OBJECT_TABCONSTRAINT &&
+		((RenameStmt *) raw->stmt)->renameType != OBJECT_TRIGGER &&
+		((RenameStmt *) raw->stmt)->renameType != OBJECT_POLICY &&
+		((RenameStmt *) raw->stmt)->relation != NULL)
+	{
+		RenameStmt *r = (RenameStmt *) raw->stmt;
+		Oid			relid = lookup(r->relation);
+
+		if (OidIsValid(relid))
+		{
+			MemoryContext oldcxt = MemoryContextSwitchTo(cs->cxt);
+			Renamed    *n = palloc(sizeof(Renamed));
+
+			n->schema = r->relation->schemaname ? pstrdup(r->relation->schemaname) : NULL;
+			n->name = pstrdup(r->newname);
+			n->relid = relid;
+			cs->renamed = lappend(cs->renamed, n);
+			MemoryContextSwitchTo(oldcxt);
+		}
+	}
+	current = NULL;
 
 	/* what it creates is new to the statements after it */
 	if (IsA(raw->stmt, DropStmt))

@@ -268,8 +268,13 @@ after_statement(Rehearsal *r)
 					row->rewrites |= filenodes[b] != w->filenodes[a];
 					row->scans |= scans[b] > w->scans[a];
 				}
-		/* what it took; else what the transaction held already */
-		row->lock = strongest(mask_of(rels, masks, n, w->relid) & ~w->held);
+		/*
+		 * What it took that the transaction did not hold, and the mode
+		 * predicted if the transaction held that already: a lock held is
+		 * not taken again, so pg_locks cannot tell it apart.
+		 */
+		row->lock = strongest((mask_of(rels, masks, n, w->relid) & ~w->held) |
+							  (w->held & LOCKBIT_ON(w->row->lock)));
 		if (row->lock == NoLock)
 			row->lock = strongest(w->held);
 		row->advice = NULL;
