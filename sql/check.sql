@@ -37,9 +37,8 @@ SELECT count(*) AS rows, count(hazard) FILTER (WHERE hazard <> 'opaque') AS haza
 SET trek.large_table = '64kB';
 
 -- the gate: refused before anything runs, with what and why
-\set VERBOSITY verbose
 CALL trek_migrate(:'fixtures' || '/check', 'b');
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
 SELECT trek_current(), format_type(atttypid, atttypmod) AS total
   FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'total';
 SELECT trek_execute(trek_plan(:'fixtures' || '/check', 'c'));
