@@ -236,14 +236,14 @@ lookup(RangeVar *rv)
 		return InvalidOid;
 	if (current != NULL)
 		foreach(lc, current->renamed)
-		{
-			Renamed    *r = lfirst(lc);
+	{
+		Renamed    *r = lfirst(lc);
 
-			if (strcmp(r->name, rv->relname) == 0 &&
-				(r->schema == NULL || rv->schemaname == NULL ||
-				 strcmp(r->schema, rv->schemaname) == 0))
-				return r->relid;
-		}
+		if (strcmp(r->name, rv->relname) == 0 &&
+			(r->schema == NULL || rv->schemaname == NULL ||
+			 strcmp(r->schema, rv->schemaname) == 0))
+			return r->relid;
+	}
 	return RangeVarGetRelid(rv, NoLock, true);
 }
 
@@ -798,8 +798,8 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 		case AT_DropConstraint:
 			{
 				Oid			conid = OidIsValid(relid) ?
-					get_relation_constraint_oid(relid, cmd->name, true) :
-					InvalidOid;
+				get_relation_constraint_oid(relid, cmd->name, true) :
+				InvalidOid;
 
 				tup = OidIsValid(conid) ?
 					SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid)) : NULL;
@@ -864,8 +864,8 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 		case AT_ValidateConstraint:
 			{
 				Oid			conid = OidIsValid(relid) ?
-					get_relation_constraint_oid(relid, cmd->name, true) :
-					InvalidOid;
+				get_relation_constraint_oid(relid, cmd->name, true) :
+				InvalidOid;
 
 				t->scans = 1;
 				tup = OidIsValid(conid) ?
@@ -941,7 +941,10 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 											  AccessExclusiveLock);
 				Oid			partid = lookup(pc->name);
 
-				/* a validated CHECK of the partition is taken to imply its bounds */
+				/*
+				 * a validated CHECK of the partition is taken to imply its
+				 * bounds
+				 */
 				part->scans = 1;
 				part->advice = ADVICE_ATTACH;
 				if (OidIsValid(partid))
@@ -1003,7 +1006,7 @@ static bool
 has_indexes(Oid relid)
 {
 	HeapTuple	tup = OidIsValid(relid) ?
-		SearchSysCache1(RELOID, ObjectIdGetDatum(relid)) : NULL;
+	SearchSysCache1(RELOID, ObjectIdGetDatum(relid)) : NULL;
 	bool		has = false;
 
 	if (HeapTupleIsValid(tup))
@@ -1142,7 +1145,7 @@ drop_targets(List **targets, DropStmt *stmt)
 	{
 		RangeVar   *rv = makeRangeVarFromNameList((List *) lfirst(lc));
 		LOCKMODE	lock = stmt->concurrent ? ShareUpdateExclusiveLock :
-			AccessExclusiveLock;
+		AccessExclusiveLock;
 		Oid			relid = lookup(rv);
 
 		add_target(targets, rv, InvalidOid, lock);
@@ -1210,7 +1213,7 @@ targets_of(TrekCheckState *cs, Node *stmt, bool *opaque)
 				{
 					Oid			idx = lookup(s->relation);
 					Oid			heap = OidIsValid(idx) ?
-						IndexGetRelation(idx, true) : InvalidOid;
+					IndexGetRelation(idx, true) : InvalidOid;
 
 					t = add_target(&targets, s->relation, InvalidOid,
 								   conc ? ShareUpdateExclusiveLock : AccessExclusiveLock);
@@ -1783,7 +1786,7 @@ is_allowed(List *allowed, const char *hazard)
 
 	foreach(lc, allowed)
 		if (strcmp((char *) lfirst(lc), hazard) == 0)
-			return true;
+		return true;
 	return false;
 }
 
@@ -1999,6 +2002,7 @@ TrekCheckHolders(TrekPlan *plan, int i)
 {
 	TrekStep   *s = &plan->steps[i];
 	static SPIPlanPtr query = NULL;
+	MemoryContext cxt = CurrentMemoryContext;	/* SPI leaves its own */
 
 	for (int k = 0; k < s->nblocking; k++)
 	{
@@ -2046,12 +2050,16 @@ TrekCheckHolders(TrekPlan *plan, int i)
 		args[0] = ObjectIdGetDatum(s->blocking[k]);
 		args[1] = PointerGetDatum(construct_array(modes, nmodes, TEXTOID, -1,
 												  false, TYPALIGN_INT));
-		rc = SPI_execute_plan(query, args, NULL, true, 0);
+		rc = SPI_execute_plan(query, args, NULL, false, 0);
+		MemoryContextSwitchTo(cxt);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not read pg_locks: %s",
 				 SPI_result_code_string(rc));
 		if (SPI_processed == 0)
+		{
+			SPI_freetuptable(SPI_tuptable);
 			continue;
+		}
 		initStringInfo(&who);
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
@@ -2082,5 +2090,7 @@ TrekCheckHolders(TrekPlan *plan, int i)
 				 errdetail("%s", who.data),
 				 errhint("The step waits for them, and the %s of \"%s\" wait behind the step.",
 						 TrekCheckBlocks(s->blocking_modes[k]), relname)));
+		SPI_freetuptable(SPI_tuptable);
 	}
+	MemoryContextSwitchTo(cxt);
 }

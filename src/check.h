@@ -24,7 +24,7 @@ typedef enum TrekHazards
 	TREK_HAZARDS_REFUSE,
 	TREK_HAZARDS_WARN,
 	TREK_HAZARDS_OFF
-} TrekHazards;
+}			TrekHazards;
 
 extern int	TrekHazardsSetting;
 extern int	TrekLargeTable;

@@ -268,10 +268,11 @@ after_statement(Rehearsal *r)
 					row->rewrites |= filenodes[b] != w->filenodes[a];
 					row->scans |= scans[b] > w->scans[a];
 				}
+
 		/*
 		 * What it took that the transaction did not hold, and the mode
-		 * predicted if the transaction held that already: a lock held is
-		 * not taken again, so pg_locks cannot tell it apart.
+		 * predicted if the transaction held that already: a lock held is not
+		 * taken again, so pg_locks cannot tell it apart.
 		 */
 		row->lock = strongest((mask_of(rels, masks, n, w->relid) & ~w->held) |
 							  (w->held & LOCKBIT_ON(w->row->lock)));

@@ -252,7 +252,9 @@ def test_lock_timeout_keeps_traffic_flowing(cluster, database, make_folder,
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
-    wait_for(lambda: len(notices) >= 2, 30, "two retries")
+    wait_for(lambda: len([n for n in notices
+                          if "timed out waiting for a lock" in n[0]]) >= 2,
+             30, "two retries")
     if blocker_ends:
         blocker.commit()
     t.join(120)
