@@ -86,8 +86,27 @@ CALL trek_migrate(:'fixtures' || '/example', 'head');
 \set VERBOSITY default
 RESET client_min_messages;
 SELECT call, state, steps_done, steps_planned FROM trek_runs() ORDER BY id;
+-- the safety gate works on 0.2's objects: a hazard is refused, one its
+-- file accepts runs; trek.history records it once it has the column
+SET trek.large_table = '64kB';
+SET client_min_messages = error;
+CALL trek_migrate(:'fixtures' || '/check', 'a', track => 'gate');
+CALL trek_migrate(:'fixtures' || '/check', 'b', track => 'gate');
+SET trek.hazards = warn;
+CALL trek_migrate(:'fixtures' || '/check', 'b', track => 'gate');
+RESET trek.hazards;
+CALL trek_migrate(:'fixtures' || '/check', 'c', track => 'gate');
+RESET client_min_messages;
+SELECT trek_current('gate');
 ALTER EXTENSION trek UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'trek';
+SELECT to_revision, accepted FROM trek.history WHERE track = 'gate' ORDER BY id;
+SET client_min_messages = warning;
+CALL trek_migrate(jsonb_build_object(
+	'20240101_initial_up_x.sql', '-- trek:allow rewrite' || chr(10) || 'ALTER TABLE orders ALTER COLUMN total TYPE bigint;'),
+	'x', track => 'gate2');
+RESET client_min_messages;
+SELECT to_revision, accepted FROM trek.history WHERE track = 'gate2' ORDER BY id;
 SELECT call, state, steps_done, steps_planned, line FROM trek_runs() ORDER BY id;
 SELECT has_function_privilege('regress_trek_app', 'trek_runs(text)', 'EXECUTE') AS app_may_run,
 	   has_function_privilege('public', 'trek_runs(text)', 'EXECUTE') AS public_may_run;
