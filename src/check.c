@@ -61,6 +61,7 @@
 #include "utils/catcache.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -145,27 +146,55 @@ typedef struct Target
 } Target;
 
 /* a relation created (or dropped) earlier in the plan */
-typedef struct Created
-{
-	char	   *schema;			/* NULL: unqualified */
-	char	   *name;
-} Created;
-
 struct TrekCheckState
 {
 	TrekPlan   *plan;
-	MemoryContext cxt;			/* where the lists live */
-	List	   *created;		/* of Created: names made new by the plan */
+	MemoryContext cxt;			/* where the tables live */
+	HTAB	   *created;		/* names made new by the plan (CreatedName) */
 	List	   *renamed;		/* of Renamed: existing relations renamed */
+	HTAB	   *sizes;			/* relations measured (MeasuredSize), or NULL: the
+								 * rehearsal measures again each time */
 };
 
+/* the schemas in which the plan made a relation of one name */
+typedef struct CreatedName
+{
+	char		name[NAMEDATALEN];	/* key */
+	List	   *schemas;		/* of char *, NULL for an unqualified name */
+} CreatedName;
+
+/* a relation's size, measured once per check */
+typedef struct MeasuredSize
+{
+	Oid			relid;			/* key */
+	int64		rows;
+	int64		bytes;
+} MeasuredSize;
+
+/*
+ * A check of plan; cache_sizes: each relation is measured once (not for a
+ * rehearsal, where the statements change them).
+ */
 TrekCheckState *
-TrekCheckBegin(TrekPlan *plan)
+TrekCheckBegin(TrekPlan *plan, bool cache_sizes)
 {
 	TrekCheckState *cs = palloc0(sizeof(TrekCheckState));
+	HASHCTL		ctl;
 
 	cs->plan = plan;
 	cs->cxt = CurrentMemoryContext;
+	ctl.keysize = NAMEDATALEN;
+	ctl.entrysize = sizeof(CreatedName);
+	ctl.hcxt = cs->cxt;
+	cs->created = hash_create("trek created relations", 64, &ctl,
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	if (cache_sizes)
+	{
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(MeasuredSize);
+		cs->sizes = hash_create("trek relation sizes", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	return cs;
 }
 
@@ -173,11 +202,16 @@ static void
 note_created(TrekCheckState *cs, RangeVar *rv)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(cs->cxt);
-	Created    *c = palloc(sizeof(Created));
+	char		key[NAMEDATALEN];
+	CreatedName *c;
+	bool		found;
 
-	c->schema = rv->schemaname ? pstrdup(rv->schemaname) : NULL;
-	c->name = pstrdup(rv->relname);
-	cs->created = lappend(cs->created, c);
+	strlcpy(key, rv->relname, NAMEDATALEN);
+	c = hash_search(cs->created, key, HASH_ENTER, &found);
+	if (!found)
+		c->schemas = NIL;
+	c->schemas = lappend(c->schemas,
+						 rv->schemaname ? pstrdup(rv->schemaname) : NULL);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -185,18 +219,42 @@ note_created(TrekCheckState *cs, RangeVar *rv)
 static bool
 is_created(TrekCheckState *cs, RangeVar *rv)
 {
+	char		key[NAMEDATALEN];
+	CreatedName *c;
 	ListCell   *lc;
 
-	foreach(lc, cs->created)
+	strlcpy(key, rv->relname, NAMEDATALEN);
+	c = hash_search(cs->created, key, HASH_FIND, NULL);
+	if (c == NULL)
+		return false;
+	foreach(lc, c->schemas)
 	{
-		Created    *c = lfirst(lc);
+		char	   *schema = lfirst(lc);
 
-		if (strcmp(c->name, rv->relname) == 0 &&
-			(c->schema == NULL || rv->schemaname == NULL ||
-			 strcmp(c->schema, rv->schemaname) == 0))
+		if (schema == NULL || rv->schemaname == NULL ||
+			strcmp(schema, rv->schemaname) == 0)
 			return true;
 	}
 	return false;
+}
+
+/* TrekCheckSize(), once per relation of a check */
+static void
+size_of(TrekCheckState *cs, Oid relid, int64 *rows, int64 *bytes)
+{
+	MeasuredSize *size;
+	bool		found;
+
+	if (cs->sizes == NULL)
+	{
+		TrekCheckSize(relid, rows, bytes);
+		return;
+	}
+	size = hash_search(cs->sizes, &relid, HASH_ENTER, &found);
+	if (!found)
+		TrekCheckSize(relid, &size->rows, &size->bytes);
+	*rows = size->rows;
+	*bytes = size->bytes;
 }
 
 static Target *
@@ -988,8 +1046,8 @@ static void
 alter_table(List **targets, AlterTableStmt *stmt)
 {
 	LOCKMODE	lock = AlterTableGetLockLevel(stmt->cmds);
-	Target	   *t = add_target(targets, stmt->relation, InvalidOid, lock);
 	Oid			relid = lookup(stmt->relation);
+	Target	   *t = add_target(targets, stmt->relation, relid, lock);
 	ListCell   *lc;
 
 	foreach(lc, stmt->cmds)
@@ -1184,7 +1242,7 @@ targets_of(TrekCheckState *cs, Node *stmt, bool *opaque)
 
 				Oid			relid = lookup(s->relation);
 
-				t = add_target(&targets, s->relation, InvalidOid,
+				t = add_target(&targets, s->relation, relid,
 							   s->concurrent ? ShareUpdateExclusiveLock : ShareLock);
 				/* IF NOT EXISTS of an index that exists builds nothing */
 				if (s->if_not_exists && s->idxname != NULL && OidIsValid(relid) &&
@@ -1581,14 +1639,13 @@ TrekCheckStatement(TrekCheckState *cs, TrekStepInfo *info, RawStmt *raw,
 		ListCell   *lc2;
 		bool		merged = false;
 
+		/* a name the plan made anew is a new relation, whatever it was */
+		if (t->rv != NULL && is_created(cs, t->rv))
+			continue;
 		if (!OidIsValid(relid))
-		{
-			if (t->rv == NULL || is_created(cs, t->rv))
-				continue;
 			relid = lookup(t->rv);
-			if (!OidIsValid(relid))
-				continue;
-		}
+		if (!OidIsValid(relid))
+			continue;
 		/* one row per relation: the strongest lock, any rewrite or scan */
 		foreach(lc2, rows)
 		{
@@ -1623,7 +1680,7 @@ TrekCheckStatement(TrekCheckState *cs, TrekStepInfo *info, RawStmt *raw,
 	{
 		TrekCheckRow *row = lfirst(lc);
 
-		TrekCheckSize(row->relation, &row->rows, &row->bytes);
+		size_of(cs, row->relation, &row->rows, &row->bytes);
 		TrekCheckHazard(row);
 		if (row->hazard == NULL)
 			row->advice = NULL;
@@ -1823,7 +1880,7 @@ static void
 check_steps(TrekPlan *plan, int first, TrekFolder *folder, RowCallback each_row,
 			void *arg)
 {
-	TrekCheckState *cs = TrekCheckBegin(plan);
+	TrekCheckState *cs = TrekCheckBegin(plan, true);
 	MemoryContext stepcxt = AllocSetContextCreate(CurrentMemoryContext,
 												  "trek check step",
 												  ALLOCSET_DEFAULT_SIZES);

@@ -57,7 +57,7 @@ typedef struct TrekCheckRow
 typedef struct TrekCheckState TrekCheckState;
 
 extern void TrekCheckDefineSettings(void);
-extern TrekCheckState *TrekCheckBegin(TrekPlan *plan);
+extern TrekCheckState *TrekCheckBegin(TrekPlan *plan, bool cache_sizes);
 extern List *TrekCheckStatement(TrekCheckState *cs, TrekStepInfo *info,
 								RawStmt *raw, int len);
 extern const char *TrekCheckBlocks(LOCKMODE mode);

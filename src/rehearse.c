@@ -424,7 +424,7 @@ TrekRehearse(FunctionCallInfo fcinfo, TrekPlan *plan)
 
 	memset(&r, 0, sizeof(r));
 	r.cxt = AllocSetContextCreate(cxt, "trek rehearsal", ALLOCSET_DEFAULT_SIZES);
-	r.cs = TrekCheckBegin(plan);
+	r.cs = TrekCheckBegin(plan, false);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
