@@ -55,6 +55,7 @@
 #include "parser/parse_expr.h"
 #include "parser/parse_node.h"
 #include "parser/parse_type.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -64,6 +65,8 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -1506,24 +1509,59 @@ targets_of(TrekCheckState *cs, Node *stmt, bool *opaque)
 
 /* ---- sizes, hazards and rows ---- */
 
+/* the bytes of rel's main fork, as the buffer manager counts its blocks */
+static int64
+main_fork_bytes(Relation rel)
+{
+	if (rel == NULL || !RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+		return 0;
+	return (int64) RelationGetNumberOfBlocks(rel) * BLCKSZ;
+}
+
+/* rel's main fork and those of its indexes */
+static int64
+with_indexes_bytes(Relation rel)
+{
+	int64		bytes = main_fork_bytes(rel);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Relation	index = RelationIdGetRelation(lfirst_oid(lc));
+
+		if (index != NULL)
+		{
+			bytes += main_fork_bytes(index);
+			RelationClose(index);
+		}
+	}
+	list_free(indexes);
+	return bytes;
+}
+
 /*
  * The rows (reltuples; -1: never counted) and bytes of relid now: for a
- * partitioned table, of its partitions.  The bytes are
- * pg_total_relation_size() when the relation's AccessShareLock is free at
- * once, else the pages pg_class counted.
+ * partitioned table, of its partitions.  The bytes are those of the main
+ * forks of the table, its indexes and its TOAST table and index (what
+ * pg_total_relation_size() counts but the free space and visibility maps),
+ * taken from the files the server keeps open, when the relation's
+ * AccessShareLock is free at once; else the pages pg_class counted.
  */
 void
 TrekCheckSize(Oid relid, int64 *rows, int64 *bytes)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Form_pg_class rel;
+	Form_pg_class form;
+	char		relkind;
 
 	*rows = -1;
 	*bytes = -1;
 	if (!HeapTupleIsValid(tup))
 		return;
-	rel = (Form_pg_class) GETSTRUCT(tup);
-	if (rel->relkind == RELKIND_PARTITIONED_TABLE)
+	form = (Form_pg_class) GETSTRUCT(tup);
+	relkind = form->relkind;
+	if (relkind == RELKIND_PARTITIONED_TABLE)
 	{
 		List	   *parts = find_all_inheritors(relid, NoLock, NULL);
 		ListCell   *lc;
@@ -1545,16 +1583,31 @@ TrekCheckSize(Oid relid, int64 *rows, int64 *bytes)
 		}
 		return;
 	}
-	if (rel->reltuples >= 0)
-		*rows = (int64) rel->reltuples;
-	*bytes = (int64) rel->relpages * BLCKSZ;
+	if (form->reltuples >= 0)
+		*rows = (int64) form->reltuples;
+	*bytes = (int64) form->relpages * BLCKSZ;
 	ReleaseSysCache(tup);
-	if (!RELKIND_HAS_STORAGE(rel->relkind) && rel->relkind != RELKIND_MATVIEW)
+	if (!RELKIND_HAS_STORAGE(relkind))
 		return;
 	if (ConditionalLockRelationOid(relid, AccessShareLock))
 	{
-		*bytes = DatumGetInt64(DirectFunctionCall1(pg_total_relation_size,
-												   ObjectIdGetDatum(relid)));
+		Relation	rel = RelationIdGetRelation(relid);
+
+		if (rel != NULL)
+		{
+			*bytes = with_indexes_bytes(rel);
+			if (OidIsValid(rel->rd_rel->reltoastrelid))
+			{
+				Relation	toast = RelationIdGetRelation(rel->rd_rel->reltoastrelid);
+
+				if (toast != NULL)
+				{
+					*bytes += with_indexes_bytes(toast);
+					RelationClose(toast);
+				}
+			}
+			RelationClose(rel);
+		}
 		UnlockRelationOid(relid, AccessShareLock);
 	}
 }
