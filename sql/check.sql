@@ -80,6 +80,9 @@ SELECT step, statement, hazard
 	'20240101_initial_up_a.sql', '-- trek:no-transaction' || chr(10) || 'CREATE INDEX CONCURRENTLY o_c ON orders (id);'),
 	'head', track => 'notxn'));
 SELECT to_regclass('o_c');
+-- a rehearsal that fails: its error, and the session goes on
+SELECT * FROM trek_rehearse(trek_plan('{"20240101_initial_up_x.sql": "CREATE TABLE r (i int); SELECT 1/0;"}'::jsonb, 'x', track => 'fails'));
+SELECT trek_current('fails'), to_regclass('r');
 
 -- bad input: clear errors
 SELECT * FROM trek_check(NULL::jsonb);

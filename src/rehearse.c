@@ -435,11 +435,26 @@ TrekRehearse(FunctionCallInfo fcinfo, TrekPlan *plan)
 	{
 		rehearse_steps(&r, plan, folder);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		ErrorData  *edata;
+
+		/*
+		 * The subtransaction is rolled back before the error goes on: an
+		 * internal one left open would leave the session in a failed
+		 * transaction block, even in autocommit mode.
+		 */
 		TrekSetExecuting(false);
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	TrekSetExecuting(false);
 	RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;

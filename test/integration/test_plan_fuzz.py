@@ -453,7 +453,8 @@ def fuzz_db(fuzz_cluster, fuzz_area):
     with fuzz_cluster.connect(db) as admin:
         admin.execute('CREATE ROLE "%s" LOGIN' % ROLE)
         admin.execute('GRANT EXECUTE ON FUNCTION trek_plan(text, text, text, text),'
-                      ' trek_execute(jsonb), trek_current(text) TO "%s"' % ROLE)
+                      ' trek_execute(jsonb), trek_current(text), trek_check(jsonb),'
+                      ' trek_rehearse(jsonb) TO "%s"' % ROLE)
         admin.execute('GRANT EXECUTE ON PROCEDURE trek_migrate(text, text, text, text),'
                       ' trek_migrate(jsonb) TO "%s"' % ROLE)
         admin.execute('GRANT CREATE ON SCHEMA public TO "%s"' % ROLE)
@@ -612,7 +613,7 @@ def test_plan_bounds(fuzz_cluster, fuzz_db, fuzz_area):
 # ---- the fuzz test --------------------------------------------------------
 
 MODES = ["execute", "execute", "execute_commit", "execute_rollback", "migrate", "migrate",
-         "migrate_in_block", "migrate_from_do"]
+         "migrate_in_block", "migrate_from_do", "check", "rehearse"]
 
 
 def run_case(conn, mode, text):
@@ -620,6 +621,8 @@ def run_case(conn, mode, text):
     try:
         if mode == "execute":
             conn.execute("SELECT trek_execute(%s::jsonb)", (text,))
+        elif mode in ("check", "rehearse"):
+            conn.execute("SELECT count(*) FROM trek_%s(%%s::jsonb)" % mode, (text,))
         elif mode in ("execute_commit", "execute_rollback", "migrate_in_block"):
             call = ("CALL trek_migrate(%s::jsonb)" if mode == "migrate_in_block"
                     else "SELECT trek_execute(%s::jsonb)")
