@@ -155,8 +155,8 @@ struct TrekCheckState
 	MemoryContext cxt;			/* where the tables live */
 	HTAB	   *created;		/* names made new by the plan (CreatedName) */
 	List	   *renamed;		/* of Renamed: existing relations renamed */
-	HTAB	   *sizes;			/* relations measured (MeasuredSize), or NULL: the
-								 * rehearsal measures again each time */
+	HTAB	   *sizes;			/* relations measured (MeasuredSize), or NULL:
+								 * the rehearsal measures again each time */
 };
 
 /* the schemas in which the plan made a relation of one name */
@@ -309,6 +309,25 @@ lookup(RangeVar *rv)
 }
 
 /*
+ * In a PG_CATCH of an internal subtransaction begun in memory context cxt
+ * under resource owner owner: the error, copied into cxt, with the
+ * subtransaction rolled back and cxt and owner current again.
+ */
+ErrorData *
+TrekCheckRollback(MemoryContext cxt, ResourceOwner owner)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+/*
  * fn(arg), or -1 ("cannot tell") when it fails: what the prediction looks
  * up may not exist yet, a type or function that an earlier statement of
  * the plan creates.  It runs in a subtransaction, so that a failure
@@ -330,14 +349,8 @@ guarded(int (*fn) (void *), void *arg)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = TrekCheckRollback(cxt, owner);
 
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
 			ReThrowError(edata);
@@ -796,6 +809,27 @@ index_rebuilt(Oid relid, AlterTableCmd *cmd)
 	return OidIsValid(relid) && guarded(index_rebuilt_of, &r) == 1;
 }
 
+/* the table foreign key conname of relid references, or InvalidOid */
+static Oid
+referenced_by(Oid relid, const char *conname)
+{
+	Oid			conid = OidIsValid(relid) ?
+	get_relation_constraint_oid(relid, conname, true) : InvalidOid;
+	HeapTuple	tup = OidIsValid(conid) ?
+	SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid)) : NULL;
+	Oid			referenced = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+		if (con->contype == CONSTRAINT_FOREIGN)
+			referenced = con->confrelid;
+		ReleaseSysCache(tup);
+	}
+	return referenced;
+}
+
 /* the access method named amname (NULL: default_table_access_method) */
 static Oid
 access_method(const char *amname)
@@ -858,22 +892,11 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 			break;
 		case AT_DropConstraint:
 			{
-				Oid			conid = OidIsValid(relid) ?
-				get_relation_constraint_oid(relid, cmd->name, true) :
-				InvalidOid;
+				Oid			referenced = referenced_by(relid, cmd->name);
 
-				tup = OidIsValid(conid) ?
-					SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid)) : NULL;
-				if (HeapTupleIsValid(tup))
-				{
-					Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
-
-					/* its triggers on the referenced table go too */
-					if (con->contype == CONSTRAINT_FOREIGN)
-						add_target(targets, NULL, con->confrelid,
-								   AccessExclusiveLock);
-					ReleaseSysCache(tup);
-				}
+				/* its triggers on the referenced table go too */
+				if (OidIsValid(referenced))
+					add_target(targets, NULL, referenced, AccessExclusiveLock);
 				break;
 			}
 		case AT_AddConstraint:
@@ -924,23 +947,12 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 			}
 		case AT_ValidateConstraint:
 			{
-				Oid			conid = OidIsValid(relid) ?
-				get_relation_constraint_oid(relid, cmd->name, true) :
-				InvalidOid;
+				Oid			referenced = referenced_by(relid, cmd->name);
 
 				t->scans = 1;
-				tup = OidIsValid(conid) ?
-					SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid)) : NULL;
-				if (HeapTupleIsValid(tup))
-				{
-					Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
-
-					/* the check reads the referenced rows FOR KEY SHARE */
-					if (con->contype == CONSTRAINT_FOREIGN)
-						add_target(targets, NULL, con->confrelid,
-								   RowShareLock)->scans = -1;
-					ReleaseSysCache(tup);
-				}
+				/* the check reads the referenced rows FOR KEY SHARE */
+				if (OidIsValid(referenced))
+					add_target(targets, NULL, referenced, RowShareLock)->scans = -1;
 				break;
 			}
 		case AT_AddInherit:

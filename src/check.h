@@ -13,6 +13,7 @@
 
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
+#include "utils/resowner.h"
 
 #include "folder.h"
 #include "step.h"
@@ -57,6 +58,7 @@ typedef struct TrekCheckRow
 typedef struct TrekCheckState TrekCheckState;
 
 extern void TrekCheckDefineSettings(void);
+extern ErrorData *TrekCheckRollback(MemoryContext cxt, ResourceOwner owner);
 extern TrekCheckState *TrekCheckBegin(TrekPlan *plan, bool cache_sizes);
 extern List *TrekCheckStatement(TrekCheckState *cs, TrekStepInfo *info,
 								RawStmt *raw, int len);

@@ -445,12 +445,7 @@ TrekRehearse(FunctionCallInfo fcinfo, TrekPlan *plan)
 		 * transaction block, even in autocommit mode.
 		 */
 		TrekSetExecuting(false);
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+		edata = TrekCheckRollback(cxt, owner);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();

@@ -187,13 +187,18 @@ class Session:
         self.conn.close()
 
 
-def fresh_database(args, name):
+def maintenance(args):
+    """A connection to the maintenance database, for CREATE/DROP DATABASE."""
     kw = {"dbname": args.maintenance_db, "autocommit": True}
     for k in ("host", "port", "user"):
         if getattr(args, k):
             kw[k] = getattr(args, k)
-    with psycopg.connect(**kw) as c:
-        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return psycopg.connect(**kw)
+
+
+def fresh_database(args, name):
+    drop_database(args, name)
+    with maintenance(args) as c:
         c.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
     s = Session(args, name)
     s.run("CREATE EXTENSION trek")
@@ -206,11 +211,7 @@ def fresh_database(args, name):
 
 
 def drop_database(args, name):
-    kw = {"dbname": args.maintenance_db, "autocommit": True}
-    for k in ("host", "port", "user"):
-        if getattr(args, k):
-            kw[k] = getattr(args, k)
-    with psycopg.connect(**kw) as c:
+    with maintenance(args) as c:
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
