@@ -155,6 +155,7 @@ struct TrekCheckState
 	MemoryContext cxt;			/* where the tables live */
 	HTAB	   *created;		/* names made new by the plan (CreatedName) */
 	List	   *renamed;		/* of Renamed: existing relations renamed */
+	List	   *dropped_keys;	/* OIDs of foreign keys the plan dropped */
 	HTAB	   *sizes;			/* relations measured (MeasuredSize), or NULL:
 								 * the rehearsal measures again each time */
 };
@@ -670,9 +671,29 @@ add_column(List **targets, ColumnDef *def, Target *t)
 	}
 }
 
+/* has an earlier statement of the plan dropped constraint conid? */
+static bool
+dropped_key(Oid conid)
+{
+	return current != NULL && list_member_oid(current->dropped_keys, conid);
+}
+
+/* note that the statement drops constraint conid */
+static void
+note_dropped_key(Oid conid)
+{
+	MemoryContext oldcxt;
+
+	if (current == NULL)
+		return;
+	oldcxt = MemoryContextSwitchTo(current->cxt);
+	current->dropped_keys = lappend_oid(current->dropped_keys, conid);
+	MemoryContextSwitchTo(oldcxt);
+}
+
 /*
  * The tables foreign keys of relid on column colname (every column: NULL)
- * reference: dropping or changing the key drops its triggers there too.
+ * reference, but the keys an earlier statement of the plan dropped: dropping or changing the key drops its triggers there too.
  */
 static void
 fk_columns(List **targets, Oid relid, const char *colname, LOCKMODE lock)
@@ -701,7 +722,8 @@ fk_columns(List **targets, Oid relid, const char *colname, LOCKMODE lock)
 		int			ncols;
 		bool		on_column = colname == NULL;
 
-		if (con->contype != CONSTRAINT_FOREIGN || con->confrelid == relid)
+		if (con->contype != CONSTRAINT_FOREIGN || con->confrelid == relid ||
+			dropped_key(con->oid))
 			continue;
 		keys = heap_getattr(tup, Anum_pg_constraint_conkey,
 							RelationGetDescr(rel), &isnull);
@@ -809,16 +831,22 @@ index_rebuilt(Oid relid, AlterTableCmd *cmd)
 	return OidIsValid(relid) && guarded(index_rebuilt_of, &r) == 1;
 }
 
-/* the table foreign key conname of relid references, or InvalidOid */
+/*
+ * The table foreign key conname of relid references, or InvalidOid (also
+ * when an earlier statement of the plan dropped it); drops: this statement
+ * drops it.
+ */
 static Oid
-referenced_by(Oid relid, const char *conname)
+referenced_by(Oid relid, const char *conname, bool drops)
 {
 	Oid			conid = OidIsValid(relid) ?
 	get_relation_constraint_oid(relid, conname, true) : InvalidOid;
-	HeapTuple	tup = OidIsValid(conid) ?
+	HeapTuple	tup = OidIsValid(conid) && !dropped_key(conid) ?
 	SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid)) : NULL;
 	Oid			referenced = InvalidOid;
 
+	if (drops && OidIsValid(conid))
+		note_dropped_key(conid);
 	if (HeapTupleIsValid(tup))
 	{
 		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
@@ -892,7 +920,7 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 			break;
 		case AT_DropConstraint:
 			{
-				Oid			referenced = referenced_by(relid, cmd->name);
+				Oid			referenced = referenced_by(relid, cmd->name, true);
 
 				/* its triggers on the referenced table go too */
 				if (OidIsValid(referenced))
@@ -947,7 +975,7 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 			}
 		case AT_ValidateConstraint:
 			{
-				Oid			referenced = referenced_by(relid, cmd->name);
+				Oid			referenced = referenced_by(relid, cmd->name, false);
 
 				t->scans = 1;
 				/* the check reads the referenced rows FOR KEY SHARE */
