@@ -47,6 +47,13 @@ def test_standby(cluster, database, make_folder, standby):
         plan = conn.execute("SELECT trek_plan(%s, 'head')", (dir,)).fetchone()[0]
         assert (plan["from"], plan["to"], len(plan["steps"])) == \
             ("rev2", "rev3", 1)
+        # ... checks a plan against its own catalog (the safety gate) ...
+        assert conn.execute(
+            "SELECT relation::text, lock, hazard FROM trek_check(%s)"
+            " WHERE relation::text LIKE 't%%' ORDER BY step",
+            (Jsonb(down),)).fetchall() == [
+            ("t2", "AccessExclusiveLock", None),
+            ("t1", "AccessExclusiveLock", None)]
         # ... and refuses to apply, saying why
         with pytest.raises(psycopg.Error) as err:
             conn.execute("SELECT trek_execute(%s)", (Jsonb(plan),))
