@@ -386,11 +386,12 @@ column_of(Oid relid, const char *colname)
 }
 
 /*
- * Does a validated CHECK constraint of relid say that attnum IS NOT NULL
+ * Has relid a validated CHECK constraint saying that attnum IS NOT NULL
  * (alone, or as one part of an AND)?  Then SET NOT NULL need not scan.
+ * With attnum InvalidAttrNumber: has it any validated CHECK constraint?
  */
 static bool
-check_implies_not_null(Oid relid, AttrNumber attnum)
+validated_check(Oid relid, AttrNumber attnum)
 {
 	HeapTuple	tup;
 	bool		found = false;
@@ -414,6 +415,11 @@ check_implies_not_null(Oid relid, AttrNumber attnum)
 
 		if (con->contype != CONSTRAINT_CHECK || !con->convalidated)
 			continue;
+		if (attnum == InvalidAttrNumber)
+		{
+			found = true;
+			break;
+		}
 		bin = heap_getattr(tup, Anum_pg_constraint_conbin,
 						   RelationGetDescr(rel), &isnull);
 		if (isnull)
@@ -447,8 +453,7 @@ set_not_null_scans(Oid relid, const char *colname)
 		return OidIsValid(relid) ? 1 : -1;
 	if (((Form_pg_attribute) GETSTRUCT(att))->attnotnull)
 		scans = 0;
-	else if (check_implies_not_null(relid,
-									((Form_pg_attribute) GETSTRUCT(att))->attnum))
+	else if (validated_check(relid, ((Form_pg_attribute) GETSTRUCT(att))->attnum))
 		scans = 0;
 	ReleaseSysCache(att);
 	return scans;
@@ -463,17 +468,18 @@ set_not_null_scans(Oid relid, const char *colname)
  * session's time zone is UTC.  An expression (USING) other than the column
  * itself is taken to rewrite.
  */
-typedef struct TypeChange
+/* a column's ALTER ... TYPE of relid, for a guarded() look */
+typedef struct ColumnChange
 {
 	Oid			relid;
 	AlterTableCmd *cmd;
-} TypeChange;
+}			ColumnChange;
 
 static int
 type_change_rewrites_of(void *arg)
 {
-	Oid			relid = ((TypeChange *) arg)->relid;
-	AlterTableCmd *cmd = ((TypeChange *) arg)->cmd;
+	Oid			relid = ((ColumnChange *) arg)->relid;
+	AlterTableCmd *cmd = ((ColumnChange *) arg)->cmd;
 	ColumnDef  *def = (ColumnDef *) cmd->def;
 	HeapTuple	att = column_of(relid, cmd->name);
 	Form_pg_attribute a;
@@ -530,7 +536,7 @@ type_change_rewrites_of(void *arg)
 static int
 type_change_rewrites(Oid relid, AlterTableCmd *cmd)
 {
-	TypeChange	tc = {relid, cmd};
+	ColumnChange tc = {relid, cmd};
 
 	if (!OidIsValid(relid))
 		return -1;
@@ -755,12 +761,6 @@ rel_am(Oid relid)
 	return am;
 }
 
-typedef struct Rebuilt
-{
-	Oid			relid;
-	AlterTableCmd *cmd;
-} Rebuilt;
-
 /*
  * Does a type change that keeps the table rebuild an index of it?  The
  * server keeps an index whose column keeps its operator class, and builds
@@ -770,8 +770,8 @@ typedef struct Rebuilt
 static int
 index_rebuilt_of(void *arg)
 {
-	Oid			relid = ((Rebuilt *) arg)->relid;
-	AlterTableCmd *cmd = ((Rebuilt *) arg)->cmd;
+	Oid			relid = ((ColumnChange *) arg)->relid;
+	AlterTableCmd *cmd = ((ColumnChange *) arg)->cmd;
 	AttrNumber	attnum = get_attnum(relid, cmd->name);
 	Oid			newtype;
 	int32		newtypmod;
@@ -826,7 +826,7 @@ index_rebuilt_of(void *arg)
 static bool
 index_rebuilt(Oid relid, AlterTableCmd *cmd)
 {
-	Rebuilt		r = {relid, cmd};
+	ColumnChange r = {relid, cmd};
 
 	return OidIsValid(relid) && guarded(index_rebuilt_of, &r) == 1;
 }
@@ -878,12 +878,16 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 			add_column(targets, (ColumnDef *) cmd->def, t);
 			break;
 		case AT_SetNotNull:
-			if (set_not_null_scans(relid, cmd->name) != 0)
 			{
-				t->scans = Max(t->scans, set_not_null_scans(relid, cmd->name));
-				t->advice = ADVICE_NOT_NULL;
+				int			scans = set_not_null_scans(relid, cmd->name);
+
+				if (scans != 0)
+				{
+					t->scans = Max(t->scans, scans);
+					t->advice = ADVICE_NOT_NULL;
+				}
+				break;
 			}
-			break;
 #ifdef TREK_HAVE_SET_EXPRESSION
 		case AT_SetExpression:
 			t->rewrites = 1;
@@ -1046,29 +1050,9 @@ alter_cmd(List **targets, AlterTableCmd *cmd, Target *t, Oid relid)
 				 * a validated CHECK of the partition is taken to imply its
 				 * bounds
 				 */
-				part->scans = 1;
+				part->scans = OidIsValid(partid) &&
+					validated_check(partid, InvalidAttrNumber) ? 0 : 1;
 				part->advice = ADVICE_ATTACH;
-				if (OidIsValid(partid))
-				{
-					Relation	rel = table_open(ConstraintRelationId, AccessShareLock);
-					SysScanDesc scan;
-					ScanKeyData key;
-
-					ScanKeyInit(&key, Anum_pg_constraint_conrelid,
-								BTEqualStrategyNumber, F_OIDEQ,
-								ObjectIdGetDatum(partid));
-					scan = systable_beginscan(rel, ConstraintRelidTypidNameIndexId,
-											  true, NULL, 1, &key);
-					while (HeapTupleIsValid(tup = systable_getnext(scan)))
-					{
-						Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
-
-						if (con->contype == CONSTRAINT_CHECK && con->convalidated)
-							part->scans = 0;
-					}
-					systable_endscan(scan);
-					table_close(rel, AccessShareLock);
-				}
 				break;
 			}
 		case AT_DetachPartition:
@@ -1704,6 +1688,15 @@ new_row(TrekStepInfo *info, char *statement, int line)
 	row->rows = -1;
 	row->bytes = -1;
 	return row;
+}
+
+/* a row for statement raw (of info's text, len bytes), without a relation */
+TrekCheckRow *
+TrekCheckStatementRow(TrekStepInfo *info, RawStmt *raw, int len)
+{
+	char	   *statement = statement_text(info, raw, len);
+
+	return new_row(info, statement, TrekLineNumber(info->text, info->offset));
 }
 
 /*

@@ -60,6 +60,8 @@ typedef struct TrekCheckState TrekCheckState;
 extern void TrekCheckDefineSettings(void);
 extern ErrorData *TrekCheckRollback(MemoryContext cxt, ResourceOwner owner);
 extern TrekCheckState *TrekCheckBegin(TrekPlan *plan, bool cache_sizes);
+extern TrekCheckRow *TrekCheckStatementRow(TrekStepInfo *info, RawStmt *raw,
+										   int len);
 extern List *TrekCheckStatement(TrekCheckState *cs, TrekStepInfo *info,
 								RawStmt *raw, int len);
 extern const char *TrekCheckBlocks(LOCKMODE mode);

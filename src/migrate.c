@@ -29,10 +29,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "check.h"
 #include "folder.h"
 #include "history.h"
 #include "lockwait.h"
-#include "check.h"
 #include "migrate.h"
 #include "notxn.h"
 #include "plan.h"

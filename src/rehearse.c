@@ -37,7 +37,6 @@
 
 #include "check.h"
 #include "folder.h"
-#include "parse.h"
 #include "python.h"
 #include "rehearse.h"
 #include "step.h"
@@ -338,18 +337,10 @@ not_rehearsable(Rehearsal *r, TrekStepInfo *info, char *text, int len)
 	stmts = TrekStepParse(info, text, len);
 	foreach(lc, stmts)
 	{
-		RawStmt    *raw = lfirst_node(RawStmt, lc);
 		MemoryContext oldcxt = MemoryContextSwitchTo(r->cxt);
-		TrekCheckRow *row = palloc0(sizeof(TrekCheckRow));
-		int			start = raw->stmt_location;
-		int			end = raw->stmt_len > 0 ? start + raw->stmt_len : len;
+		TrekCheckRow *row = TrekCheckStatementRow(info, lfirst_node(RawStmt, lc),
+												  len);
 
-		start = TrekSkipBlanks(text, start, len);
-		row->step = info->step;
-		row->file = info->file;
-		row->line = TrekLineNumber(text, start);
-		row->statement = pnstrdup(text + start, Max(end - start, 0));
-		row->rows = row->bytes = -1;
 		row->rewrites = row->scans = -1;
 		row->hazard = "not rehearsable";
 		row->advice = "The step runs outside a transaction, so it cannot be rolled back.";
