@@ -473,7 +473,7 @@ typedef struct ColumnChange
 {
 	Oid			relid;
 	AlterTableCmd *cmd;
-}			ColumnChange;
+} ColumnChange;
 
 static int
 type_change_rewrites_of(void *arg)
